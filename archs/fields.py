@@ -1,0 +1,165 @@
+"""Field metadata and validation shared by every spec class.
+
+Each spec field carries its range, step, choices and help text as dataclass metadata, so a UI can
+generate a control for any stage type without knowing it, and validation can name the bad field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SpecError", "FieldInfo", "param", "spec_fields", "check_fields", "join_path"]
+
+
+class SpecError(ValueError):
+    """An invalid network description. ``path`` names the field at fault, e.g. ``stages[2].growth_rate``."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+    @property
+    def stage_index(self) -> int | None:
+        """Index into ``NetSpec.stages`` of the stage at fault, if the error lies in one."""
+        match = re.match(r"stages\[(\d+)\]", self.path)
+        return int(match.group(1)) if match else None
+
+    def under(self, prefix: str) -> SpecError:
+        """The same error seen from the enclosing spec (``growth_rate`` -> ``stages[2].growth_rate``)."""
+        path = join_path(prefix, self.path)
+        message = str(self)
+        if self.path and message.startswith(self.path + ":"):
+            message = path + message[len(self.path):]
+        elif not self.path:
+            message = f"{prefix}: {message}"
+        return SpecError(message, path)
+
+
+def join_path(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+def field_error(path: str, problem: str) -> SpecError:
+    return SpecError(f"{path}: {problem}", path)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a UI needs to draw one control: ``kind`` is int, float, bool or choice."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+
+def param(default: Any, help: str, *, range: tuple | None = None, step: float | None = None,
+          choices: tuple | None = None) -> Any:
+    """A spec field with the metadata a generic form and the validator read."""
+    if choices is not None:
+        kind = "choice"
+    elif isinstance(default, bool):
+        kind = "bool"
+    elif isinstance(default, int):
+        kind = "int"
+    elif isinstance(default, float):
+        kind = "float"
+    else:
+        kind = "str"
+    metadata = {"kind": kind, "help": help, "range": range, "step": step, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def spec_fields(spec: Any) -> list[FieldInfo]:
+    """The scalar fields of a spec class or instance, in declaration order, with their metadata."""
+    infos = []
+    for f in dataclasses.fields(spec):
+        meta = f.metadata
+        if "kind" not in meta:
+            continue  # nested specs (stem, stages, head) are not controls
+        lo, hi = meta["range"] or (None, None)
+        infos.append(FieldInfo(f.name, meta["kind"], f.default, meta["help"], lo, hi, meta["step"],
+                               meta["choices"]))
+    return infos
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_value(info: FieldInfo, value: Any, path: str) -> None:
+    """Raise SpecError naming ``path`` if ``value`` has the wrong type or lies out of range."""
+    if info.kind == "choice":
+        if value not in info.choices or type(value) is bool:
+            allowed = ", ".join(_describe(c) for c in info.choices)
+            raise field_error(path, f"must be one of {allowed}, got {_describe(value)}")
+        return
+    if info.kind == "bool":
+        if type(value) is not bool:
+            raise field_error(path, f"must be true or false, got {_describe(value)}")
+        return
+    if info.kind == "str":
+        if not isinstance(value, str):
+            raise field_error(path, f"must be a string, got {_describe(value)}")
+        if len(value) > 100:
+            raise field_error(path, f"must be at most 100 characters, got {len(value)}")
+        return
+    if info.kind == "int" and type(value) is not int:
+        raise field_error(path, f"must be an integer, got {_describe(value)}")
+    if info.kind == "float":
+        if type(value) not in (int, float):
+            raise field_error(path, f"must be a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise field_error(path, f"must be a finite number, got {value}")
+    if info.minimum is not None and value < info.minimum:
+        raise field_error(path, f"must be >= {info.minimum}, got {value}")
+    if info.maximum is not None and value > info.maximum:
+        raise field_error(path, f"must be <= {info.maximum}, got {value}")
+
+
+def check_fields(spec: Any, path: str = "") -> None:
+    """Check every scalar field of ``spec`` against its metadata."""
+    for info in spec_fields(spec):
+        check_value(info, getattr(spec, info.name), join_path(path, info.name))
+
+
+def fields_from_dict(cls: type, data: Any, path: str, nested: dict[str, Any] | None = None) -> dict:
+    """Validate a JSON object for ``cls``: an object, no unknown or missing keys, right scalar types.
+
+    ``nested`` maps the names of non-scalar fields to already-parsed values.
+    """
+    if not isinstance(data, dict):
+        raise SpecError(f"{path or 'spec'}: must be a JSON object, got {type(data).__name__}", path)
+    nested = nested or {}
+    infos = {info.name: info for info in spec_fields(cls)}
+    known = set(infos) | set(nested)
+    for key in data:
+        if key not in known and key not in ("type", "format"):
+            raise field_error(join_path(path, str(key)), "unknown field")
+    values = {}
+    for name, info in infos.items():
+        if name not in data:
+            raise field_error(join_path(path, name), "missing field")
+        value = data[name]
+        if info.kind == "float" and type(value) is int:
+            value = float(value)
+        check_value(info, value, join_path(path, name))
+        values[name] = value
+    values.update(nested)
+    return values

@@ -1,0 +1,276 @@
+"""``NetSpec``: a whole network as plain, hashable data, with JSON and URL round trips.
+
+A network is a stem (plain conv stages), a list of stages of any registered type, and a head. Its
+checks run in two places: field types, ranges and per-stage rules when a spec is made (so an invalid
+spec cannot exist), and the rules that need the whole network (feature map sizes for an input size,
+the parameter limit) in :meth:`NetSpec.plan`, which every builder and inspector calls first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .fields import SpecError, check_fields, field_error, fields_from_dict, join_path, param
+from .stages import STAGE_TYPES, BuildContext, PlainSpec, ShapeProblem, StageSpec
+from .stages.base import reduce_size
+
+__all__ = ["NetSpec", "HeadSpec", "StagePlan", "DEFAULT_MAX_PARAMS", "encode_spec", "decode_spec"]
+
+FORMAT = "archs.netspec/1"
+DEFAULT_MAX_PARAMS = int(float(os.environ.get("ARCHS_MAX_PARAMS", 200e6)))
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Pooling, optional final norm + activation (DenseNet), optional dropout, then a linear classifier."""
+
+    pool: str = param("global_avg", "Global average pool, a fixed-size average pool, or flatten the map.",
+                      choices=("global_avg", "avg", "flatten"))
+    pool_kernel: int = param(2, "Window (and stride) of the fixed-size average pool.", range=(1, 16), step=1)
+    norm_activation: bool = param(False, "Norm and activation before the pool (DenseNet's final norm).")
+    dropout: float = param(0.0, "Dropout before the classifier.", range=(0.0, 0.9), step=0.05)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def out_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        if self.pool == "global_avg":
+            return 1, 1
+        if self.pool == "avg":
+            return reduce_size(size, self.pool_kernel, self.pool_kernel, 0)
+        return size
+
+    def num_params(self, channels: int, size: tuple[int, int], num_classes: int, ctx: BuildContext) -> int:
+        h, w = self.out_size(size)
+        norm = 2 * channels if self.norm_activation and ctx.has_norm else 0
+        return norm + channels * h * w * num_classes + num_classes
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One top-level part of a network as the spec predicts it, before anything is built."""
+
+    name: str            # "stem", "stage3", "head"
+    type_name: str       # "plain", "residual", ..., "stem", "head"
+    label: str           # "Residual x3 · 64 ch"
+    in_channels: int
+    out_channels: int
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+    params: int
+
+
+def _stage_from_dict(data: Any, path: str) -> StageSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: must be a JSON object, got {type(data).__name__}", path)
+    type_name = data.get("type")
+    if type_name not in STAGE_TYPES:
+        known = ", ".join(sorted(STAGE_TYPES))
+        raise field_error(join_path(path, "type"), f"unknown stage type {type_name!r} (known: {known})")
+    cls = STAGE_TYPES[type_name]
+    values = fields_from_dict(cls, data, path)
+    try:
+        return cls(**values)
+    except SpecError as error:
+        raise error.under(path) from None
+
+
+def _spec_to_dict(spec: Any) -> dict:
+    out = {"type": spec.type_name} if isinstance(spec, StageSpec) else {}
+    for f in spec.__dataclass_fields__.values():
+        if f.metadata.get("kind"):
+            out[f.name] = getattr(spec, f.name)
+    return out
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A whole network. Frozen and hashable, so it serves as a cache key."""
+
+    name: str = param("custom", "A label for this network.")
+    in_channels: int = param(3, "Channels of the input image.", range=(1, 64), step=1)
+    num_classes: int = param(10, "Number of output classes.", range=(1, 100000), step=1)
+    input_size: int = param(32, "Height and width of the default input.", range=(8, 1024), step=1)
+    norm: str = param("batch", "Normalisation after convs: BatchNorm or none anywhere.",
+                      choices=("batch", "none"))
+    norm_eps: float = param(1e-5, "BatchNorm epsilon.", range=(1e-6, 0.1))
+    activation: str = param("relu", "Activation function used throughout.",
+                            choices=("relu", "leaky_relu", "gelu", "silu", "elu", "tanh"))
+    init: str = param("default", "Weight initialisation: PyTorch's default, Kaiming normal (fan-out, "
+                      "torchvision's ResNet), Xavier uniform, or truncated normal with std 0.01 (GoogLeNet).",
+                      choices=("default", "kaiming_normal", "xavier_uniform", "trunc_normal"))
+    stem: tuple[PlainSpec, ...] = field(default=())
+    stages: tuple[StageSpec, ...] = field(default=())
+    head: HeadSpec = field(default_factory=HeadSpec)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for attr, allowed in (("stem", (PlainSpec,)), ("stages", tuple(STAGE_TYPES.values()))):
+            value = getattr(self, attr)
+            if not isinstance(value, (tuple, list)):
+                raise field_error(attr, f"must be a list of stages, got {type(value).__name__}")
+            object.__setattr__(self, attr, tuple(value))
+            for i, part in enumerate(value):
+                if not isinstance(part, allowed):
+                    raise field_error(f"{attr}[{i}]", f"must be a {' or '.join(c.__name__ for c in allowed)}, "
+                                                      f"got {type(part).__name__}")
+        if not isinstance(self.head, HeadSpec):
+            raise field_error("head", f"must be a HeadSpec, got {type(self.head).__name__}")
+
+    # ----------------------------------------------------------------- whole-network checks
+    @property
+    def context(self) -> BuildContext:
+        return BuildContext(self.norm, self.norm_eps, self.activation)
+
+    def parts(self) -> list[tuple[str, str, StageSpec]]:
+        """(module name, field path, spec) of every stem part and stage, in order."""
+        stem = [("stem", f"stem[{i}]", part) for i, part in enumerate(self.stem)]
+        stages = [(f"stage{i + 1}", f"stages[{i}]", stage) for i, stage in enumerate(self.stages)]
+        return stem + stages
+
+    def plan(self, input_size: tuple[int, int] | int | None = None,
+             max_params: int | None = None) -> list[StagePlan]:
+        """Channels, sizes and parameters of the stem, every stage and the head, computed without
+        building anything. Raises SpecError where a stage would shrink the map to nothing, where the
+        channels do not fit a stage, or where the network exceeds ``max_params``.
+        """
+        size = self._input(input_size)
+        limit = DEFAULT_MAX_PARAMS if max_params is None else max_params
+        ctx, channels, plans = self.context, self.in_channels, []
+        stem_in, stem_params, running = (channels, size), 0, 0
+        for name, path, part in self.parts():
+            where = f"stem part {path[5:-1]}" if name == "stem" else f"stage {name[5:]}"
+            try:
+                part.check_input(channels)
+                out_size = part.out_size(size)
+            except SpecError as error:
+                raise error.under(path) from None
+            except ShapeProblem as problem:
+                raise SpecError(f"{where} ({part.type_name}): {problem} (input {_fmt(self._input(input_size))})",
+                                path) from None
+            params, out_channels = part.num_params(channels, ctx), part.out_channels(channels)
+            if name == "stem":
+                stem_params += params
+                if path == f"stem[{len(self.stem) - 1}]":
+                    plans.append(StagePlan("stem", "stem", _stem_label(self.stem), stem_in[0], out_channels,
+                                           stem_in[1], out_size, stem_params))
+            else:
+                plans.append(StagePlan(name, part.type_name, part.label(channels), channels, out_channels,
+                                       size, out_size, params))
+            channels, size, running = out_channels, out_size, running + params
+            if running > limit:
+                raise self._too_big(running, limit, plans, at_least=True)
+        try:
+            head_size = self.head.out_size(size)
+        except ShapeProblem as problem:
+            raise SpecError(f"head: {problem} (input {_fmt(self._input(input_size))})", "head") from None
+        head_params = self.head.num_params(channels, size, self.num_classes, ctx)
+        plans.append(StagePlan("head", "head", f"Head · {self.head.pool} → {self.num_classes}", channels,
+                               self.num_classes, size, head_size, head_params))
+        if running + head_params > limit:
+            raise self._too_big(running + head_params, limit, plans, at_least=False)
+        return plans
+
+    @staticmethod
+    def _too_big(total: int, limit: int, plans: list[StagePlan], at_least: bool) -> SpecError:
+        biggest = max(plans, key=lambda p: p.params, default=None)
+        where = f" (largest part so far: {biggest.name} with {biggest.params:,})" if biggest else ""
+        return SpecError(f"network: {'at least ' if at_least else ''}{total:,} parameters, over the limit of "
+                         f"{limit:,}{where}", "stages")
+
+    def num_params(self, input_size: tuple[int, int] | int | None = None) -> int:
+        """Exact parameter count, computed without building the network."""
+        return sum(p.params for p in self.plan(input_size, max_params=10**18))
+
+    def _input(self, input_size: Any) -> tuple[int, int]:
+        return _as_size(input_size if input_size is not None else self.input_size)
+
+    # ----------------------------------------------------------------- variations
+    def without_skips(self) -> NetSpec:
+        return replace(self, stages=tuple(stage.without_skips() for stage in self.stages))
+
+    # ----------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"format": FORMAT}
+        out.update(_spec_to_dict(self))
+        out["stem"] = [_spec_to_dict(part) for part in self.stem]
+        out["stages"] = [_spec_to_dict(stage) for stage in self.stages]
+        out["head"] = _spec_to_dict(self.head)
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NetSpec:
+        if not isinstance(data, dict):
+            raise SpecError(f"spec: must be a JSON object, got {type(data).__name__}")
+        if "format" in data and data["format"] != FORMAT:
+            raise field_error("format", f"must be {FORMAT!r}, got {data['format']!r}")
+        for key in ("stem", "stages", "head"):
+            if key not in data:
+                raise field_error(key, "missing field")
+        for key in ("stem", "stages"):
+            if not isinstance(data[key], list):
+                raise field_error(key, f"must be a list, got {type(data[key]).__name__}")
+        stem = tuple(_stage_from_dict(part, f"stem[{i}]") for i, part in enumerate(data["stem"]))
+        for i, part in enumerate(stem):
+            if not isinstance(part, PlainSpec):
+                raise field_error(f"stem[{i}].type", f"the stem takes plain stages only, got {part.type_name!r}")
+        stages = tuple(_stage_from_dict(stage, f"stages[{i}]") for i, stage in enumerate(data["stages"]))
+        head = HeadSpec(**fields_from_dict(HeadSpec, data["head"], "head"))
+        values = fields_from_dict(cls, data, "", nested={"stem": stem, "stages": stages, "head": head})
+        spec = cls(**values)
+        spec.plan()
+        return spec
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> NetSpec:
+        """Parse and fully check a JSON spec; every problem raises SpecError naming the field."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SpecError(f"spec: not valid JSON ({error})") from None
+        return cls.from_dict(data)
+
+
+def _as_size(size: tuple[int, int] | int) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size[-2:]
+    return int(h), int(w)
+
+
+def _fmt(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _stem_label(stem: tuple[PlainSpec, ...]) -> str:
+    return " → ".join(part.label(0) for part in stem)
+
+
+MAX_URL_CHARS = 16_000
+
+
+def encode_spec(spec: NetSpec) -> str:
+    """A compact, URL-safe text for a spec (compressed JSON in base64url)."""
+    raw = json.dumps(spec.to_dict(), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+def decode_spec(text: str) -> NetSpec:
+    """Inverse of :func:`encode_spec`; anything malformed raises SpecError."""
+    if not isinstance(text, str) or not text or len(text) > MAX_URL_CHARS:
+        raise SpecError("url: the spec parameter is empty or too long")
+    try:
+        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = zlib.decompressobj().decompress(packed, 1_000_000)
+    except (binascii.Error, ValueError, zlib.error):
+        raise SpecError("url: the spec parameter is not a valid encoded spec") from None
+    return NetSpec.from_json(raw)

@@ -1,0 +1,174 @@
+"""The contract every stage type honours, the registry, and the small helpers they share.
+
+A stage type is a frozen dataclass (its fields are the sliders) that, given the incoming channels,
+builds its module and reports its outgoing channels, its output size and its parameter count, the
+last one computed without allocating anything. Adding a stage type means adding one file here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from ..fields import check_fields, field_error, param
+
+__all__ = ["StageSpec", "BuildContext", "ShapeProblem", "STAGE_TYPES", "register_stage", "PoolAfter"]
+
+Size = tuple[int, int]
+STAGE_TYPES: dict[str, type[StageSpec]] = {}
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+}
+
+
+class ShapeProblem(Exception):
+    """A stage would shrink the feature map to nothing; the network adds which stage and input."""
+
+
+def register_stage(cls: type[StageSpec]) -> type[StageSpec]:
+    if cls.type_name in STAGE_TYPES:
+        raise ValueError(f"stage type {cls.type_name!r} is already registered")
+    STAGE_TYPES[cls.type_name] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Network-wide choices every stage honours."""
+
+    norm: str = "batch"
+    norm_eps: float = 1e-5
+    activation: str = "relu"
+
+    @property
+    def has_norm(self) -> bool:
+        return self.norm != "none"
+
+    def norm_layer(self, channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels, eps=self.norm_eps)
+
+    def act(self) -> nn.Module:
+        return ACTIVATIONS[self.activation]()
+
+
+def conv_params(c_in: int, c_out: int, kernel: int, bias: bool) -> int:
+    return c_out * c_in * kernel * kernel + (c_out if bias else 0)
+
+
+def norm_params(ctx: BuildContext, channels: int, used: bool = True) -> int:
+    return 2 * channels if used and ctx.has_norm else 0
+
+
+def conv_bn_act(c_in: int, c_out: int, kernel: int, ctx: BuildContext, *, stride: int = 1,
+                padding: int | None = None, bias: bool = False, norm: bool = True,
+                act: bool = True) -> nn.Sequential:
+    """conv (+norm)(+act) as a named Sequential, the unit most stages are made of."""
+    padding = kernel // 2 if padding is None else padding
+    layers: OrderedDict[str, nn.Module] = OrderedDict(
+        conv=nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias))
+    if norm and ctx.has_norm:
+        layers["norm"] = ctx.norm_layer(c_out)
+    if act:
+        layers["act"] = ctx.act()
+    return nn.Sequential(layers)
+
+
+def conv_bn_act_params(c_in: int, c_out: int, kernel: int, ctx: BuildContext, *, bias: bool,
+                       norm: bool = True) -> int:
+    return conv_params(c_in, c_out, kernel, bias) + norm_params(ctx, c_out, norm)
+
+
+def reduce_size(size: Size, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> Size:
+    """Output size of a conv or pool; raises ShapeProblem where the map would vanish."""
+    out = []
+    for n in size:
+        if stride > 1 and n == 1:
+            verb = "halved" if stride == 2 else f"reduced by stride {stride}"
+            raise ShapeProblem(f"a {size[0]}x{size[1]} feature map cannot be {verb}")
+        span = n + 2 * padding - kernel
+        if span < 0:
+            raise ShapeProblem(f"a {size[0]}x{size[1]} feature map is smaller than a {kernel}x{kernel} "
+                               f"window with padding {padding}")
+        m = -(-span // stride) + 1 if ceil_mode else span // stride + 1
+        if ceil_mode and (m - 1) * stride >= n + padding:
+            m -= 1  # PyTorch: the last window must start inside the input or left padding
+        out.append(m)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Base of every stage type. Subclasses are frozen dataclasses registered by ``type_name``."""
+
+    type_name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field rules; raise SpecError naming the field."""
+
+    def out_channels(self, in_channels: int) -> int:
+        raise NotImplementedError
+
+    def out_size(self, size: Size) -> Size:
+        raise NotImplementedError
+
+    def num_params(self, in_channels: int, ctx: BuildContext) -> int:
+        raise NotImplementedError
+
+    def build(self, in_channels: int, ctx: BuildContext) -> nn.Sequential:
+        """The stage as a Sequential whose children are its blocks."""
+        raise NotImplementedError
+
+    def check_input(self, in_channels: int) -> None:
+        """Rules that depend on the incoming channels (e.g. zero padding cannot drop channels)."""
+
+    def label(self, in_channels: int) -> str:
+        return self.title
+
+    def without_skips(self) -> StageSpec:
+        """The same stage with residual skips removed; stages without skips return themselves."""
+        return self
+
+
+@dataclass(frozen=True)
+class PoolAfter:
+    """An optional pooling layer at the end of a stage (fields shared by plain and inception stages)."""
+
+    pool: str = param("none", "Pooling after the stage.", choices=("none", "max", "avg"))
+    pool_kernel: int = param(2, "Pooling window size.", range=(1, 8), step=1)
+    pool_stride: int = param(2, "Pooling stride.", range=(1, 8), step=1)
+    pool_padding: int = param(0, "Pooling padding on each side (at most half the window).",
+                              range=(0, 4), step=1)
+    pool_ceil_mode: bool = param(False, "Round the pooled size up (torchvision's GoogLeNet does).")
+
+    def check_pool(self) -> None:
+        if self.pool != "none" and 2 * self.pool_padding > self.pool_kernel:
+            raise field_error("pool_padding", f"must be at most half of pool_kernel ({self.pool_kernel}),"
+                                              f" got {self.pool_padding}")
+
+    def pool_module(self) -> nn.Module | None:
+        if self.pool == "none":
+            return None
+        cls = nn.MaxPool2d if self.pool == "max" else nn.AvgPool2d
+        return cls(self.pool_kernel, stride=self.pool_stride, padding=self.pool_padding,
+                   ceil_mode=self.pool_ceil_mode)
+
+    def pooled_size(self, size: Size) -> Size:
+        if self.pool == "none":
+            return size
+        return reduce_size(size, self.pool_kernel, self.pool_stride, self.pool_padding, self.pool_ceil_mode)
+
+
