@@ -6,7 +6,7 @@ from __future__ import annotations
 from .spec import HeadSpec, NetSpec
 from .stages import DenseSpec, InceptionSpec, PlainSpec, ResidualSpec
 
-__all__ = ["PRESETS", "register_preset"]
+__all__ = ["PRESETS", "register_preset", "cifar_resnet"]
 
 PRESETS: dict[str, NetSpec] = {}
 

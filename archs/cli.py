@@ -1,0 +1,131 @@
+"""``python -m archs``: list presets, summarise a network, measure its gradients, train it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .fields import SpecError
+from .presets import PRESETS
+from .spec import NetSpec
+
+
+def load_spec(name_or_path: str) -> NetSpec:
+    """A preset name, or the path of a JSON spec file."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix.lower() == ".json" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise SpecError(f"{name_or_path}: cannot read the spec file ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"{name_or_path}: the spec file is not UTF-8 text") from None
+        return NetSpec.from_json(text)
+    raise SpecError(f"unknown preset {name_or_path!r} and no such file (presets: {', '.join(PRESETS)})")
+
+
+def _input_size(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise SpecError(f"--input: expected C,H,W (e.g. 3,224,224), got {text!r}") from None
+    if len(dims) not in (2, 3) or min(dims) < 1 or max(dims) > 4096:
+        raise SpecError(f"--input: expected C,H,W with each between 1 and 4096, got {text!r}")
+    return dims
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    rows = [{"name": name, "params": spec.num_params(), "input": [spec.in_channels, spec.input_size,
+                                                                  spec.input_size], "classes": spec.num_classes}
+            for name, spec in PRESETS.items()]
+    if args.json:
+        print(json.dumps({"presets": rows}))
+    else:
+        for row in rows:
+            c, h, w = row["input"]
+            print(f"{row['name']:<20} {row['params']:>12,} params  input {c}x{h}x{w}  {row['classes']} classes")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from .inspect import summarize
+
+    summary = summarize(load_spec(args.spec), _input_size(args.input), batch_size=args.batch)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+        return 0
+    print(f"{'layer':<52} {'type':<16} {'output':<20} {'params':>12} {'mult-adds':>15}")
+    for row in summary.rows:
+        name = "  " * (row.depth - 1) + row.name.rsplit(".", 1)[-1]
+        print(f"{name:<52} {row.type:<16} {'x'.join(map(str, row.output_shape)):<20} {row.params:>12,}"
+              f" {row.mult_adds:>15,}")
+    print(f"\ntotal parameters {summary.total_params:,} (trainable {summary.trainable_params:,})")
+    print(f"mult-adds {summary.mult_adds:,}; activations {summary.activation_bytes / 1e6:.1f} MB "
+          f"for a batch of {summary.batch_size}")
+    return 0
+
+
+def _cmd_grads(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .inspect import gradient_profile
+
+    spec = load_spec(args.spec)
+    dims = _input_size(args.input)
+    if dims is not None:
+        c, h, w = dims if len(dims) == 3 else (spec.in_channels, *dims)
+        if h != w:
+            raise SpecError("--input: gradients are measured on square inputs; give H equal to W")
+        spec = replace(spec, in_channels=c, input_size=h)
+        spec.plan()
+    profile = gradient_profile(spec, batch_size=args.batch, seed=args.seed)
+    if args.json:
+        print(json.dumps(profile.to_dict()))
+        return 0
+    for r in profile.layers:
+        print(f"{r.depth:>4} {r.name:<48} {r.type:<8} {r.grad_norm:.4e}")
+    print(f"\nloss {profile.loss:.4f}; first/last conv gradient-norm ratio {profile.first_last_ratio():.4g}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m archs", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("presets", help="list the preset networks with their parameter counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_presets)
+    for name, run, help_text in (("summary", _cmd_summary, "layer table and totals (torchinfo)"),
+                                 ("grads", _cmd_grads, "gradient norm per layer at initialisation")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("spec", help="a preset name or a JSON spec file")
+        p.add_argument("--input", help="input size as C,H,W (default: the spec's)")
+        p.add_argument("--batch", type=int, default=1 if name == "summary" else 16)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "grads":
+            p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(run=run)
+    try:
+        from .train_cli import add_parser as add_train_parser
+    except ImportError:
+        pass
+    else:
+        add_train_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "batch", 1) < 1:
+        print("error: --batch: must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
