@@ -105,8 +105,8 @@ def _summarize(spec: NetSpec, shape: tuple[int, int, int], batch_size: int) -> S
     import torchinfo
 
     plans = {plan.name: plan for plan in spec.plan(shape[1:])}
-    model = _shape_only_model(spec, shape[1:])
-    stats = torchinfo.summary(model, input_size=(batch_size, *shape), depth=1000, verbose=0,
+    model, device = _shape_only_model(spec, shape[1:], batch_size, plans.values())
+    stats = torchinfo.summary(model, input_size=(batch_size, *shape), depth=1000, verbose=0, device=device,
                               col_names=("output_size", "num_params", "mult_adds", "trainable"))
     infos = stats.summary_list
     # summary_list is in pre-order: a stack of open ancestors gives each layer its qualified name and
@@ -132,10 +132,24 @@ def _summarize(spec: NetSpec, shape: tuple[int, int, int], batch_size: int) -> S
                    stats.total_mult_adds, stats.total_output_bytes, stats.total_param_bytes)
 
 
-def _shape_only_model(spec: NetSpec, size: tuple[int, int]) -> nn.Module:
-    """The network with zeroed weights: allocated, but without paying for initialisation."""
+# Rough costs on a small CPU: a real forward pass runs ~1.5e9 mult-adds/s and zeroes ~1e8 weights/s; a
+# forward pass on the meta device computes no numbers but spends ~1.2 ms per module in Python shape code.
+_CPU_MACS_PER_S, _CPU_ZEROS_PER_S, _META_S_PER_MODULE = 1.5e9, 1e8, 1.2e-3
+
+
+def _shape_only_model(spec: NetSpec, size: tuple[int, int], batch_size: int = 1,
+                      plans: Iterable | None = None) -> tuple[nn.Module, str]:
+    """The network and the device to summarise it on, whichever should be faster: the meta device
+    (shapes only, nothing allocated: a ResNet-18 at 224x224 in ~0.1 s instead of ~1 s) or the CPU with
+    zeroed weights (cheaper for small nets made of many modules). Both give the same summary.
+    """
     with torch.device("meta"):
         model = build_model(spec, size, init_weights=False)
+    # mult-adds estimated from the plan: a stage's parameters times its output positions
+    macs = batch_size * sum(p.params * p.out_size[0] * p.out_size[1] for p in plans or ())
+    cpu_s = macs / _CPU_MACS_PER_S + sum(p.params for p in plans or ()) / _CPU_ZEROS_PER_S
+    if cpu_s > _META_S_PER_MODULE * sum(1 for _ in model.modules()):
+        return model.eval(), "meta"
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for tensor in itertools.chain(model.parameters(), model.buffers()):
@@ -143,7 +157,7 @@ def _shape_only_model(spec: NetSpec, size: tuple[int, int]) -> nn.Module:
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.running_var.fill_(1.0)
-    return model.eval()
+    return model.eval(), "cpu"
 
 
 # --------------------------------------------------------------------------------------------- gradients
