@@ -1,0 +1,24 @@
+"""CNN architecture lab: `streamlit run dashboard.py`.
+
+The network being edited lives in session state (ui/state.py) and in the URL; each page in pages/ lays
+out what `archs` computes for it. To add a page, add one line to PAGES.
+"""
+
+import streamlit as st
+
+from ui import state
+
+st.set_page_config(page_title="CNN architecture lab", page_icon=":material/neurology:", layout="wide")
+
+PAGES = [
+    st.Page("pages/build.py", title="Build", icon=":material/construction:", default=True),
+    st.Page("pages/gradients.py", title="Gradients", icon=":material/show_chart:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+]
+
+state.init()
+page = st.navigation(PAGES)
+state.show_notice()
+page.run()
+state.write_url()
+state.sidebar_note()

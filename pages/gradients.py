@@ -1,0 +1,129 @@
+"""Gradients: how the loss gradient flows through the current network at initialisation, with and
+without its residual skips, and how that changes with depth."""
+
+from dataclasses import replace
+
+import streamlit as st
+
+import archs
+from archs import SpecError
+from ui import charts, compute, fmt, state
+
+DEPTHS = [6 * n + 2 for n in range(1, 19)]          # He et al.'s CIFAR nets: 8, 14, ..., 110
+AUTO_SECONDS = 8.0                                   # measure without asking below this estimate
+
+state.init()  # idempotent; a server's very first request may open this page without dashboard.py
+st.title("Gradients at initialisation")
+st.markdown(
+    "One forward and backward pass on a random batch with random labels, straight after initialisation "
+    "(train mode, so BatchNorm uses batch statistics). For every conv and linear layer: the norm of the "
+    "loss gradient with respect to its weights, from the input (left) to the output (right). The dotted "
+    "line is the **plain twin**, the same layers from the same seed without residual skips.")
+
+spec = state.spec()
+controls = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
+state.sticky("grad_batch", 16)
+batch = controls[0].select_slider("Batch size", [2, 4, 8, 16, 32, 64], key="grad_batch",
+                                  help="Larger batches give smoother estimates and take longer.")
+state.sticky("grad_seed", 0)
+seed = int(controls[1].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="grad_seed",
+                                    help="Same seed: same weights, inputs and labels."))
+state.sticky("grad_norm", spec.norm == "batch")
+use_norm = controls[2].toggle("BatchNorm", key="grad_norm",
+                              help="Off: the same network with no normalisation anywhere.")
+state.sticky("grad_size", None)
+size_options = sorted({16, 32, 64, 96, 128, 224, spec.input_size})
+if st.session_state["grad_size"] not in size_options:
+    st.session_state["grad_size"] = spec.input_size
+size = controls[3].select_slider("Input size", size_options, key="grad_size",
+                                 help="The network's own input size by default; smaller is faster.")
+
+try:
+    measured = replace(spec, norm="batch" if use_norm else "none", input_size=size)
+    measured.plan()
+except SpecError as error:
+    st.error(f"This network does not work at {size}×{size}: {fmt.plain(error)}. Pick another input size.")
+    st.stop()
+
+twin = archs.plain_twin(measured)
+has_twin = twin != measured
+seconds = compute.gradient_seconds(measured, batch) * (2 if has_twin else 1)
+asked = st.session_state.get("grad_go") == (measured, batch, seed)
+if seconds > AUTO_SECONDS and not asked:
+    st.info(f"Measuring **{fmt.plain(measured.name, 60)}** at batch {batch} and {size}×{size} takes about "
+            f"{seconds:.0f} s on this machine. Lower the batch or input size, or measure anyway.",
+            icon=":material/timer:")
+    if st.button("Measure anyway", key="grad_measure", icon=":material/play_arrow:"):
+        st.session_state["grad_go"] = (measured, batch, seed)
+        st.rerun()
+    st.stop()
+
+profile = compute.gradients(measured, batch, seed)
+curves = [(f"{measured.name} (with skips)" if has_twin else measured.name, profile)]
+plain = compute.gradients(twin, batch, seed) if has_twin else None
+if plain is not None:
+    curves.append(("plain twin", plain))
+
+
+def describe(name: str, g: archs.GradientNorms) -> str:
+    ratio = g.first_last_ratio()
+    first = next(r for r in g.layers if r.type == "Conv2d") if any(r.type == "Conv2d" for r in g.layers) else None
+    if first is None:
+        return f"{name}: no conv layers."
+    if ratio > 2:
+        trend = "grows toward the input"
+    elif ratio < 0.5:
+        trend = "shrinks toward the input"
+    else:
+        trend = "stays within a factor of 2 from the last conv to the first"
+    return f"**{fmt.plain(name, 60)}**: the first conv's gradient is **{ratio:.3g}×** the last conv's (it {trend})."
+
+
+st.subheader("Weight gradient per layer", divider="gray")
+st.plotly_chart(charts.gradient_lines(curves), key="grad_layers")
+notes = [describe(name, g) for name, g in curves]
+st.markdown("  \n".join(notes))
+if not has_twin:
+    st.caption("This network has no residual skips, so it has no separate plain twin to overlay.")
+norm_word = "with BatchNorm" if use_norm else "without normalisation"
+st.caption(
+    f"Measured {norm_word}, batch {batch}, seed {seed}, input {size}×{size}; loss {profile.loss:.3g}. What "
+    "to expect (He et al. 2016, and the sweep below): in deep plain nets the gradient grows toward the input "
+    "with BatchNorm (explodes) and shrinks toward it without normalisation (vanishes); skips keep it near "
+    "flat. A single random batch is noisy, and a shallow net shows little of either: read the numbers above.")
+
+st.subheader("Gradient at each block's output", divider="gray")
+st.markdown("The norm of ∂loss/∂(output of each block): how much signal reaches each point of the network "
+            "on the way back.")
+st.plotly_chart(charts.block_lines(curves), key="grad_blocks")
+
+# ------------------------------------------------------------------------------------------ depth sweep
+st.subheader("Depth sweep: residual vs plain", divider="gray")
+st.markdown("He et al.'s CIFAR-10 networks (a 3×3 conv, three stages of basic blocks at 16/32/64 channels) at "
+            "several depths, with and without skips: the first conv's gradient norm over the last conv's. "
+            "1 means the gradient reaches the input undiminished and unamplified.")
+low, high = st.select_slider("Depths", DEPTHS, value=(8, 44), key="sweep_range",
+                             help="Four depths evenly spread over this range are measured (6n+2 layers).")
+inside = [d for d in DEPTHS if low <= d <= high]
+picked = sorted({inside[round(i * (len(inside) - 1) / 3)] for i in range(4)}) if len(inside) > 1 else inside
+sweep_key = (tuple(picked), batch, seed, use_norm)
+st.caption(f"Depths {', '.join(map(str, picked))} · batch {batch} · seed {seed} · {norm_word}.")
+if st.button("Run the sweep", key="sweep_run", icon=":material/play_arrow:"):
+    bar = st.progress(0.0, text="Starting…")
+    results = archs.depth_sweep(picked, batch_size=batch, seed=seed, norm="batch" if use_norm else "none",
+                                progress=lambda fraction, message: bar.progress(fraction, text=message))
+    bar.empty()
+    st.session_state["sweep"] = (sweep_key, results)
+saved = st.session_state.get("sweep")
+if saved:
+    key, results = saved
+    if key != sweep_key:
+        st.caption("These results are for earlier settings; run the sweep again to update them.")
+    st.plotly_chart(charts.sweep_lines(results), key="sweep_chart")
+    by = {(r["depth"], r["skip"]): r["ratio"] for r in results}
+    depths = sorted({r["depth"] for r in results})
+    st.markdown("  \n".join(
+        f"depth {d}: residual **{by[d, True]:.3g}**, plain **{by[d, False]:.3g}**" for d in depths))
+    swept_norm = "with BatchNorm" if key[3] else "without normalisation"
+    st.caption(f"Ratios {swept_norm} (batch {key[1]}, seed {key[2]}). Above 1: the gradient grows toward the "
+               "input; below 1: it shrinks. Compare how far each line moves from 1 as depth grows.")

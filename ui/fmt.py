@@ -1,0 +1,41 @@
+"""Number formatting for metrics, tables and chart labels, and escaping of untrusted text for Markdown."""
+
+from __future__ import annotations
+
+import re
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def count(n: int) -> str:
+    """25557032 -> '25,557,032' (exact, as papers and torchvision report parameter counts)."""
+    return f"{int(n):,}"
+
+
+def si(n: float, unit: str = "") -> str:
+    """1.82e9 -> '1.82 G': mult-adds and other large quantities, three significant digits."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {prefix}{unit}"
+    return f"{n:.3g} {unit}".rstrip()
+
+
+def nbytes(n: float) -> str:
+    """Bytes in binary units: 1.5 MiB."""
+    for scale, prefix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= scale:
+            return f"{n / scale:.3g} {prefix}"
+    return f"{int(n)} B"
+
+
+def shape(dims) -> str:
+    """(64, 56, 56) -> '64×56×56'; None -> '—'."""
+    return "×".join(str(d) for d in dims) if dims else "—"
+
+
+def plain(text: object, limit: int = 400) -> str:
+    """Untrusted text (a URL parameter, a file's error) made safe to show as Markdown: escaped, shortened."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
