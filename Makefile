@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine:
+#   make run    install into .venv and start the dashboard
+#   make test   install into .venv (and Chromium for the browser test) and run the tests
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: run test install install-test browser bench
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(VENV)/bin/activate
+	$(PY) -m pip install -q -r requirements.txt
+
+install-test: $(VENV)/bin/activate
+	$(PY) -m pip install -q -r requirements-test.txt
+
+# The browser test drives the system Chromium (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	  else echo "chromium not found: the browser test will be skipped"; fi; }
+
+run: install
+	$(VENV)/bin/streamlit run dashboard.py --browser.gatherUsageStats false
+
+test: install-test browser
+	$(PY) -m pytest -q
+
+bench: install-test
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
