@@ -1,0 +1,47 @@
+"""Small helpers for the dashboard's AppTest tests: open the app, read what it shows."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from ui.apptest import app_test
+
+
+def open_app(**query: str) -> AppTest:
+    """A new session of the dashboard, opened with these URL query parameters, after its first run."""
+    at = app_test(timeout=120, query=query or None)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception (traceback) anywhere on the page."""
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r} among {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def stage_key(at: AppTest, index: int, field: str) -> str:
+    """The widget key of a field of the stage at ``index`` on the Build page."""
+    part = at.session_state["draft"].stages[index]
+    return part.key(field)
+
+
+def stem_key(at: AppTest, index: int, field: str) -> str:
+    return at.session_state["draft"].stem[index].key(field)
+
+
+def run(at_or_widget) -> AppTest:
+    """Rerun (an AppTest, or a widget just changed: its ``run`` reruns its app) and check for exceptions."""
+    at = at_or_widget.run()
+    assert_clean(at)
+    return at
