@@ -45,7 +45,7 @@ def part_editor(section: str, part: state.Part, index: int, count: int, title: s
     with st.expander(f"{title} · {label}", expanded=error is not None,
                      icon=":material/error:" if error else None):
         if error:
-            st.error(error)
+            st.error(fmt.plain(error))
         if section == "stages":
             types = list(STAGE_TYPES)
             state.sticky(part.type_key, part.type_name)
@@ -71,11 +71,11 @@ with left:
         st.file_uploader("Load a spec (JSON)", type=["json"], key="upload", on_change=state.upload,
                          help="A file saved here or written by hand; it is checked before anything changes.")
         if upload_error:
-            st.error(upload_error)
+            st.error(upload_error)  # escaped in state.upload
 
     st.subheader("Network", divider="gray")
     if checked.errors.get("net"):
-        st.error(checked.errors["net"])
+        st.error(fmt.plain(checked.errors["net"]))
     main_fields = ("in_channels", "input_size", "num_classes", "norm", "activation")
     form.spec_form(NetSpec, d.net, d.net_key, only=main_fields)
     with st.expander("Name, initialisation, norm epsilon"):
@@ -102,7 +102,7 @@ with left:
 
     st.subheader("Head", divider="gray")
     if checked.errors.get("head"):
-        st.error(checked.errors["head"])
+        st.error(fmt.plain(checked.errors["head"]))
     form.spec_form(HeadSpec, d.head, d.head_key)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 from ui.apptest import app_test
@@ -26,8 +28,10 @@ def metric(at: AppTest, label: str) -> str:
     return values[0]
 
 
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+def texts(elements, raw: bool = False) -> str:
+    """The text of these elements, joined; Markdown escapes removed unless ``raw``."""
+    text = "\n".join(str(e.value) for e in elements)
+    return text if raw else re.sub(r"\\(.)", r"\1", text)
 
 
 def stage_key(at: AppTest, index: int, field: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")   # emphasis, links, directives, HTML, LaTeX
 
 
 def count(n: int) -> str:

@@ -1,0 +1,57 @@
+"""The Gradients page, driven through AppTest on small CIFAR nets (no 110-layer measurements here)."""
+
+from app_helpers import open_app, run, texts
+
+
+def gradients_page(**query):
+    at = open_app(**query)
+    at.session_state["grad_batch"] = 4                # small batches keep these tests quick
+    return run(at.switch_page("pages/gradients.py"))
+
+
+def test_layer_and_block_views_with_the_plain_twin_overlaid():
+    at = gradients_page(preset="cifar-resnet20")
+    layers, blocks = at.get("plotly_chart")[:2]
+    assert len(at.get("plotly_chart")) == 2          # the sweep has not been run
+    notes = texts(at.markdown)
+    assert "cifar-resnet20 (with skips)" in notes and "plain twin" in notes
+    assert "the first conv's gradient is" in notes
+    assert "with BatchNorm, batch 4, seed 0, input 32×32" in texts(at.caption)
+
+
+def test_gradients_page_controls():
+    at = gradients_page(preset="seed004-resnet")
+    run(at.toggle(key="grad_norm").set_value(False))
+    assert "without normalisation" in texts(at.caption)
+    run(at.number_input(key="grad_seed").set_value(3))
+    assert "seed 3" in texts(at.caption)
+    run(at.select_slider(key="grad_size").set_value(16))
+    assert "input 16×16" in texts(at.caption)
+
+
+def test_a_net_without_skips_has_no_twin_to_overlay():
+    at = gradients_page(preset="cifar-plain20")
+    assert "no residual skips" in texts(at.caption)
+
+
+def test_depth_sweep_with_progress_and_numbers():
+    at = gradients_page()
+    run(at.select_slider(key="sweep_range").set_range(8, 14))
+    assert "Depths 8, 14" in texts(at.caption)
+    run(at.button(key="sweep_run").click())
+    assert len(at.get("plotly_chart")) == 3
+    notes = texts(at.markdown)
+    assert "depth 8: residual" in notes and "depth 14: residual" in notes
+
+
+def test_an_expensive_network_asks_before_measuring():
+    at = gradients_page(preset="resnet50")
+    assert "takes about" in texts(at.info)
+    assert not at.get("plotly_chart")
+    assert at.button(key="grad_measure")
+
+
+def test_an_input_size_the_network_cannot_take_is_an_error_not_a_traceback():
+    at = gradients_page(preset="resnet18")
+    run(at.select_slider(key="grad_size").set_value(16))
+    assert "does not work at 16×16" in texts(at.error)
