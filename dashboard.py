@@ -14,6 +14,8 @@ PAGES = [
     st.Page("pages/build.py", title="Build", icon=":material/construction:", default=True),
     st.Page("pages/gradients.py", title="Gradients", icon=":material/show_chart:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
 ]
 
 state.init()

@@ -1,0 +1,146 @@
+"""The Train and Runs pages, driven through AppTest: a tiny background run on the offline digits, its
+progress, Stop, a bad data path, and the Runs table with delete-with-confirmation.
+
+Each test gets an empty runs folder (``ARCHS_RUNS_DIR``) and its own JobManager. The network is a two-stage,
+one-block-per-stage residual net at 8x8 (the digits' own size), so a run takes a few seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+import archs
+from archs.runs import RunStore, get_job_manager
+from app_helpers import assert_clean, open_app, run, texts
+
+TIMEOUT = 90  # generous: a loaded CI machine; the tests wait for states, never assert durations
+
+
+def tiny_spec() -> archs.NetSpec:
+    base = archs.PRESETS["cifar-resnet20"]
+    stages = tuple(replace(stage, blocks=1) for stage in base.stages[:2])
+    return replace(base, name="tiny-resnet", input_size=8, in_channels=1, stages=stages)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
+    yield tmp_path / "runs"
+    get_job_manager(tmp_path / "runs").stop_all()
+    get_job_manager(tmp_path / "runs").wait(timeout=30)
+
+
+def open_page(page: str):
+    at = open_app(spec=archs.encode_spec(tiny_spec()))
+    at.switch_page(f"pages/{page}.py")
+    return run(at)
+
+
+def status(at) -> str:
+    values = [m.value for m in at.metric if m.label == "Status"]
+    return values[0] if values else ""
+
+
+def wait_until(at, done, what: str):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        run(at)
+        if done(at):
+            return at
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; status {status(at)!r}")
+
+
+def progress_text(at) -> str:
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def set_settings(at, **values):
+    for name, value in values.items():
+        at.number_input(key=f"train.{name}").set_value(value)
+    return at
+
+
+def test_train_page_loads_with_settings_from_train_config(runs_dir):
+    at = open_page("train")
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="train.data").value == "digits"
+    assert at.selectbox(key="train.optimizer").options == ["adam", "sgd"]
+    assert at.selectbox(key="train.device").value == "auto"
+    assert at.number_input(key="train.epochs").value == 5
+    assert not at.button(key="train_start").disabled
+    assert "No runs yet" in texts(at.info)
+
+
+def test_a_tiny_run_shows_progress_curves_and_then_lists_and_deletes_on_the_runs_page(runs_dir):
+    at = open_page("train")
+    set_settings(at, max_steps=12, batch_size=16, log_every=1, grad_every=3)
+    run(at.button(key="train_start").click())
+    assert len(RunStore(runs_dir).runs()) == 1
+    assert at.get("progress"), "a progress bar while the run is queued or running"
+    wait_until(at, lambda a: status(a) == "completed", "the run to complete")
+    assert at.get("progress")[0].value == 100
+    assert "step 12 of 12" in at.get("progress")[0].proto.text
+    assert len(at.get("plotly_chart")) >= 2  # curves and gradient heatmap
+    ips = [m.value for m in at.metric if m.label == "Images/s"][0]
+    assert ips != "–"
+    assert not at.button(key="train_start").disabled
+
+    run(at.switch_page("pages/runs.py"))
+    frame = at.dataframe[0].value
+    assert list(frame["Status"]) == ["completed"]
+    assert list(frame["Network"]) == ["tiny-resnet"]
+    assert list(frame["Data"]) == ["digits"]
+    assert frame["Steps"][0] == 12
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Spec (JSON)", "Weights (.pt)"]
+
+    run(at.button(key="runs_delete").click())
+    assert "for good" in texts(at.warning)
+    assert len(RunStore(runs_dir).runs()) == 1  # nothing deleted before the confirmation
+    run(at.button(key="runs_delete_no").click())
+    assert len(RunStore(runs_dir).runs()) == 1
+    run(at.button(key="runs_delete").click())
+    run(at.button(key="runs_delete_yes").click())
+    assert RunStore(runs_dir).runs() == []
+    assert "No runs" in texts(at.info)
+
+
+def test_stop_ends_a_running_run_as_stopped(runs_dir):
+    at = open_page("train")
+    set_settings(at, epochs=500, batch_size=16, log_every=1, grad_every=0)
+    run(at.button(key="train_start").click())
+    wait_until(at, lambda a: status(a) == "running" and "step 0 of" not in progress_text(a)
+               and "of" in progress_text(a), "the first steps")
+    assert at.button(key="train_start").disabled  # one run at a time from this page
+    run(at.button(key="train_stop").click())
+    wait_until(at, lambda a: status(a) == "stopped", "the run to stop")
+    assert RunStore(runs_dir).runs()[0].status()["status"] == "stopped"
+    assert not at.button(key="train_start").disabled
+
+
+def test_a_bad_image_folder_shows_the_data_error_and_starts_nothing(runs_dir, tmp_path):
+    at = open_page("train")
+    at.selectbox(key="train.data").select("folder")
+    run(at)
+    at.text_input(key="train.folder").input(str(tmp_path / "no-such-folder"))
+    run(at)
+    run(at.button(key="train_start").click())
+    assert_clean(at)
+    message = texts(at.error)
+    assert "No run started" in message and "no-such-folder" in message
+    assert RunStore(runs_dir).runs() == []
+
+
+def test_a_missing_torchvision_data_set_shows_where_it_looked(runs_dir, tmp_path):
+    at = open_page("train")
+    at.selectbox(key="train.data").select("cifar10")
+    run(at)
+    at.text_input(key="train.root").input(str(tmp_path / "empty"))
+    run(at.button(key="train_start").click())
+    assert "No run started" in texts(at.error)
+    assert RunStore(runs_dir).runs() == []
