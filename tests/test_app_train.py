@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import torch
 
 import archs
 from archs.runs import RunStore, get_job_manager
@@ -28,7 +29,10 @@ def tiny_spec() -> archs.NetSpec:
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a background run beside the app's reruns: 2 threads on 2 busy cores thrash
     yield tmp_path / "runs"
+    torch.set_num_threads(threads)
     get_job_manager(tmp_path / "runs").stop_all()
     get_job_manager(tmp_path / "runs").wait(timeout=30)
 
@@ -50,7 +54,7 @@ def wait_until(at, done, what: str):
         run(at)
         if done(at):
             return at
-        time.sleep(0.3)
+        time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}; status {status(at)!r}")
 
 
