@@ -69,6 +69,8 @@ def test_stage_contract(stage, norm):
     y = module(x)
     assert y.shape == (2, plan.out_channels, *plan.out_size)
     assert plan.out_channels == stage.out_channels(in_channels)
+    # the reported stride agrees with the sizes (up to rounding of odd sizes)
+    assert -(-16 // stage.out_stride()) >= plan.out_size[0] >= 16 // stage.out_stride() - 4
     y.square().mean().backward()
     assert torch.isfinite(x.grad).all()
     for p in module.parameters():

@@ -1,8 +1,8 @@
 """The contract every stage type honours, the registry, and the small helpers they share.
 
 A stage type is a frozen dataclass (its fields are the sliders) that, given the incoming channels,
-builds its module and reports its outgoing channels, its output size and its parameter count, the
-last one computed without allocating anything. Adding a stage type means adding one file here.
+builds its module and reports its outgoing channels, its stride, its output size and its parameter
+count, the last one computed without allocating anything. Adding a stage type means adding one file here.
 """
 
 from __future__ import annotations
@@ -125,6 +125,10 @@ class StageSpec:
     def out_size(self, size: Size) -> Size:
         raise NotImplementedError
 
+    def out_stride(self) -> int:
+        """How much the stage downsamples: the product of its conv and pool strides."""
+        raise NotImplementedError
+
     def num_params(self, in_channels: int, ctx: BuildContext) -> int:
         raise NotImplementedError
 
@@ -165,6 +169,9 @@ class PoolAfter:
         cls = nn.MaxPool2d if self.pool == "max" else nn.AvgPool2d
         return cls(self.pool_kernel, stride=self.pool_stride, padding=self.pool_padding,
                    ceil_mode=self.pool_ceil_mode)
+
+    def pool_stride_factor(self) -> int:
+        return 1 if self.pool == "none" else self.pool_stride
 
     def pooled_size(self, size: Size) -> Size:
         if self.pool == "none":

@@ -85,6 +85,9 @@ class DenseSpec(StageSpec):
             total += norm_params(ctx, c) + conv_params(c, self.out_channels(in_channels), 1, self.conv_bias)
         return total
 
+    def out_stride(self) -> int:
+        return 2 if self.transition else 1
+
     def out_size(self, size: Size) -> Size:
         return reduce_size(size, 2, 2, 0) if self.transition else size
 

@@ -110,6 +110,9 @@ class InceptionSpec(PoolAfter, StageSpec):
         out = self.out_channels(in_channels)
         return per_module(in_channels) + (self.modules - 1) * per_module(out)
 
+    def out_stride(self) -> int:
+        return self.pool_stride_factor()
+
     def out_size(self, size: Size) -> Size:
         return self.pooled_size(size)
 

@@ -52,6 +52,9 @@ class PlainSpec(PoolAfter, StageSpec):
                                   norm=self.norm)
         return first + (self.layers - 1) * rest
 
+    def out_stride(self) -> int:
+        return self.stride * self.pool_stride_factor()
+
     def out_size(self, size: Size) -> Size:
         size = reduce_size(size, self.kernel_size, self.stride, self.padding)
         for _ in range(self.layers - 1):

@@ -159,6 +159,9 @@ class ResidualSpec(StageSpec):
         first = self._block_params(in_channels, self.stride, ctx)
         return first + (self.blocks - 1) * self._block_params(out, 1, ctx)
 
+    def out_stride(self) -> int:
+        return self.stride
+
     def out_size(self, size: Size) -> Size:
         return reduce_size(size, 3, self.stride, 1) if self.stride > 1 else size
 
