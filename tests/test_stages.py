@@ -161,3 +161,61 @@ def test_norm_none_removes_every_norm_layer():
     from archs import PRESETS
     model = build_model(replace(PRESETS["cifar-resnet20"], norm="none"))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+
+NEW_STAGE_FILE = """
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from ..fields import param
+from .base import StageSpec, register_stage
+
+
+class PointwiseStage(nn.Sequential):
+    pass
+
+
+@register_stage
+@dataclass(frozen=True)
+class PointwiseSpec(StageSpec):
+    type_name: ClassVar[str] = "pointwise"
+    channels: int = param(8, "Output channels.", range=(1, 64), step=1)
+
+    def out_channels(self, in_channels): return self.channels
+    def out_stride(self): return 1
+    def out_size(self, size): return size
+    def num_params(self, in_channels, ctx): return in_channels * self.channels
+    def build(self, in_channels, ctx): return PointwiseStage(nn.Conv2d(in_channels, self.channels, 1, bias=False))
+"""
+
+CHECK = """
+import json
+from archs import STAGE_TYPES, NetSpec, build_model
+data = {"format": "archs.netspec/1", "name": "n", "in_channels": 3, "num_classes": 10, "input_size": 16,
+        "norm": "batch", "norm_eps": 1e-5, "activation": "relu", "init": "default", "stem": [],
+        "stages": [{"type": "pointwise", "channels": 5}],
+        "head": {"pool": "global_avg", "pool_kernel": 2, "norm_activation": False, "dropout": 0.0}}
+spec = NetSpec.from_json(json.dumps(data))
+model = build_model(spec)
+print(sorted(STAGE_TYPES), spec.num_params(), sum(p.numel() for p in model.parameters()))
+"""
+
+
+def test_a_new_stage_type_is_one_new_file(tmp_path):
+    """A copy of the package plus one file in archs/stages: specs, JSON and the builder know the type."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import archs
+
+    shutil.copytree(Path(archs.__file__).parent, tmp_path / "archs", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "archs" / "stages" / "pointwise.py").write_text(NEW_STAGE_FILE)
+    result = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "['dense', 'inception', 'plain', 'pointwise', 'residual'] 75 75"  # 3x5 conv + 5x10+10 linear
