@@ -237,6 +237,8 @@ class NetSpec:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise SpecError(f"spec: not valid JSON ({error})") from None
+        except RecursionError:
+            raise SpecError("spec: JSON nested too deeply") from None
         return cls.from_dict(data)
 
 

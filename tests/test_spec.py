@@ -90,6 +90,7 @@ BAD_SPECS = [
     (mutate(["stages", 1], 7), "stages[1]: must be a JSON object"),
     (mutate(["stages", 2, "stride"], 2), None),  # valid: a control case
     ("{not json", "spec: not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, "spec: JSON nested too deeply"),
     ("[1, 2]", "spec: must be a JSON object"),
     (mutate(["format"], "other/9"), "format: must be 'archs.netspec/1'"),
     (mutate(["stages", 2, "shortcut"], "zero_pad", "seed004-resnet") .replace('"channels": 64', '"channels": 8'),
