@@ -148,3 +148,55 @@ def test_a_missing_torchvision_data_set_shows_where_it_looked(runs_dir, tmp_path
     run(at.button(key="train_start").click())
     assert "No run started" in texts(at.error)
     assert RunStore(runs_dir).runs() == []
+
+
+def stored_run(runs_dir, final: str | None, records: list[dict]):
+    """A run written through the run store as a job would leave it (no training needed)."""
+    from archs.runs import DataConfig
+    from archs.train import TrainConfig
+
+    run_ = RunStore(runs_dir).create(tiny_spec(), TrainConfig(), DataConfig())
+    for record in records:
+        run_.append_metric(record)
+    if final is not None:
+        run_.write_status(status=final, message="the loss became nan at step 3",
+                          progress={"step": 3, "total_steps": 10, "loss": float("nan")},
+                          result={"steps": 3, "train_loss": float("nan"), "images_per_second": 100.0})
+    return run_
+
+
+def test_a_diverged_run_says_so_and_keeps_its_curves(runs_dir):
+    stored_run(runs_dir, "diverged", [
+        {"kind": "step", "step": 1, "loss": 2.3, "train_accuracy": 0.1},
+        {"kind": "step", "step": 2, "loss": 40.0, "train_accuracy": 0.1},
+        {"kind": "step", "step": 3, "loss": float("nan"), "train_accuracy": 0.1},
+    ])
+    at = open_page("train")
+    assert status(at) == "diverged"
+    assert "Diverged" in texts(at.error) and "nan at step 3" in texts(at.error)
+    assert len(at.get("plotly_chart")) >= 1
+    run(at.switch_page("pages/runs.py"))
+    assert list(at.dataframe[0].value["Status"]) == ["diverged"]
+
+
+def test_a_run_left_queued_by_a_stopped_server_reads_as_interrupted(runs_dir):
+    stored_run(runs_dir, None, [])
+    at = open_page("train")
+    assert status(at) == "interrupted"
+    assert "Interrupted" in texts(at.warning)
+    assert not at.button(key="train_start").disabled
+
+
+def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
+    at = open_page("train")
+    run(at.button(key="deg_start").click())
+    get_job_manager(runs_dir).stop_all()  # the behaviour under test is the queueing, not the training
+    rows = RunStore(runs_dir).list_runs()
+    assert sorted(r["network"] for r in rows) == sorted(
+        ["cifar-plain20", "cifar-plain56", "cifar-resnet20", "cifar-resnet56"])
+    assert len({r["group"] for r in rows}) == 1
+    settings = RunStore(runs_dir).runs()[0].settings()["train"]
+    assert settings["optimizer"] == "sgd" and settings["max_steps"] == 400
+    get_job_manager(runs_dir).wait(timeout=60)
+    run(at)
+    assert "Latest experiment" in texts(at.caption)
