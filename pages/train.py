@@ -132,6 +132,8 @@ def show_run(run_id: str, was_active: bool) -> None:
         st.info("That run was deleted.")
         return
     info = run.info()
+    if info["test_accuracy"] is None:  # the latest evaluation while the run goes on
+        info["test_accuracy"] = (run.status().get("progress") or {}).get("test_accuracy")
     status = info["status"]
     active = status in ACTIVE_STATUSES
     if active != was_active:  # started or ended since the page was drawn: redraw it all (buttons, timer)

@@ -56,7 +56,9 @@ def curves(runs: Sequence[tuple[str, Sequence[dict]]], height: int = 360) -> go.
     fig.update_xaxes(title="step")
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    return _layout(fig, height)
+    _layout(fig, height)
+    fig.update_layout(legend=dict(orientation="h", y=-0.3), margin=dict(b=70))  # below the axis titles
+    return fig
 
 
 def grad_heatmap(matrix: dict, height: int | None = None) -> go.Figure:
