@@ -7,6 +7,7 @@ one-block-per-stage residual net at 8x8 (the digits' own size), so a run takes a
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -121,8 +122,11 @@ def test_stop_ends_a_running_run_as_stopped(runs_dir):
     wait_until(at, lambda a: status(a) == "running" and "step 0 of" not in progress_text(a)
                and "of" in progress_text(a), "the first steps")
     assert at.button(key="train_start").disabled  # one run at a time from this page
-    run(at.button(key="train_stop").click())
-    wait_until(at, lambda a: status(a) == "stopped", "the run to stop")
+    reloaded = open_page("train")  # a new session (a reload, another tab) finds the run from the store
+    assert status(reloaded) == "running"
+    run(reloaded.button(key="train_stop").click())
+    wait_until(reloaded, lambda a: status(a) == "stopped", "the run to stop")
+    wait_until(at, lambda a: status(a) == "stopped", "the first session to see it stopped")
     assert RunStore(runs_dir).runs()[0].status()["status"] == "stopped"
     assert not at.button(key="train_start").disabled
 
@@ -200,3 +204,15 @@ def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
     get_job_manager(runs_dir).wait(timeout=60)
     run(at)
     assert "Latest experiment" in texts(at.caption)
+
+
+def test_the_runs_page_overlays_the_curves_of_selected_runs(runs_dir):
+    first = stored_run(runs_dir, "diverged", [{"kind": "step", "step": 1, "loss": 2.3, "train_accuracy": 0.1}])
+    second = stored_run(runs_dir, "diverged", [{"kind": "step", "step": 1, "loss": 2.0, "train_accuracy": 0.2}])
+    at = open_page("runs")
+    assert len(at.dataframe[0].value) == 2
+    at.multiselect(key="runs_overlay").set_value([first.id, second.id])
+    run(at)
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    names = {t["name"] for t in traces}
+    assert any(first.id[-6:] in n for n in names) and any(second.id[-6:] in n for n in names)
