@@ -21,6 +21,7 @@ PAGES = [
 state.init()
 page = st.navigation(PAGES)
 state.show_notice()
+state.write_url()       # now, so a slow page keeps the address; and again after Build has changed the network
 page.run()
 state.write_url()
 state.sidebar_note()

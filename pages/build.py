@@ -30,11 +30,11 @@ def part_controls(section: str, part: state.Part, index: int, count: int) -> Non
     """Move up/down, duplicate, remove: small buttons on one row."""
     cols = st.columns(4)
     for col, (action, label, icon, disabled) in zip(cols, (
-            ("up", "Up", ":material/arrow_upward:", index == 0),
-            ("down", "Down", ":material/arrow_downward:", index == count - 1),
+            ("up", "Move up", ":material/arrow_upward:", index == 0),
+            ("down", "Move down", ":material/arrow_downward:", index == count - 1),
             ("duplicate", "Duplicate", ":material/content_copy:", False),
             ("remove", "Remove", ":material/delete:", False))):
-        col.button(label, icon=icon, key=f"op.{part.uid}.{action}", disabled=disabled, width="stretch",
+        col.button("", icon=icon, help=label, key=f"op.{part.uid}.{action}", disabled=disabled, width="stretch",
                    on_click=state.part_op, args=(section, part.uid, action))
 
 
@@ -42,7 +42,8 @@ def part_editor(section: str, part: state.Part, index: int, count: int, title: s
     where = (section, index)
     error = checked.errors.get(where)
     label = checked.labels.get(where, STAGE_TYPES[part.type_name].title)
-    with st.expander(f"{title} · {label}", expanded=error is not None,
+    # keyed, so the expander stays open while its label follows the sliders
+    with st.expander(f"{title} · {label}", expanded=error is not None, key=f"open.{part.uid}",
                      icon=":material/error:" if error else None):
         if error:
             st.error(fmt.plain(error))
@@ -124,7 +125,7 @@ with right:
         st.info("This network has no residual skips: its plain twin is itself.")
     summary = compute.summary(shown)
 
-    cols = st.columns(4)
+    cols = [c for _ in range(2) for c in st.columns(2)]      # 2 x 2: full counts need the width
     cols[0].metric("Parameters", fmt.count(summary.total_params), border=True,
                    help=f"{fmt.count(summary.trainable_params)} trainable; {fmt.nbytes(summary.param_bytes)} "
                         "as float32.")
@@ -147,11 +148,11 @@ with right:
             "mult-adds": st.column_config.NumberColumn(format="localized")})
     with tab_diagram:
         st.caption("One box per part, stages folded: type, blocks, output channels, parameters, output shape.")
-        st.graphviz_chart(spec_to_dot(shown), width="stretch")
+        st.graphviz_chart(spec_to_dot(shown))
     with tab_layers:
         table = compute.layer_table(shown)
         stages = list(dict.fromkeys(table["stage"]))
-        filters = st.columns([3, 2, 1], vertical_alignment="bottom")
+        filters = st.columns([4, 3, 2], vertical_alignment="bottom")
         state.sticky("layer_stages", [])
         picked = filters[0].multiselect("Stages", stages, key="layer_stages", placeholder="All stages")
         deepest = int(table["depth"].max()) if len(table) else 1

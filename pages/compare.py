@@ -22,6 +22,8 @@ b = archs.plain_twin(a) if choice == TWIN else PRESETS[choice]
 sa, sb = compute.summary(a), compute.summary(b)
 name_a, name_b = f"A: {a.name}", f"B: {b.name}" + (" without skips" if choice == TWIN else "")
 
+st.markdown(f"**{fmt.plain(name_a)}** ({fmt.shape(sa.input_shape)} input) · **{fmt.plain(name_b)}** "
+            f"({fmt.shape(sb.input_shape)} input)")
 cols = st.columns(3)
 for col, label, va, vb, show in (
         (cols[0], "Parameters", sa.total_params, sb.total_params, fmt.count),
@@ -31,9 +33,6 @@ for col, label, va, vb, show in (
     col.metric(f"{label} (B)", show(vb), delta=(f"{'+' if delta >= 0 else '−'}{show(abs(delta))} vs A"
                                                if delta else "same as A"),
                delta_color="inverse" if delta else "off", border=True, help=f"A: {show(va)}")
-if sa.input_shape != sb.input_shape:
-    st.caption(f"A is measured at {fmt.shape(sa.input_shape)}, B at {fmt.shape(sb.input_shape)}: each at its own "
-               "input size.")
 
 rows = diff_summaries(sa, sb)
 table = pd.DataFrame({

@@ -171,8 +171,7 @@ def write_url() -> None:
         if key not in wanted and key in params:
             del params[key]
     for key, value in wanted.items():
-        if params.get(key) != value:
-            params[key] = value
+        params[key] = value         # sent on every run: a page switch drops the query from the address bar
 
 
 def sidebar_note() -> None:

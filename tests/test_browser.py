@@ -1,0 +1,176 @@
+"""The dashboard in a real browser: `streamlit run dashboard.py` on a free port, Chromium through
+Playwright. Visits every page, moves a slider, follows a shared link, opens a broken one; checks that no
+exception is shown; saves screenshots to artifacts/screenshots/.
+
+Needs the system Chromium (Debian: `apt-get install -y chromium`); skipped, saying so, without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
+
+# Streamlit marks its elements with data-testid attributes
+EXCEPTION = '[data-testid="stException"]'
+METRIC_VALUE = '[data-testid="stMetricValue"]'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS.parent / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {SHOTS.parent / 'streamlit.log'}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)             # the process group we started, by its id
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1800})
+    yield context.new_page()
+    context.close()
+
+
+def settle(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit has finished running the script (its status widget disappears)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def metric_values(page) -> list[str]:
+    return page.locator(METRIC_VALUE).all_inner_texts()
+
+
+def no_exception(page) -> None:
+    assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
+
+
+def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
+    page.goto(f"{server}/?preset=resnet18")
+    settle(page)
+    page.get_by_text("11,689,512").first.wait_for()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    page.screenshot(path=SHOTS / "build-resnet18.png", full_page=True)
+
+    before = metric_values(page)[0]
+    stage1 = page.locator('[data-testid="stExpander"]').filter(has_text="Stage 1").first
+    stage1.locator("summary").click()
+    thumb = stage1.get_by_role("slider").first                  # "Blocks"
+    thumb.focus()
+    thumb.press("ArrowRight")
+    page.wait_for_function(
+        f"() => document.querySelector('{METRIC_VALUE}').innerText !== {before!r}", timeout=30_000)
+    settle(page)
+    no_exception(page)
+    after = metric_values(page)[0]
+    assert after != before and int(after.replace(",", "")) > int(before.replace(",", ""))
+    assert "spec=" in page.url
+    stage1.screenshot(path=SHOTS / "build-stage1-slider.png")
+    page.screenshot(path=SHOTS / "build-after-slider.png", full_page=True)
+    shared = page.url
+
+    for tab in ("Diagram", "Layers"):
+        page.get_by_role("tab", name=tab).click()
+        settle(page)
+        no_exception(page)
+        page.screenshot(path=SHOTS / f"build-tab-{tab.lower()}.png", full_page=True)
+
+    # ResNet-18 at 224x224 is too slow to measure unasked: the Gradients page says so and waits for a click
+    for name, title, shows in (("gradients", "Gradients", "Measure anyway"), ("compare", "Compare", "Compare with")):
+        page.get_by_role("link", name=title).first.click()
+        settle(page, timeout=120_000)
+        page.get_by_text(shows).first.wait_for(timeout=60_000)
+        no_exception(page)
+        page.wait_for_url(lambda url: f"/{name}?" in url and "spec=" in url, timeout=30_000)  # the network follows
+        page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+    # the copied address rebuilds the same network in a fresh browser session
+    other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
+    other.goto(shared)
+    settle(other)
+    other.wait_for_function(
+        f"() => document.querySelector('{METRIC_VALUE}')?.innerText === {after!r}", timeout=60_000)
+    no_exception(other)
+    other.context.close()
+
+
+def test_gradient_sweep_shows_progress_then_a_chart(server, page):
+    page.goto(f"{server}/gradients?preset=cifar-resnet20")
+    settle(page, timeout=120_000)
+    page.get_by_role("button", name="Run the sweep").click()
+    page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
+    settle(page, timeout=180_000)
+    page.get_by_text("depth 44: residual").wait_for(timeout=30_000)
+    no_exception(page)
+    page.screenshot(path=SHOTS / "gradients-sweep.png", full_page=True)
+
+
+def test_a_broken_link_shows_a_warning_not_a_traceback(server, page):
+    page.goto(f"{server}/?spec=not-a-network&x=1")
+    settle(page)
+    page.get_by_text("could not be read").wait_for()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)          # the default network is fully drawn
+    no_exception(page)
+    assert "preset=cifar-resnet20" in page.url
+    page.screenshot(path=SHOTS / "broken-link.png", full_page=True)
