@@ -190,4 +190,4 @@ else:
 # ------------------------------------------------------------------------------------------ He et al.
 from ui import degradation  # noqa: E402  (its own section, below the single run)
 
-degradation.section(manager, spec, data_name, root, download, values, busy)
+degradation.section(manager, data_name, root, download, values, busy)

@@ -43,7 +43,7 @@ def latest_group(store) -> tuple[str | None, list[dict]]:
     return newest, [r for r in groups if r["group"] == newest]
 
 
-def section(manager, spec, data_name: str, root, download: bool, values: dict, busy: bool) -> None:
+def section(manager, data_name: str, root, download: bool, values: dict, busy: bool) -> None:
     st.divider()
     st.header("Deeper is worse without skips: He et al., Fig. 1", anchor=False)
     st.markdown(
