@@ -156,3 +156,30 @@ def test_store_errors_and_shared_manager(tmp_path):
     assert get_job_manager(tmp_path) is get_job_manager(tmp_path / "." )
     assert get_job_manager(tmp_path, max_concurrent=3).max_concurrent == 3
     assert store.list_runs() == []
+
+
+def test_degradation_plan_and_summary(tmp_path):
+    from archs.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_plan,
+                                   degradation_summary, submit_degradation, summarize_curves)
+
+    plan = degradation_plan(DegradationSettings())
+    assert [name for name, _ in plan] == list(DEGRADATION_PRESETS)
+    assert {(s.in_channels, s.input_size, s.num_classes) for _, s in plan} == {(1, 28, 10)}
+    assert [s.stages[0].skip for _, s in plan] == [False, False, True, True]
+
+    step = lambda s, loss: {"kind": "step", "step": s, "loss": loss, "train_accuracy": 0.5}  # noqa: E731
+    curves = {"cifar-plain20": [step(10, 2.0), step(20, 1.0)], "cifar-plain56": [step(10, 2.0), step(20, 1.5)],
+              "cifar-resnet20": [step(10, 2.0), step(20, 1.0)], "cifar-resnet56": [step(10, 2.0), step(20, 1.04)]}
+    summary = summarize_curves(curves)
+    assert summary["final_train_loss"]["cifar-plain56"] == 1.5
+    assert (summary["plain_degrades"], summary["resnet_not_worse"]) == (True, True)
+    assert summary["curves"]["cifar-plain20"]["loss"] == [2.0, 1.0]
+
+    manager = JobManager(RunStore(tmp_path), max_concurrent=1)
+    settings = DegradationSettings(data="digits", steps=2, batch_size=8, log_every=1, test_limit=16)
+    group, ids = submit_degradation(manager, settings)
+    assert len(ids) == 4 and manager.wait(timeout=120)
+    summary = degradation_summary(manager.store, group)
+    assert summary["done"] and set(summary["status"].values()) == {"completed"}
+    assert all(len(c["loss"]) == 2 for c in summary["curves"].values())
+    assert manager.run(ids[1]).spec().input_size == 8  # adapted to the digits' own 8 x 8
