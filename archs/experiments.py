@@ -89,14 +89,20 @@ def degradation_plan(settings: DegradationSettings = DegradationSettings(), *, c
     return plan
 
 
-def submit_degradation(manager: JobManager, settings: DegradationSettings = DegradationSettings()) -> tuple[str, list[str]]:
-    """Queue the four runs; returns (group id, run ids). Raises DataError when the data is missing."""
-    check_dataset(settings.data, settings.root)
+def submit_degradation(manager: JobManager, settings: DegradationSettings | None = None, *,
+                       data_config: DataConfig | None = None,
+                       train_config: TrainConfig | None = None) -> list[str]:
+    """Queue the four runs under one ``group`` (``degradation-<time>``); return their ids, in
+    :data:`DEGRADATION_PRESETS` order. ``data_config`` / ``train_config``, when given, replace the
+    ones ``settings`` would make (a page passes its own form's values). Raises DataError when the
+    data is missing, before any run is queued."""
+    settings = settings or DegradationSettings()
+    data_config = data_config or settings.data_config()
+    train_config = train_config or settings.train_config()
+    check_dataset(data_config.name, data_config.root, download=data_config.download)
     group = f"degradation-{time.strftime('%Y%m%d-%H%M%S')}"
-    ids = [manager.submit(spec, settings.train_config(), settings.data_config(),
-                          label=f"{name} ({settings.steps} steps, degradation)", group=group)
-           for name, spec in degradation_plan(settings)]
-    return group, ids
+    plan = degradation_plan(dataclasses.replace(settings, data=data_config.name, root=data_config.root))
+    return [manager.submit(spec, train_config, data_config, label=name, group=group) for name, spec in plan]
 
 
 def summarize_curves(curves: dict[str, list[dict]], tail: float = 0.25, tolerance: float = 0.05) -> dict:

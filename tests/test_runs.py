@@ -177,8 +177,10 @@ def test_degradation_plan_and_summary(tmp_path):
 
     manager = JobManager(RunStore(tmp_path), max_concurrent=1)
     settings = DegradationSettings(data="digits", steps=2, batch_size=8, log_every=1, test_limit=16)
-    group, ids = submit_degradation(manager, settings)
+    ids = submit_degradation(manager, settings)
     assert len(ids) == 4 and manager.wait(timeout=120)
+    group = manager.run(ids[0]).settings()["group"]
+    assert group.startswith("degradation-") and manager.run(ids[0]).info()["label"] == "cifar-plain20"
     summary = degradation_summary(manager.store, group)
     assert summary["done"] and set(summary["status"].values()) == {"completed"}
     assert all(len(c["loss"]) == 2 for c in summary["curves"].values())
