@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--save", action="store_true",
                         help="record the run under the runs folder ($ARCHS_RUNS_DIR or ./runs)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.set_defaults(func=main)
+    parser.set_defaults(func=main, run=main)  # archs.cli dispatches on `run`
     return parser
 
 
