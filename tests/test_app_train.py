@@ -200,7 +200,7 @@ def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
         ["cifar-plain20", "cifar-plain56", "cifar-resnet20", "cifar-resnet56"])
     assert len({r["group"] for r in rows}) == 1
     settings = RunStore(runs_dir).runs()[0].settings()["train"]
-    assert settings["optimizer"] == "sgd" and settings["max_steps"] == 400
+    assert settings["optimizer"] == "sgd" and settings["max_steps"] == 150
     get_job_manager(runs_dir).wait(timeout=60)
     run(at)
     assert "Latest experiment" in texts(at.caption)
