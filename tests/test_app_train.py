@@ -216,3 +216,21 @@ def test_the_runs_page_overlays_the_curves_of_selected_runs(runs_dir):
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     names = {t["name"] for t in traces}
     assert any(first.id[-6:] in n for n in names) and any(second.id[-6:] in n for n in names)
+
+
+def test_the_degradation_section_plots_a_finished_group_with_its_verdicts(runs_dir):
+    from archs.runs import DataConfig
+    from archs.train import TrainConfig
+
+    final = {"cifar-plain20": 0.5, "cifar-plain56": 0.9, "cifar-resnet20": 0.5, "cifar-resnet56": 0.4}
+    for name, loss in final.items():
+        run_ = RunStore(runs_dir).create(replace(archs.PRESETS[name], name=name), TrainConfig(), DataConfig(),
+                                         label=name, group="degradation-test")
+        for step in range(1, 9):
+            run_.append_metric({"kind": "step", "step": step, "loss": loss, "train_accuracy": 0.5})
+        run_.write_status(status="completed", progress={"step": 8, "total_steps": 8})
+    at = open_page("train")
+    words = texts(at.markdown)
+    assert "Final: plain-56 (0.900) is **worse** than plain-20 (0.500)" in words
+    assert "resnet-56 (0.400) is **not worse** than resnet-20 (0.500)" in words
+    assert "4 of 4 runs finished" in texts(at.caption)
