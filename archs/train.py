@@ -350,8 +350,9 @@ def train(
     if data.num_classes < 2:
         raise ConfigError("the data set needs at least two classes")
     torch.manual_seed(config.seed)
-    generator = _generator(data.train_x.device if device.type == "cpu" else device, config.seed)
     placed = _place_data(data, device)
+    order_generator = _generator(placed.train_x.device, config.seed)  # where the data lives
+    augment_generator = _generator(device, config.seed + 1)  # where batches are augmented
     fmt = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=fmt)
     model.train()
@@ -395,7 +396,7 @@ def train(
     for epoch in range(config.epochs):
         if step >= total or status != "completed":
             break
-        order = torch.randperm(train_size, device=placed.train_x.device, generator=generator)
+        order = torch.randperm(train_size, device=placed.train_x.device, generator=order_generator)
         ep_loss, ep_correct, ep_n, ep_seconds, ep_steps = zero(), zero(torch.long), 0, 0.0, 0
         win_loss, win_correct, win_n, win_seconds = zero(), zero(torch.long), 0, 0.0
         for index in range(per_epoch):
@@ -409,7 +410,7 @@ def train(
             x, y = placed.train_x[idx], placed.train_y[idx]
             if x.device != device:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            x = normalize_batch(augment_batch(x, augment, generator=generator), mean, std, fmt)
+            x = normalize_batch(augment_batch(x, augment, generator=augment_generator), mean, std, fmt)
             lr = _lr_at(config, step, total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
