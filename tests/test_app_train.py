@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import archs
+from archs.experiments import DegradationSettings
 from archs.runs import RunStore, get_job_manager
 from app_helpers import assert_clean, open_app, run, texts
 
@@ -200,10 +201,24 @@ def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
         ["cifar-plain20", "cifar-plain56", "cifar-resnet20", "cifar-resnet56"])
     assert len({r["group"] for r in rows}) == 1
     settings = RunStore(runs_dir).runs()[0].settings()["train"]
-    assert settings["optimizer"] == "sgd" and settings["max_steps"] == 150
+    defaults = DegradationSettings()  # the budget and recipe measured to show both effects
+    assert (settings["optimizer"], settings["lr"], settings["max_steps"]) == (defaults.optimizer, defaults.lr,
+                                                                            defaults.steps)
     get_job_manager(runs_dir).wait(timeout=60)
     run(at)
     assert "Latest experiment" in texts(at.caption)
+
+
+def test_the_degradation_experiment_can_use_he_et_al_sgd(runs_dir):
+    at = open_page("train")
+    sgd = next(label for label in at.selectbox(key="deg.recipe").options if label.startswith("SGD"))
+    at.selectbox(key="deg.recipe").set_value(sgd)
+    run(at)
+    run(at.button(key="deg_start").click())
+    get_job_manager(runs_dir).stop_all()
+    settings = RunStore(runs_dir).runs()[0].settings()["train"]
+    assert (settings["optimizer"], settings["lr"], settings["weight_decay"]) == ("sgd", 0.1, 1e-4)
+    get_job_manager(runs_dir).wait(timeout=60)
 
 
 def test_the_runs_page_overlays_the_curves_of_selected_runs(runs_dir):
