@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import torch
 
+from archs import _process
 from archs.data import DataError, check_dataset, load_dataset
 from archs.train import ConfigError, TrainConfig, train
 
@@ -143,8 +144,10 @@ def read_jsonl(path: Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # one run on disk
 
-_LIVE: dict[str, "_Job"] = {}  # run folder (resolved) -> job of this process; guarded by _LIVE_LOCK
-_LIVE_LOCK = threading.RLock()
+# run folder (resolved) -> job of this process, guarded by _LIVE_LOCK; kept in archs._process so that a
+# reload of this module (Streamlit's file watcher) does not forget jobs that are still running
+_LIVE: dict[str, "_Job"] = _process.LIVE_JOBS
+_LIVE_LOCK = _process.LIVE_JOBS_LOCK
 _STATUS_LOCK = threading.Lock()
 
 
@@ -185,7 +188,7 @@ class Run:
     def _owned(self) -> bool:
         with _LIVE_LOCK:
             job = _LIVE.get(str(self.path.resolve()))
-        if job is not None:
+        if job is not None or any(t.name == f"archs-run-{self.id}" and t.is_alive() for t in threading.enumerate()):
             return True
         data = _read_json(self.path / "status.json", default={}) or {}
         pid, host = data.get("pid"), data.get("host")
@@ -572,8 +575,8 @@ def _execute_run(run, spec, train_config, data_config, stop_event, model_factory
                             finished_at=time.time())
 
 
-_MANAGERS: dict[str, JobManager] = {}
-_MANAGERS_LOCK = threading.Lock()
+_MANAGERS: dict[str, JobManager] = _process.MANAGERS
+_MANAGERS_LOCK = _process.MANAGERS_LOCK
 
 
 def get_job_manager(runs_dir: str | os.PathLike | None = None, max_concurrent: int | None = None) -> JobManager:

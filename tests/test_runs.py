@@ -185,3 +185,22 @@ def test_degradation_plan_and_summary(tmp_path):
     assert summary["done"] and set(summary["status"].values()) == {"completed"}
     assert all(len(c["loss"]) == 2 for c in summary["curves"].values())
     assert manager.run(ids[1]).spec().input_size == 8  # adapted to the digits' own 8 x 8
+
+
+def test_a_running_run_survives_a_reload_of_the_module(tmp_path):
+    """Streamlit reloads a changed module; jobs still training must not read as interrupted."""
+    import importlib
+
+    import archs.runs
+
+    manager = archs.runs.get_job_manager(tmp_path)
+    run_id = manager.submit(SPEC, quick(epochs=50, log_every=1, grad_every=0), DIGITS)
+    wait_until(lambda: (manager.status(run_id).get("progress") or {}).get("step", 0) >= 1)
+    reloaded = importlib.reload(archs.runs)
+    try:
+        assert reloaded.RunStore(tmp_path).get(run_id).status()["status"] == "running"
+        assert reloaded.get_job_manager(tmp_path) is manager
+    finally:
+        manager.stop(run_id)
+        manager.wait(run_id, timeout=60)
+    assert reloaded.RunStore(tmp_path).get(run_id).status()["status"] == "stopped"
