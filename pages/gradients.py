@@ -112,7 +112,7 @@ if st.button("Run the sweep", key="sweep_run", icon=":material/play_arrow:"):
     bar = st.progress(0.0, text="Starting…")
     results = archs.depth_sweep(picked, batch_size=batch, seed=seed, norm="batch" if use_norm else "none",
                                 progress=lambda fraction, message: bar.progress(fraction, text=message))
-    bar.empty()
+    bar.progress(1.0, text=f"Done: {len(results)} networks measured.")  # stays until the next rerun
     st.session_state["sweep"] = (sweep_key, results)
 saved = st.session_state.get("sweep")
 if saved:

@@ -39,6 +39,8 @@ def test_depth_sweep_with_progress_and_numbers():
     run(at.select_slider(key="sweep_range").set_range(8, 14))
     assert "Depths 8, 14" in texts(at.caption)
     run(at.button(key="sweep_run").click())
+    bars = at.get("progress")
+    assert len(bars) == 1 and bars[0].proto.value == 100 and bars[0].proto.text == "Done: 4 networks measured."
     assert len(at.get("plotly_chart")) == 3
     notes = texts(at.markdown)
     assert "depth 8: residual" in notes and "depth 14: residual" in notes
