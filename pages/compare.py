@@ -30,7 +30,7 @@ for col, label, va, vb, show in (
         (cols[1], "Mult-adds / image", sa.mult_adds, sb.mult_adds, fmt.si),
         (cols[2], "Activations / image", sa.activation_bytes, sb.activation_bytes, fmt.nbytes)):
     delta = vb - va
-    col.metric(f"{label} (B)", show(vb), delta=(f"{'+' if delta >= 0 else '−'}{show(abs(delta))} vs A"
+    col.metric(f"{label} (B)", show(vb), delta=(f"{'+' if delta >= 0 else '-'}{show(abs(delta))} vs A"
                                                if delta else "same as A"),
                delta_color="inverse" if delta else "off", border=True, help=f"A: {show(va)}")
 

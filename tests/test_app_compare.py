@@ -25,6 +25,9 @@ def test_compare_with_the_plain_twin():
     assert metric(at, "Parameters (B)") == f"{twin.num_params():,}"
     table = at.dataframe[0].value
     assert table["same output"].all() and (table["Δ params"] <= 0).all()
+    fewer = 11_689_512 - twin.num_params()
+    # an ASCII minus, so Streamlit draws the delta as a decrease (a Unicode minus reads as an increase)
+    assert next(m for m in at.metric if m.label == "Parameters (B)").delta == f"-{fewer:,} vs A"
 
 
 def test_compare_same_network_shows_no_difference():
