@@ -10,6 +10,7 @@ from pathlib import Path
 from .fields import SpecError
 from .presets import PRESETS
 from .spec import NetSpec
+from .train_cli import add_parser as add_train_parser
 
 
 def load_spec(name_or_path: str) -> NetSpec:
@@ -110,12 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "grads":
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(run=run)
-    try:
-        from .train_cli import add_parser as add_train_parser
-    except ImportError:
-        pass
-    else:
-        add_train_parser(sub)
+    add_train_parser(sub)
     return parser
 
 

@@ -241,19 +241,9 @@ def _generator(device: torch.device, seed: int) -> torch.Generator | None:
 
 def _gradient_norm_records(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict]:
     """Per-layer gradient norms of one batch (``archs.gradient_norms``; leaves ``.grad`` alone)."""
-    try:
-        from archs.inspect import gradient_norms
-    except ImportError:  # core not available: norms of the gradients of the last step
-        return [
-            {"depth": i, "name": name, "type": type(m).__name__, "stage": name.split(".")[0], "block": "",
-             "grad_norm": float(m.weight.grad.norm())}
-            for i, (name, m) in enumerate(
-                (n, m) for n, m in model.named_modules()
-                if getattr(m, "weight", None) is not None and m.weight.grad is not None
-            )
-        ]
-    result = gradient_norms(model, inputs, targets)
-    return [layer.to_dict() if hasattr(layer, "to_dict") else dict(vars(layer)) for layer in result.layers]
+    from archs.inspect import gradient_norms
+
+    return [asdict(layer) for layer in gradient_norms(model, inputs, targets).layers]
 
 
 # ---------------------------------------------------------------------------------------------
