@@ -63,6 +63,7 @@ class FieldInfo:
     maximum: float | None = None
     step: float | None = None
     choices: tuple | None = None
+    optional: bool = False      # None is allowed (e.g. "no limit")
 
     @property
     def label(self) -> str:
@@ -70,9 +71,13 @@ class FieldInfo:
 
 
 def param(default: Any, help: str, *, range: tuple | None = None, step: float | None = None,
-          choices: tuple | None = None) -> Any:
-    """A spec field with the metadata a generic form and the validator read."""
-    if choices is not None:
+          choices: tuple | None = None, kind: str | None = None, optional: bool = False) -> Any:
+    """A spec field with the metadata a generic form and the validator read. ``kind`` is inferred
+    from the default unless given (needed when the default is None); ``optional`` allows None; either
+    end of ``range`` may be None (open)."""
+    if kind is not None:
+        pass
+    elif choices is not None:
         kind = "choice"
     elif isinstance(default, bool):
         kind = "bool"
@@ -82,7 +87,8 @@ def param(default: Any, help: str, *, range: tuple | None = None, step: float | 
         kind = "float"
     else:
         kind = "str"
-    metadata = {"kind": kind, "help": help, "range": range, "step": step, "choices": choices}
+    metadata = {"kind": kind, "help": help, "range": range, "step": step, "choices": choices,
+                "optional": optional}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -95,7 +101,7 @@ def spec_fields(spec: Any) -> list[FieldInfo]:
             continue  # nested specs (stem, stages, head) are not controls
         lo, hi = meta["range"] or (None, None)
         infos.append(FieldInfo(f.name, meta["kind"], f.default, meta["help"], lo, hi, meta["step"],
-                               meta["choices"]))
+                               meta["choices"], meta.get("optional", False)))
     return infos
 
 
@@ -105,6 +111,8 @@ def _describe(value: Any) -> str:
 
 def check_value(info: FieldInfo, value: Any, path: str) -> None:
     """Raise SpecError naming ``path`` if ``value`` has the wrong type or lies out of range."""
+    if value is None and info.optional:
+        return
     if info.kind == "choice":
         if value not in info.choices or type(value) is bool:
             allowed = ", ".join(_describe(c) for c in info.choices)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 import torch
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archs.data import AUGMENTATIONS, TensorData, augment_batch, normalize_batch
+from archs.fields import param, spec_fields
 
 __all__ = [
     "ConfigError",
@@ -48,75 +49,58 @@ class ConfigError(ValueError):
     """A training setting is out of range; the message names the field."""
 
 
-def _meta(help: str, **extra) -> dict:
-    return {"help": help, **extra}
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run. Field metadata carries help text, ranges and choices.
+    """Settings of one training run. Field metadata (``archs.fields.param``, as in the specs) carries
+    help text, ranges and choices, so a UI draws the controls and ``__post_init__`` checks them.
 
     The defaults are the default run (``DEFAULT_PRESET`` on ``DEFAULT_DATA``): five epochs of Adam
     at batch 64 with a cosine schedule.
     """
 
-    epochs: int = field(default=5, metadata=_meta("Passes over the training set.", min=1, max=1000))
-    max_steps: int | None = field(
-        default=None, metadata=_meta("Stop after this many optimizer steps (empty: no limit).", min=1)
-    )
-    batch_size: int = field(default=64, metadata=_meta("Images per optimizer step.", min=1, max=65536))
-    lr: float = field(default=1e-3, metadata=_meta("Peak learning rate.", min=0.0, max=10.0))
-    optimizer: str = field(default="adam", metadata=_meta("Optimizer.", choices=("adam", "sgd")))
-    weight_decay: float = field(default=0.0, metadata=_meta("L2 weight decay.", min=0.0, max=1.0))
-    momentum: float = field(default=0.9, metadata=_meta("SGD momentum (ignored by Adam).", min=0.0, max=0.999))
-    schedule: str = field(
-        default="cosine", metadata=_meta("Learning-rate schedule after warm-up.", choices=("constant", "cosine"))
-    )
-    warmup_steps: int = field(default=0, metadata=_meta("Linear learning-rate warm-up steps.", min=0))
-    device: str = field(
-        default="auto", metadata=_meta("Where to train (auto: cuda, then mps, then cpu).",
-                                       choices=("auto", "cpu", "cuda", "mps"))
-    )
-    augment: str = field(
-        default="auto", metadata=_meta("Batch augmentation (auto: the data set's usual one).",
-                                       choices=("auto",) + AUGMENTATIONS)
-    )
-    log_every: int = field(default=20, metadata=_meta("Steps between metric records.", min=1))
-    grad_every: int = field(
-        default=50, metadata=_meta("Steps between gradient-norm records (0: never).", min=0)
-    )
-    eval_every: int = field(
-        default=0, metadata=_meta("Steps between test evaluations (0: once per epoch and at the end).", min=0)
-    )
-    seed: int = field(default=0, metadata=_meta("Random seed for initialisation, order and augmentation.", min=0))
-    amp: str = field(
-        default="auto", metadata=_meta("bf16 autocast (auto: where the device computes bf16 natively).",
-                                       choices=("auto", "bf16", "off"))
-    )
-    channels_last: str = field(
-        default="auto", metadata=_meta("Channels-last memory format (auto: on CUDA only).",
-                                       choices=("auto", "on", "off"))
-    )
+    epochs: int = param(5, "Passes over the training set.", range=(1, 1000))
+    max_steps: int | None = param(None, "Stop after this many optimizer steps (empty: no limit).",
+                                  range=(1, None), kind="int", optional=True)
+    batch_size: int = param(64, "Images per optimizer step.", range=(1, 65536))
+    lr: float = param(1e-3, "Peak learning rate.", range=(0.0, 10.0))
+    optimizer: str = param("adam", "Optimizer.", choices=("adam", "sgd"))
+    weight_decay: float = param(0.0, "L2 weight decay.", range=(0.0, 1.0))
+    momentum: float = param(0.9, "SGD momentum (ignored by Adam).", range=(0.0, 0.999))
+    schedule: str = param("cosine", "Learning-rate schedule after warm-up.", choices=("constant", "cosine"))
+    warmup_steps: int = param(0, "Linear learning-rate warm-up steps.", range=(0, None))
+    device: str = param("auto", "Where to train (auto: cuda, then mps, then cpu).",
+                        choices=("auto", "cpu", "cuda", "mps"))
+    augment: str = param("auto", "Batch augmentation (auto: the data set's usual one).",
+                         choices=("auto",) + AUGMENTATIONS)
+    log_every: int = param(20, "Steps between metric records.", range=(1, None))
+    grad_every: int = param(50, "Steps between gradient-norm records (0: never).", range=(0, None))
+    eval_every: int = param(0, "Steps between test evaluations (0: once per epoch and at the end).",
+                            range=(0, None))
+    seed: int = param(0, "Random seed for initialisation, order and augmentation.", range=(0, None))
+    amp: str = param("auto", "bf16 autocast (auto: where the device computes bf16 natively).",
+                     choices=("auto", "bf16", "off"))
+    channels_last: str = param("auto", "Channels-last memory format (auto: on CUDA only).",
+                               choices=("auto", "on", "off"))
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            meta = f.metadata
-            if value is None and f.name == "max_steps":
+        # the same metadata as the specs; messages in the CLI's "name must ...; got ..." style
+        for info in spec_fields(self):
+            value = getattr(self, info.name)
+            if value is None and info.optional:
                 continue
-            if "choices" in meta:
-                if value not in meta["choices"]:
-                    raise ConfigError(f"{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+            if info.kind == "choice":
+                if value not in info.choices:
+                    raise ConfigError(f"{info.name} must be one of {', '.join(info.choices)}; got {value!r}")
                 continue
-            kind = float if f.type in ("float", float) else int
-            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-                raise ConfigError(f"{f.name} must be {'a number' if kind is float else 'an integer'}; got {value!r}")
+            is_float = info.kind == "float"
+            if isinstance(value, bool) or not isinstance(value, (int, float) if is_float else int):
+                raise ConfigError(f"{info.name} must be {'a number' if is_float else 'an integer'}; got {value!r}")
             if not math.isfinite(value):
-                raise ConfigError(f"{f.name} must be finite; got {value!r}")
-            if "min" in meta and value < meta["min"]:
-                raise ConfigError(f"{f.name} must be at least {meta['min']}; got {value!r}")
-            if "max" in meta and value > meta["max"]:
-                raise ConfigError(f"{f.name} must be at most {meta['max']}; got {value!r}")
+                raise ConfigError(f"{info.name} must be finite; got {value!r}")
+            if info.minimum is not None and value < info.minimum:
+                raise ConfigError(f"{info.name} must be at least {info.minimum}; got {value!r}")
+            if info.maximum is not None and value > info.maximum:
+                raise ConfigError(f"{info.name} must be at most {info.maximum}; got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

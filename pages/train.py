@@ -14,7 +14,7 @@ from archs.data import DATASETS, DataError, dataset_info
 from archs.runs import ACTIVE_STATUSES, DataConfig, RunError, get_job_manager, grad_heatmap
 from archs.train import ConfigError, TrainConfig, resolve_device
 from ui import fmt, state, train_charts
-from ui.train_form import config_controls
+from ui.train_form import config_controls, field_control
 
 REFRESH_SECONDS = 1.0
 FOLDER = "folder"
@@ -39,10 +39,9 @@ def device_ok(name: str) -> str | None:
     return None
 
 
-def device_control(f, key, where):
-    state.sticky(key, f.default)
-    return where.selectbox("Device", list(f.metadata["choices"]), key=key, help=f.metadata.get("help"),
-                           format_func=lambda d: d if device_ok(d) is None else f"{d} (not available here)")
+def device_control(info, key, where):
+    return field_control(info, key, where,
+                         format_choice=lambda d: d if device_ok(d) is None else f"{d} (not available here)")
 
 
 def find_run_id() -> str | None:

@@ -156,3 +156,16 @@ def test_size_limit_refuses_a_huge_net_without_building_it(monkeypatch):
     with pytest.raises(SpecError, match="over the limit of 1,000,000"):
         PRESETS["cifar-resnet110"].plan(max_params=1_000_000)
     assert len(PRESETS["cifar-resnet110"].plan(max_params=2_000_000)) == 5
+
+
+def test_training_settings_use_the_same_field_metadata():
+    from archs.fields import check_value
+    from archs.train import TrainConfig
+
+    infos = {f.name: f for f in spec_fields(TrainConfig)}
+    assert (infos["max_steps"].kind, infos["max_steps"].optional, infos["max_steps"].minimum,
+            infos["max_steps"].maximum) == ("int", True, 1, None)
+    assert infos["optimizer"].choices == ("adam", "sgd") and infos["lr"].kind == "float"
+    check_value(infos["max_steps"], None, "max_steps")  # optional: None means no limit
+    with pytest.raises(SpecError, match="^blocks: must be an integer, got None"):
+        check_value({f.name: f for f in spec_fields(ResidualSpec)}["blocks"], None, "blocks")

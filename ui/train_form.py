@@ -1,42 +1,41 @@
-"""Controls for a settings dataclass whose fields carry ``help``/``min``/``max``/``choices`` metadata
-(``archs.train.TrainConfig``): one generic control per field, so the page writes no per-field code."""
+"""Controls for ``archs.train.TrainConfig``, drawn from the same field metadata as the Build page's
+form (``archs.spec_fields``): settings are typed numbers rather than sliders (a learning rate spans
+decades, most limits are open-ended), and an optional field left empty means "no limit"."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import streamlit as st
 
+from archs import FieldInfo, spec_fields
+
 from . import state
 
 
-def _label(name: str) -> str:
-    return {"lr": "Learning rate"}.get(name, name.replace("_", " ").capitalize())
+def _label(info: FieldInfo) -> str:
+    return {"lr": "Learning rate"}.get(info.name, info.label)
 
 
-def field_control(f: dataclasses.Field, key: str, where: Any = st,
+def field_control(info: FieldInfo, key: str, where: Any = st,
                   format_choice: Callable[[Any], str] | None = None) -> Any:
     """Draw the control for one field (its value kept across pages under ``key``); return its value."""
-    meta = f.metadata
-    state.sticky(key, f.default)
-    common = dict(label=_label(f.name), help=meta.get("help"), key=key)
-    if "choices" in meta:
-        return where.selectbox(options=list(meta["choices"]), format_func=format_choice or str, **common)
-    if f.type in ("float", float):
-        return where.number_input(min_value=float(meta.get("min", 0.0)), max_value=float(meta["max"])
-                                  if "max" in meta else None, step=1e-4, format="%g", **common)
-    optional = f.default is None or "None" in str(f.type)
-    return where.number_input(min_value=int(meta["min"]) if "min" in meta else None,
-                              max_value=int(meta["max"]) if "max" in meta else None, step=1,
-                              placeholder="no limit" if optional else None, **common)
+    state.sticky(key, info.default)
+    common = dict(label=_label(info), help=info.help, key=key)
+    if info.kind == "choice":
+        return where.selectbox(options=list(info.choices), format_func=format_choice or str, **common)
+    if info.kind == "float":
+        return where.number_input(min_value=float(info.minimum or 0.0), max_value=info.maximum, step=1e-4,
+                                  format="%g", **common)
+    return where.number_input(min_value=info.minimum, max_value=info.maximum, step=1,
+                              placeholder="no limit" if info.optional else None, **common)
 
 
 def config_controls(cls: type, names: Iterable[str], prefix: str, columns: int = 3,
-                    special: dict[str, Callable[[dataclasses.Field, str, Any], Any]] | None = None) -> dict[str, Any]:
+                    special: dict[str, Callable[[FieldInfo, str, Any], Any]] | None = None) -> dict[str, Any]:
     """Controls for the named fields of ``cls`` in ``columns`` columns; returns {field: value}."""
-    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    by_name = {info.name: info for info in spec_fields(cls)}
     names = [n for n in names if n in by_name]
     cols = st.columns(columns)
     out = {}
