@@ -72,7 +72,8 @@ if spec_text is not None:
     cols[0].download_button("Spec (JSON)", spec_text, file_name=f"{picked}.spec.json", mime="application/json",
                             key="runs_dl_spec", icon=":material/download:", width="stretch")
 if run.has_weights():
-    cols[1].download_button("Weights (.pt)", (run.path / "weights.pt").read_bytes(), file_name=f"{picked}.pt",
+    weights = run.path / "weights.pt"  # read only when clicked: a ResNet-50's weights are ~100 MB
+    cols[1].download_button("Weights (.pt)", weights.read_bytes, file_name=f"{picked}.pt",
                             mime="application/octet-stream", key="runs_dl_weights", icon=":material/download:",
                             width="stretch")
 else:
