@@ -1,10 +1,16 @@
 """archs: build, inspect and briefly train CNNs made of residual, dense and Inception stages.
 
 Plain data describes a network (:class:`NetSpec`), stage types build it exactly (:func:`build_model`),
-and inspectors measure it (:func:`summarize`, :func:`gradient_norms`). Nothing here imports Streamlit.
+and inspectors measure it (:func:`summarize`, :func:`gradient_norms`); :mod:`archs.training` trains
+it. Nothing here imports Streamlit.
+
+The names below load on first use (PEP 562), so that a process which only moves files about (the
+local executor's supervisor) starts without importing torch.
 """
 
 import os
+
+from ._lazy import lazy_exports
 
 # Passive OpenMP threads sleep instead of spinning when they wait. Where torch shares the cores with
 # other busy threads (a training job beside the dashboard's own work, a loaded CI machine), spinning
@@ -12,18 +18,14 @@ import os
 # effect if set before torch loads its OpenMP runtime; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .builder import Network, build_model  # noqa: E402
-from .inspect import (BlockGradient, GradientNorms, LayerGradient, LayerRow, StageTotal, Summary,  # noqa: E402
-                      depth_sweep, gradient_norms, gradient_profile, plain_twin, summarize)
-from .presets import PRESETS, cifar_resnet  # noqa: E402
-from .fields import FieldInfo, SpecError, spec_fields  # noqa: E402
-from .spec import DEFAULT_MAX_PARAMS, HeadSpec, NetSpec, StagePlan, decode_spec, encode_spec  # noqa: E402
-from .stages import STAGE_TYPES, DenseSpec, InceptionSpec, PlainSpec, ResidualSpec, StageSpec  # noqa: E402
-
-__all__ = [
-    "NetSpec", "HeadSpec", "StageSpec", "ResidualSpec", "DenseSpec", "InceptionSpec", "PlainSpec",
-    "STAGE_TYPES", "SpecError", "FieldInfo", "spec_fields", "StagePlan", "DEFAULT_MAX_PARAMS",
-    "encode_spec", "decode_spec", "Network", "build_model", "PRESETS",
-    "cifar_resnet", "summarize", "Summary", "LayerRow", "StageTotal", "gradient_norms", "gradient_profile",
-    "GradientNorms", "LayerGradient", "BlockGradient", "depth_sweep", "plain_twin",
-]
+_EXPORTS = {
+    ".builder": ("Network", "build_model"),
+    ".inspect": ("BlockGradient", "GradientNorms", "LayerGradient", "LayerRow", "StageTotal", "Summary",
+                 "depth_sweep", "gradient_norms", "gradient_profile", "plain_twin", "summarize"),
+    ".presets": ("PRESETS", "cifar_resnet"),
+    ".fields": ("FieldInfo", "SpecError", "spec_fields"),
+    ".spec": ("DEFAULT_MAX_PARAMS", "HeadSpec", "NetSpec", "StagePlan", "decode_spec", "encode_spec"),
+    ".stages": ("STAGE_TYPES", "DenseSpec", "InceptionSpec", "PlainSpec", "ResidualSpec", "StageSpec"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)

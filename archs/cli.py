@@ -1,4 +1,4 @@
-"""``python -m archs``: list presets, summarise a network, measure its gradients, train it."""
+"""``python -m archs``: list presets, summarise a network, measure its gradients, train it, list runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from .fields import SpecError
 from .presets import PRESETS
 from .spec import NetSpec
-from .train_cli import add_parser as add_train_parser
+from .training.cli import add_parsers as add_training_parsers
 
 
 def load_spec(name_or_path: str) -> NetSpec:
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "grads":
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(run=run)
-    add_train_parser(sub)
+    add_training_parsers(sub)
     return parser
 
 

@@ -64,6 +64,7 @@ class FieldInfo:
     step: float | None = None
     choices: tuple | None = None
     optional: bool = False      # None is allowed (e.g. "no limit")
+    max_length: int = 100       # for strings: names are short, paths may be long
 
     @property
     def label(self) -> str:
@@ -71,10 +72,11 @@ class FieldInfo:
 
 
 def param(default: Any, help: str, *, range: tuple | None = None, step: float | None = None,
-          choices: tuple | None = None, kind: str | None = None, optional: bool = False) -> Any:
+          choices: tuple | None = None, kind: str | None = None, optional: bool = False,
+          max_length: int = 100) -> Any:
     """A spec field with the metadata a generic form and the validator read. ``kind`` is inferred
     from the default unless given (needed when the default is None); ``optional`` allows None; either
-    end of ``range`` may be None (open)."""
+    end of ``range`` may be None (open); ``max_length`` bounds a string."""
     if kind is not None:
         pass
     elif choices is not None:
@@ -88,7 +90,7 @@ def param(default: Any, help: str, *, range: tuple | None = None, step: float | 
     else:
         kind = "str"
     metadata = {"kind": kind, "help": help, "range": range, "step": step, "choices": choices,
-                "optional": optional}
+                "optional": optional, "max_length": max_length}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -101,7 +103,7 @@ def spec_fields(spec: Any) -> list[FieldInfo]:
             continue  # nested specs (stem, stages, head) are not controls
         lo, hi = meta["range"] or (None, None)
         infos.append(FieldInfo(f.name, meta["kind"], f.default, meta["help"], lo, hi, meta["step"],
-                               meta["choices"], meta.get("optional", False)))
+                               meta["choices"], meta.get("optional", False), meta.get("max_length", 100)))
     return infos
 
 
@@ -125,8 +127,8 @@ def check_value(info: FieldInfo, value: Any, path: str) -> None:
     if info.kind == "str":
         if not isinstance(value, str):
             raise field_error(path, f"must be a string, got {_describe(value)}")
-        if len(value) > 100:
-            raise field_error(path, f"must be at most 100 characters, got {len(value)}")
+        if len(value) > info.max_length:
+            raise field_error(path, f"must be at most {info.max_length} characters, got {len(value)}")
         return
     if info.kind == "int" and type(value) is not int:
         raise field_error(path, f"must be an integer, got {_describe(value)}")
@@ -171,3 +173,19 @@ def fields_from_dict(cls: type, data: Any, path: str, nested: dict[str, Any] | N
         values[name] = value
     values.update(nested)
     return values
+
+
+def settings_from_dict(cls: type, values: Any, what: str, error: type[SpecError] = SpecError) -> Any:
+    """A settings dataclass (not a spec: fields left out take their defaults) from a JSON object.
+
+    An unknown key raises ``error`` naming it (``unknown training setting 'learning_rate'``); the
+    values are then checked by the class itself, against the same metadata as the specs."""
+    if not isinstance(values, dict):
+        raise error(f"{what} settings: must be a JSON object, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(key) for key in values if key not in names)
+    if unknown:
+        raise error(f"unknown {what} setting {unknown[0]!r}", unknown[0])
+    kinds = {info.name: info.kind for info in spec_fields(cls)}
+    values = {k: float(v) if kinds.get(k) == "float" and type(v) is int else v for k, v in values.items()}
+    return cls(**values)

@@ -1,9 +1,9 @@
-"""Throughput of archs.train against the source article's training loop, and nearness to the
+"""Throughput of archs.training against the source article's training loop, and nearness to the
 machine's limit.
 
 Baseline (the article): torchvision MNIST through a DataLoader with per-sample PIL transforms
 ``Pad(4)``, ``RandomHorizontalFlip()``, ``RandomCrop(32)``, ``ToTensor()``; Adam at 1e-3; test on
-``ToTensor()`` images. Ours: :func:`archs.train.train` on the same model (``seed004-resnet``), the
+``ToTensor()`` images. Ours: :func:`archs.training.loop.train` on the same model (``seed004-resnet``), the
 same optimizer and the same augmentation (pad 4, crop, flip) done on whole tensor batches.
 Each batch size runs the baseline then ours (alternating), one epoch each, and reports images/s
 (training steps only, evaluation excluded, for both), test accuracy and the ratio.
@@ -32,8 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import archs  # noqa: E402
 from archs._compat import import_torchvision  # noqa: E402
-from archs.data import load_dataset  # noqa: E402
-from archs.train import TrainConfig, resolve_runtime, train  # noqa: E402
+from archs.training.config import TrainConfig  # noqa: E402
+from archs.training.data import load_dataset  # noqa: E402
+from archs.training.device import resolve_runtime  # noqa: E402
+from archs.training.loop import train  # noqa: E402
 
 PRESET = "seed004-resnet"
 

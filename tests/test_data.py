@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from archs.data import DataError, augment_batch, check_dataset, load_dataset
+from archs.training.data import DataError, augment_batch, check_dataset, load_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

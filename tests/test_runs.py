@@ -1,141 +1,132 @@
-"""Run history and background jobs: queueing, stop, crash recovery, reading runs back."""
+"""The run store, run requests and the local executor: worker processes, the FIFO queue, stop, crashes,
+a worker outliving the process that submitted it, limits and owners.
+
+Runs here are tiny (seed002-inception on a slice of the offline digits): a few seconds each, most of it
+starting a worker process.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 import archs
-from archs.data import DataError
-from archs.runs import DataConfig, JobManager, RunError, RunStore, get_job_manager, grad_heatmap
-from archs.train import TrainConfig
+from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
+from archs.training.config import ConfigError
+from archs.training.data import DataError
+from archs.training.executors.local import LocalExecutor, describe_exit
+from archs.training.limits import LimitError, Limits
+from archs.training.request import MemoryRecorder, execute_request
+from archs.training.store import RunError, grad_heatmap, process_identity
 
 SPEC = archs.PRESETS["seed002-inception"]
-DIGITS = DataConfig("digits", train_limit=128, test_limit=64)
+DIGITS = DataConfig(name="digits", train_limit=128, test_limit=64)
+TIMEOUT = 120  # generous, for a loaded CI machine: tests wait for states, they never assert durations
 
 
 def quick(**overrides) -> TrainConfig:
     return TrainConfig(**{"epochs": 1, "batch_size": 16, "log_every": 2, "grad_every": 4, **overrides})
 
 
-def wait_until(predicate, timeout: float = 60.0) -> None:
+def request(**overrides) -> RunRequest:
+    return RunRequest(**{"spec": SPEC, "train": quick(max_steps=4), "data": DIGITS, **overrides})
+
+
+def long_request(**overrides) -> RunRequest:
+    """A run that would take minutes: it is stopped or killed in these tests."""
+    return request(train=quick(epochs=500, log_every=1, grad_every=0), model_factory="faults:slow", **overrides)
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
-def test_two_runs_with_limit_one_queue_and_both_finish(tmp_path):
-    manager = JobManager(RunStore(tmp_path), max_concurrent=1)
-    first = manager.submit(SPEC, quick(max_steps=4), DIGITS, label="first")
-    second = manager.submit(SPEC, quick(max_steps=4), DIGITS, label="second", group="g")
-    assert manager.active() == [first, second]
-    assert manager.status(second)["status"] == "queued"
-    assert manager.wait(timeout=120)
-    a, b = manager.status(first), manager.status(second)
-    assert (a["status"], b["status"]) == ("completed", "completed")
-    assert b["started_at"] >= a["finished_at"]
-    assert a["result"]["steps"] == 4 and a["progress"]["step"] == 4
-    rows = manager.store.list_runs()
-    assert {row["label"] for row in rows} == {"first", "second"}
-    assert [row["id"] for row in manager.store.list_runs(group="g")] == [second]
-    assert manager.active() == []
+def step_of(store: RunStore, run_id: str) -> int:
+    return (store.get(run_id).status().get("progress") or {}).get("step", 0)
 
 
-def test_run_folder_contents_and_model_reload(tmp_path):
-    manager = JobManager(RunStore(tmp_path))
-    run_id = manager.submit(SPEC, quick(max_steps=8), DIGITS)
-    manager.wait(run_id, timeout=120)
-    run = manager.run(run_id)
-    assert sorted(p.name for p in run.path.iterdir()) == [
-        "metrics.jsonl", "settings.json", "spec.json", "status.json", "weights.pt"]
-    assert run.spec() == SPEC
-    assert TrainConfig.from_dict(run.settings()["train"]) == quick(max_steps=8)
-    assert [r["step"] for r in run.metrics("step")] == [2, 4, 6, 8]
-    heat = grad_heatmap(run.metrics())
-    assert heat["steps"] == [4, 8] and len(heat["layers"]) == len(heat["values"]) > 3
-    model = run.load_model()
-    x = torch.randn(2, 1, 28, 28)
-    assert model(x).shape == (2, 10)
-    info = run.info()
-    assert info["status"] == "completed" and info["data"] == "digits" and info["network"] == "seed002-inception"
+@pytest.fixture
+def executor(tmp_path):
+    ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1)
+    yield ex
+    for run_id in ex.active():
+        ex.stop(run_id)
+    ex.wait(timeout=60)
 
 
-def test_stop_a_running_job(tmp_path):
-    manager = JobManager(RunStore(tmp_path))
-    run_id = manager.submit(SPEC, quick(epochs=50, log_every=1, grad_every=0), DIGITS)
-    wait_until(lambda: (manager.status(run_id).get("progress") or {}).get("step", 0) >= 1)
-    assert manager.stop(run_id)
-    assert manager.wait(run_id, timeout=60)
-    status = manager.status(run_id)
-    assert status["status"] == "stopped" and status["result"]["steps"] < 50 * 8
-    assert manager.run(run_id).has_weights()
-    assert not manager.stop(run_id)  # no longer live
+# ------------------------------------------------------------------------------------------ requests
+def test_a_request_round_trips_through_json_and_its_run_folder(tmp_path):
+    req = request(label="first", group="g", owner="session:abc", owner_name="session abc",
+                  model_factory="faults:slow")
+    assert RunRequest.from_json(req.to_json()) == req
+    run = RunStore(tmp_path).create(req)
+    assert run.request() == req
+    assert run.settings()["owner"] == "session:abc" and run.status()["status"] == "interrupted"  # not queued
+    with pytest.raises(ConfigError, match="^kind: must be one of 'train', 'gradients', got 'dance'"):
+        request(kind="dance")
+    with pytest.raises(ConfigError, match="^model_factory: must be 'package.module:function'"):
+        request(model_factory="nocolon")
+    with pytest.raises(ConfigError, match="unknown data setting 'path'"):
+        RunRequest.from_dict({**req.to_dict(), "data": {"path": "x"}})
+    with pytest.raises(archs.SpecError, match="stages\\[0\\]"):
+        RunRequest.from_dict({**req.to_dict(), "spec": {**SPEC.to_dict(), "stages": [{"type": "residual"}]}})
 
 
-def test_stop_a_queued_job(tmp_path):
-    manager = JobManager(RunStore(tmp_path), max_concurrent=1)
-    first = manager.submit(SPEC, quick(epochs=50, log_every=1, grad_every=0), DIGITS)
-    second = manager.submit(SPEC, quick(max_steps=2), DIGITS)
-    assert manager.stop(second)
-    assert manager.status(second)["status"] == "stopped"
-    manager.stop(first)
-    manager.wait(timeout=60)
-    assert manager.status(first)["status"] == "stopped"
+def test_execute_request_in_this_process_records_everything():
+    recorder = MemoryRecorder()
+    status = execute_request(request(train=quick(max_steps=8)), recorder)
+    assert status["status"] == "completed" and status["result"]["steps"] == 8
+    assert [r["step"] for r in recorder.records if r["kind"] == "step"] == [2, 4, 6, 8]
+    assert status["progress"]["step"] == 8 and status["data"]["train"] == 128
+    assert set(recorder.state_dict) == set(archs.build_model(SPEC).state_dict())
 
 
-def test_missing_data_starts_no_run(tmp_path):
-    manager = JobManager(RunStore(tmp_path / "runs"))
-    with pytest.raises(DataError, match="MNIST not found"):
-        manager.submit(SPEC, quick(), DataConfig("mnist", root=str(tmp_path / "nothing")))
-    assert manager.store.list_runs() == []
+def test_a_request_that_cannot_run_fails_with_the_reason():
+    status = execute_request(request(data=DataConfig(name="mnist", root="/nonexistent")), MemoryRecorder())
+    assert status["status"] == "failed" and status["error"].startswith("MNIST not found")
+    recorder = MemoryRecorder()
+    status = execute_request(request(model_factory="faults:raise_at_step_3"), recorder)
+    assert status["status"] == "failed"
+    assert status["error"] == "RuntimeError: boom: a bug inside the model at step 3"
+    assert "Traceback" in recorder.error_text and [r["step"] for r in recorder.records if r["kind"] == "step"] == [2]
 
 
-class NanFrom(torch.nn.Module):
-    """Wraps a network; its output turns NaN from the ``calls``-th forward pass on."""
-
-    def __init__(self, inner: torch.nn.Module, calls: int):
-        super().__init__()
-        self.inner, self.calls, self.count = inner, calls, 0
-
-    def forward(self, x):
-        self.count += 1
-        out = self.inner(x)
-        return out * float("nan") if self.count >= self.calls else out
-
-
-def test_diverged_run_keeps_metrics(tmp_path):
-    manager = JobManager(RunStore(tmp_path))
-    run_id = manager.submit(SPEC, quick(log_every=1, grad_every=0), DIGITS,
-                            model_factory=lambda spec: NanFrom(archs.build_model(spec), calls=3))
-    manager.wait(run_id, timeout=60)
-    run = manager.run(run_id)
-    status = run.status()
-    assert status["status"] == "diverged" and status["message"] == "the loss became nan at step 3"
-    assert [r["step"] for r in run.metrics("step")] == [1, 2, 3] and not run.has_weights()
-
-
-def test_crashed_run_reads_back_as_interrupted(tmp_path):
+# ------------------------------------------------------------------------------------------ the store
+def test_crashed_run_reads_back_honestly(tmp_path):
     store = RunStore(tmp_path)
-    run = store.create(SPEC, quick(), DIGITS)
-    run.write_status(status="running", pid=os.getpid(), progress={"step": 2, "total_steps": 8})
+    run = store.create(request())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run.write_status(status="running", worker=process_identity(int(dead.stdout)),
+                     progress={"step": 2, "total_steps": 8})
     run.append_metric({"kind": "step", "step": 2, "loss": 1.5})
     with open(run.path / "metrics.jsonl", "a") as handle:
         handle.write('{"kind": "step", "step": 4, "lo')  # cut off mid-line by the crash
     status = run.status()
-    assert status["status"] == "interrupted" and status["stored_status"] == "running"
+    assert status["status"] == "failed" and status["stored_status"] == "running"
+    assert "ended without recording a result" in status["error"]
     assert run.metrics() == [{"kind": "step", "step": 2, "loss": 1.5}]
-    assert store.list_runs()[0]["status"] == "interrupted" and store.list_runs()[0]["step"] == 2
+    row = store.list_runs()[0]
+    assert (row["status"], row["step"]) == ("failed", 2)
+    run.write_status(worker=process_identity())  # a live worker (this process): running it is
+    assert run.status()["status"] == "running"
     # a folder with almost nothing in it, and one with a garbled status file
-    bare = tmp_path / "20000101-000000-bare"
+    bare = tmp_path / "20000101-000000000-bare"
     bare.mkdir()
     (bare / "settings.json").write_text(json.dumps({"label": "bare"}))
-    garbled = tmp_path / "20000101-000001-garbled"
+    garbled = tmp_path / "20000101-000001000-garbled"
     garbled.mkdir()
     (garbled / "status.json").write_text('{"status": "runn')
     rows = {row["id"]: row for row in store.list_runs()}
@@ -147,20 +138,190 @@ def test_crashed_run_reads_back_as_interrupted(tmp_path):
     assert not garbled.exists()
 
 
-def test_store_errors_and_shared_manager(tmp_path):
+def test_store_queue_owners_and_pruning(tmp_path):
     store = RunStore(tmp_path)
     with pytest.raises(RunError, match="no run 'missing'"):
         store.get("missing")
     with pytest.raises(RunError, match="invalid run id"):
         store.get("../etc")
-    assert get_job_manager(tmp_path) is get_job_manager(tmp_path / "." )
-    assert get_job_manager(tmp_path, max_concurrent=3).max_concurrent == 3
-    assert store.list_runs() == []
+    runs = [store.create(request(owner=f"session:{n}")) for n in range(4)]
+    for run in runs:
+        store.enqueue(run)
+    assert store.queued() == [r.id for r in runs]
+    assert [row["queue_position"] for row in reversed(store.list_runs())] == [1, 2, 3, 4]
+    assert store.claim(runs[0].id) and not store.claim(runs[0].id)
+    assert store.queued() == [r.id for r in runs[1:]] and runs[0].status()["status"] == "queued"  # claimed
+    assert store.unqueue(runs[1].id) and not store.unqueue(runs[0].id)
+    with pytest.raises(RunError, match="started by someone else: only they can delete it"):
+        store.delete(runs[2].id, owner="session:intruder")
+    with pytest.raises(RunError, match="is queued; stop it before deleting it"):
+        store.delete(runs[2].id, owner="session:2")
+    for run in runs:
+        run.write_status(status="completed")
+    assert store.prune(keep=3) == [runs[0].id]
+    assert [r.id for r in store.runs()] == [r.id for r in reversed(runs[1:])]
 
 
-def test_degradation_plan_and_summary(tmp_path):
-    from archs.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_plan,
-                                   degradation_summary, submit_degradation, summarize_curves)
+# ------------------------------------------------------------------------------------------ local executor
+def test_runs_queue_in_fifo_order_and_finish_in_worker_processes(executor):
+    first = executor.submit(request(label="first"))
+    second = executor.submit(request(label="second", group="g"))
+    assert executor.queue()[-1] == second  # returned at once: queued
+    assert executor.wait(timeout=TIMEOUT)
+    a, b = executor.status(first), executor.status(second)
+    assert (a["status"], b["status"]) == ("completed", "completed")
+    assert b["started_at"] >= a["finished_at"]  # limit 1: one after the other, in order
+    assert a["worker"]["pid"] != os.getpid() and a["worker"]["pid"] != b["worker"]["pid"]
+    assert a["result"]["steps"] == 4 and a["progress"]["step"] == 4
+    assert [row["id"] for row in executor.store.list_runs(group="g")] == [second]
+    assert executor.active() == [] and executor.queue() == []
+
+
+def test_run_folder_contents_and_model_reload(executor):
+    run_id = executor.submit(request(train=quick(max_steps=8)))
+    executor.wait(run_id, timeout=TIMEOUT)
+    run = executor.store.get(run_id)
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "metrics.jsonl", "settings.json", "spec.json", "status.json", "weights.pt"]
+    assert run.spec() == SPEC
+    assert TrainConfig.from_dict(run.settings()["train"]) == quick(max_steps=8)
+    assert [r["step"] for r in run.metrics("step")] == [2, 4, 6, 8]
+    heat = grad_heatmap(run.metrics())
+    assert heat["steps"] == [4, 8] and len(heat["layers"]) == len(heat["values"]) > 3
+    assert run.load_model()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    info = run.info()
+    assert info["status"] == "completed" and info["data"] == "digits" and info["network"] == "seed002-inception"
+    assert info["executor"] == "local"
+
+
+def test_stop_a_running_run_across_processes(executor):
+    run_id = executor.submit(long_request())
+    wait_until(lambda: step_of(executor.store, run_id) >= 2, what="the first steps")
+    assert executor.stop(run_id)
+    assert executor.wait(run_id, timeout=60)
+    status = executor.status(run_id)
+    assert status["status"] == "stopped" and status["result"]["steps"] < 500 * 8
+    assert executor.store.get(run_id).has_weights()
+    assert not executor.stop(run_id)  # no longer active
+
+
+def test_stop_a_queued_run(executor):
+    first = executor.submit(long_request())
+    second = executor.submit(request())
+    assert executor.stop(second)
+    assert executor.status(second)["status"] == "stopped" and second not in executor.queue()
+    executor.stop(first)
+    executor.wait(timeout=60)
+    assert executor.status(first)["status"] == "stopped"
+
+
+def test_a_killed_worker_fails_its_run_keeps_its_metrics_and_the_queue_moves_on(executor):
+    victim = executor.submit(long_request())
+    after = executor.submit(request(label="after"))
+    wait_until(lambda: step_of(executor.store, victim) >= 3, what="the victim's first steps")
+    os.kill(executor.status(victim)["worker"]["pid"], signal.SIGKILL)
+    assert executor.wait(timeout=TIMEOUT)
+    status = executor.status(victim)
+    assert status["status"] == "failed" and "SIGKILL" in status["error"] and status["exit_code"] == -9
+    assert len(executor.store.get(victim).metrics("step")) >= 3
+    assert executor.status(after)["status"] == "completed"
+
+
+def test_a_segfault_and_an_exception_inside_training_fail_their_runs(executor):
+    crash = executor.submit(request(model_factory="faults:segfault_at_step_3", train=quick(log_every=1)))
+    bug = executor.submit(request(model_factory="faults:raise_at_step_3"))
+    nan = executor.submit(request(model_factory="faults:nan_from_step_3", train=quick(log_every=1, grad_every=0)))
+    assert executor.wait(timeout=TIMEOUT)
+    assert executor.status(crash)["status"] == "failed"
+    assert executor.status(crash)["error"] == describe_exit(-signal.SIGSEGV)
+    assert [r["step"] for r in executor.store.get(crash).metrics("step")] == [1, 2]
+    assert executor.status(bug)["error"] == "RuntimeError: boom: a bug inside the model at step 3"
+    assert "Traceback" in (executor.store.get(bug).path / "error.txt").read_text()
+    diverged = executor.status(nan)
+    assert diverged["status"] == "diverged" and diverged["message"] == "the loss became nan at step 3"
+    assert not executor.store.get(nan).has_weights()
+
+
+def test_a_run_outlives_the_process_that_submitted_it(tmp_path):
+    """The web server is killed mid-run: the worker carries on, records the end, and a new server reads it."""
+    runs = tmp_path / "runs"
+    script = (f"import sys, time, archs\n"
+              f"from archs.training import RunRequest, RunStore, TrainConfig, DataConfig\n"
+              f"from archs.training.executors.local import LocalExecutor\n"
+              f"ex = LocalExecutor(RunStore({str(runs)!r}))\n"
+              f"ex.submit(RunRequest(archs.PRESETS['seed002-inception'], TrainConfig(epochs=10, max_steps=40, "
+              f"batch_size=16, log_every=1, grad_every=0), DataConfig(train_limit=128, test_limit=64), "
+              f"model_factory='faults:slow'))\n"
+              f"ex.submit(RunRequest(archs.PRESETS['seed002-inception'], TrainConfig(epochs=1, max_steps=2, "
+              f"batch_size=16), DataConfig(train_limit=128, test_limit=64), label='queued behind'))\n"
+              f"print('submitted', flush=True)\n"
+              f"time.sleep(600)\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(archs.__file__).parents[1]),
+                                                                              os.environ["PYTHONPATH"]])})
+    assert server.stdout.readline().strip() == "submitted"
+    store = RunStore(runs)
+    wait_until(lambda: any(r["status"] == "running" and (r["step"] or 0) >= 2 for r in store.list_runs()),
+               what="the run to be training")
+    server.kill()  # SIGKILL: no clean-up at all
+    server.wait()
+    executor = LocalExecutor(store)  # "the restarted server"
+    assert executor.wait(timeout=TIMEOUT)
+    rows = {r["label"]: r for r in store.list_runs()}
+    assert rows["queued behind"]["status"] == "completed"
+    trained = rows["seed002-inception on digits"]
+    assert trained["status"] == "completed" and trained["step"] == 40
+
+
+def test_limits_refuse_with_a_clear_message_and_create_nothing(tmp_path):
+    limits = Limits(max_concurrent=1, max_queued_per_owner=1, max_steps=50, max_epochs=3, max_params=50_000,
+                    max_runs_kept=10)
+    ex = LocalExecutor(RunStore(tmp_path / "runs"), limits, threads=1)
+    with pytest.raises(LimitError, match="this server trains at most 3 epochs per run .ARCHS_MAX_EPOCHS_PER_RUN.; "
+                                         "you asked for 4"):
+        ex.submit(request(train=quick(epochs=4)))
+    with pytest.raises(LimitError, match="max_steps: this server trains at most 50 steps per run"):
+        ex.submit(request(train=quick(max_steps=51)))
+    with pytest.raises(LimitError, match="this network has 97,298 parameters; this server trains networks of at most "
+                                         "50,000 .ARCHS_MAX_TRAIN_PARAMS."):
+        ex.submit(request())
+    assert ex.store.runs() == []
+    small = replace(archs.PRESETS["cifar-resnet20"], name="small", in_channels=1, input_size=8,
+                    stages=tuple(replace(s, blocks=1) for s in archs.PRESETS["cifar-resnet20"].stages[:2]))
+    capped = ex.submit(request(spec=small, train=quick(epochs=2, max_steps=None), owner="session:a",
+                               model_factory="faults:slow"))
+    assert TrainConfig.from_dict(ex.store.get(capped).settings()["train"]).max_steps == 50  # capped, not refused
+    wait_until(lambda: ex.status(capped)["status"] == "running", what="the first run to start")
+    ex.submit(request(spec=small, owner="session:a"))  # waits behind it
+    with pytest.raises(LimitError, match="you already have 1 run waiting; this server queues at most 1 per person"):
+        ex.submit(request(spec=small, owner="session:a"))
+    ex.submit(request(spec=small, owner="session:b"))  # someone else may still queue
+    with pytest.raises(RunError, match="started by someone else: only they can stop it"):
+        ex.stop(capped, owner="session:b")
+    for run_id in ex.active():
+        ex.stop(run_id)
+    assert ex.wait(timeout=60)
+
+
+def test_limits_from_the_environment():
+    limits = Limits.from_env({"ARCHS_MAX_CONCURRENT_RUNS": "3", "ARCHS_MAX_QUEUED_PER_OWNER": "2",
+                              "ARCHS_MAX_STEPS_PER_RUN": "1000", "ARCHS_MAX_TRAIN_PARAMS": "junk",
+                              "ARCHS_MAX_RUNS_KEPT": "-4"})
+    assert limits == Limits(max_concurrent=3, max_queued_per_owner=2, max_steps=1000)
+    assert Limits.from_env({}).max_concurrent == 1  # this CPU-only machine: one run at a time
+    assert limits.describe() == ["3 runs at a time", "2 waiting per person", "1,000 steps per run"]
+
+
+def test_missing_data_starts_no_run(executor, tmp_path):
+    with pytest.raises(DataError, match="MNIST not found"):
+        executor.submit(request(data=DataConfig(name="mnist", root=str(tmp_path / "nothing"))))
+    assert executor.store.runs() == []
+
+
+# ------------------------------------------------------------------------------------------ experiments
+def test_degradation_experiment_through_the_executor(executor):
+    from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_plan,
+                                            degradation_summary, submit_degradation, summarize_curves)
 
     plan = degradation_plan(DegradationSettings())
     assert [name for name, _ in plan] == list(DEGRADATION_PRESETS)
@@ -173,34 +334,27 @@ def test_degradation_plan_and_summary(tmp_path):
     summary = summarize_curves(curves)
     assert summary["final_train_loss"]["cifar-plain56"] == 1.5
     assert (summary["plain_degrades"], summary["resnet_not_worse"]) == (True, True)
-    assert summary["curves"]["cifar-plain20"]["loss"] == [2.0, 1.0]
 
-    manager = JobManager(RunStore(tmp_path), max_concurrent=1)
     settings = DegradationSettings(data="digits", steps=2, batch_size=8, log_every=1, test_limit=16)
-    ids = submit_degradation(manager, settings)
-    assert len(ids) == 4 and manager.wait(timeout=120)
-    group = manager.run(ids[0]).settings()["group"]
-    assert group.startswith("degradation-") and manager.run(ids[0]).info()["label"] == "cifar-plain20"
-    summary = degradation_summary(manager.store, group)
+    ids = submit_degradation(executor, settings, owner="session:me")
+    assert len(ids) == 4 and executor.wait(timeout=TIMEOUT)
+    run = executor.store.get(ids[0])
+    group = run.settings()["group"]
+    assert group.startswith("degradation-") and run.info()["label"] == "cifar-plain20" and run.owner == "session:me"
+    summary = degradation_summary(executor.store, group)
     assert summary["done"] and set(summary["status"].values()) == {"completed"}
     assert all(len(c["loss"]) == 2 for c in summary["curves"].values())
-    assert manager.run(ids[1]).spec().input_size == 8  # adapted to the digits' own 8 x 8
+    assert executor.store.get(ids[1]).spec().input_size == 8  # adapted to the digits' own 8 x 8
 
 
-def test_a_running_run_survives_a_reload_of_the_module(tmp_path):
-    """Streamlit reloads a changed module; jobs still training must not read as interrupted."""
-    import importlib
+def test_depth_sweep_through_the_executor_matches_the_in_process_sweep(executor):
+    from archs.training.experiments import depth_sweep_results, submit_depth_sweep
 
-    import archs.runs
-
-    manager = archs.runs.get_job_manager(tmp_path)
-    run_id = manager.submit(SPEC, quick(epochs=50, log_every=1, grad_every=0), DIGITS)
-    wait_until(lambda: (manager.status(run_id).get("progress") or {}).get("step", 0) >= 1)
-    reloaded = importlib.reload(archs.runs)
-    try:
-        assert reloaded.RunStore(tmp_path).get(run_id).status()["status"] == "running"
-        assert reloaded.get_job_manager(tmp_path) is manager
-    finally:
-        manager.stop(run_id)
-        manager.wait(run_id, timeout=60)
-    assert reloaded.RunStore(tmp_path).get(run_id).status()["status"] == "stopped"
+    group = submit_depth_sweep(executor, [8, 14], batch_size=4, seed=0)
+    assert len(executor.store.list_runs(group=group)) == 4
+    assert executor.wait(timeout=TIMEOUT)
+    results, done, total = depth_sweep_results(executor.store, group)
+    assert (done, total) == (4, 4)
+    expected = archs.depth_sweep([8, 14], batch_size=4, seed=0)
+    assert [(r["depth"], r["skip"]) for r in results] == [(r["depth"], r["skip"]) for r in expected]
+    assert [r["ratio"] for r in results] == pytest.approx([r["ratio"] for r in expected], rel=1e-4)

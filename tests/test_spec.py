@@ -160,7 +160,7 @@ def test_size_limit_refuses_a_huge_net_without_building_it(monkeypatch):
 
 def test_training_settings_use_the_same_field_metadata():
     from archs.fields import check_value
-    from archs.train import TrainConfig
+    from archs.training.config import TrainConfig
 
     infos = {f.name: f for f in spec_fields(TrainConfig)}
     assert (infos["max_steps"].kind, infos["max_steps"].optional, infos["max_steps"].minimum,

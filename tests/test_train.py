@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 
 import pytest
 import torch
 from torch import nn
 
 import archs
-from archs.data import TensorData, load_dataset
-from archs.train import DEFAULT_DATA, DEFAULT_PRESET, ConfigError, TrainConfig, plan_steps, train
-from archs.train_cli import add_parser
+from archs.training.cli import add_parsers
+from archs.training.config import DEFAULT_DATA, DEFAULT_PRESET, ConfigError, TrainConfig
+from archs.training.data import TensorData, load_dataset
+from archs.training.loop import plan_steps, train
 
 
 def tiny_data(n_train: int = 64, n_test: int = 32, size: int = 8) -> TensorData:
@@ -112,15 +114,16 @@ def test_nan_loss_ends_as_diverged_and_keeps_metrics():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("batch_size", 0, "batch_size must be at least 1; got 0"),
-    ("optimizer", "rmsprop", "optimizer must be one of adam, sgd; got 'rmsprop'"),
-    ("lr", float("nan"), "lr must be finite"),
-    ("epochs", 1.5, "epochs must be an integer; got 1.5"),
-    ("device", "tpu", "device must be one of auto, cpu, cuda, mps; got 'tpu'"),
+    ("batch_size", 0, "batch_size: must be >= 1, got 0"),
+    ("optimizer", "rmsprop", "optimizer: must be one of 'adam', 'sgd', got 'rmsprop'"),
+    ("lr", float("nan"), "lr: must be a finite number"),
+    ("epochs", 1.5, "epochs: must be an integer, got 1.5"),
+    ("device", "tpu", "device: must be one of 'auto', 'cpu', 'cuda', 'mps', got 'tpu'"),
 ])
 def test_bad_settings_name_the_field(field, value, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as caught:
         TrainConfig(**{field: value})
+    assert caught.value.path == field
 
 
 def test_unknown_setting_and_round_trip():
@@ -132,9 +135,9 @@ def test_unknown_setting_and_round_trip():
 
 def run_cli(argv, capsys):
     parser = argparse.ArgumentParser(prog="archs")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    code = args.func(args)
+    code = args.run(args)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -151,9 +154,35 @@ def test_cli_json(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "no-such-net"], "error: unknown preset 'no-such-net'"),
     (["train", "--data", "mnist", "--data-root", "/nonexistent"], "error: MNIST not found"),
-    (["train", "--batch-size", "0"], "error: batch_size must be at least 1"),
+    (["train", "--batch-size", "0"], "error: batch_size: must be >= 1"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(argv, message, capsys):
     code, out, err = run_cli(argv, capsys)
     assert code == 2 and out == ""
     assert err.startswith(message) and err.count("\n") == 1
+
+
+class SlowBlock(nn.Module):
+    """Counts its forward passes and takes 50 ms for each."""
+
+    calls = 0
+
+    def forward(self, x):
+        SlowBlock.calls += 1
+        time.sleep(0.05)
+        return x
+
+
+def test_a_stop_takes_effect_inside_a_step_at_the_next_block():
+    """A step of 20 slow blocks: a stop set during the first step ends the run before the step is done."""
+    SlowBlock.calls = 0
+    model = nn.Sequential(nn.Sequential(*[SlowBlock() for _ in range(20)]), tiny_model())
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    result = train(model, tiny_data(), TrainConfig(epochs=1, batch_size=4, grad_every=0), stop_event=stop)
+    timer.join()
+    assert (result.status, result.steps) == ("stopped", 0)
+    assert result.message == "stopped at step 0"
+    assert 1 <= SlowBlock.calls < 20  # the first forward pass was cut short
+    assert all(p.grad is None for p in model.parameters())

@@ -31,7 +31,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from archs.training.config import AUGMENTATIONS
+
 __all__ = [
+    "AUGMENTATIONS",
     "DATASETS",
     "DataError",
     "DatasetInfo",
@@ -79,7 +82,6 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
 }
 
-AUGMENTATIONS = ("none", "crop", "flip", "crop-flip")
 
 
 def default_data_root() -> Path:

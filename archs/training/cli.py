@@ -1,0 +1,229 @@
+"""``python -m archs train`` (one run) and ``python -m archs runs`` (the run store).
+
+``train`` builds one :class:`~archs.training.request.RunRequest` and carries it out: here in this
+process (the default; ``--save`` also records it in the run store), or through an executor
+(``--executor local|ray``: queued like a run started from the dashboard; the command waits for it and
+prints the same result, plus ``run_id``). Run it under ``torchrun`` to train one run on several
+processes (:mod:`archs.training.distributed`).
+
+Bad input (an unknown preset, a broken spec file, a missing data set, a setting out of range, a
+server limit) prints one line on stderr and exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+from archs.training.config import DEFAULT_DATA, DEFAULT_PRESET, TrainConfig
+from archs.training.data import DATASETS
+
+STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interrupted": 4}
+
+
+def add_parsers(subparsers) -> None:
+    """Add ``train`` and ``runs`` to an ``argparse`` sub-parsers object."""
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "train", help="train a network briefly and report its accuracy",
+        description="Train a preset or a spec file on a data set and report loss, accuracy and speed.")
+    parser.add_argument("spec", nargs="?", default=DEFAULT_PRESET,
+                        help=f"preset name or spec JSON file (default {DEFAULT_PRESET})")
+    parser.add_argument("--data", default=DEFAULT_DATA,
+                        help=f"{'|'.join(DATASETS)} or an image folder (default {DEFAULT_DATA})")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding torchvision data sets (default $ARCHS_DATA_DIR or ./data)")
+    parser.add_argument("--download", action="store_true", help="download a missing torchvision data set")
+    parser.add_argument("--train-limit", type=int, default=None, help="train on a fixed random subset of N images")
+    parser.add_argument("--test-limit", type=int, default=None, help="test on a fixed random subset of N images")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer)
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default=defaults.schedule)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--augment", choices=("auto", "none", "crop", "flip", "crop-flip"), default=defaults.augment)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=defaults.device)
+    parser.add_argument("--amp", choices=("auto", "bf16", "off"), default=defaults.amp)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--save", action="store_true",
+                        help="record the run in the run store ($ARCHS_RUNS_DIR or ./runs), trained in this process")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="hand the run to an executor (recorded in the run store) and wait for it")
+    parser.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(run=train_main)
+
+    runs = subparsers.add_parser("runs", help="list the run store (and stop or delete a run)",
+                                 description="List the runs in the run store, newest first.")
+    runs.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
+    runs.add_argument("--json", action="store_true", help="print one JSON object")
+    runs.add_argument("--stop", metavar="RUN_ID", help="ask a queued or running run to stop")
+    runs.add_argument("--delete", metavar="RUN_ID", help="delete a finished run (a live one is stopped first)")
+    runs.set_defaults(run=runs_main)
+
+
+def build_request(args: argparse.Namespace):
+    from archs.cli import load_spec
+    from archs.training.config import DataConfig
+    from archs.training.request import RunRequest
+
+    spec = load_spec(args.spec)
+    keep_records = args.save or args.executor is not None
+    config = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, schedule=args.schedule, weight_decay=args.weight_decay,
+                         augment=args.augment, device=args.device, amp=args.amp, seed=args.seed,
+                         grad_every=TrainConfig().grad_every if keep_records else 0)
+    data = DataConfig(name=args.data, root=args.data_root, download=args.download, train_limit=args.train_limit,
+                      test_limit=args.test_limit)
+    return RunRequest(spec, config, data)
+
+
+def train_main(args: argparse.Namespace) -> int:
+    from archs.training.data import DataError
+    from archs.training.limits import LimitError
+
+    try:
+        request = build_request(args)
+        if args.executor is None:  # the device must exist here; an executor's workers may have others
+            from archs.training.device import resolve_device
+
+            resolve_device(request.train.device)
+        request.data.check()
+        if args.executor is not None:
+            status, run_id = _through_executor(request, args)
+        else:
+            status, run_id = _in_this_process(request, args)
+    except (DataError, LimitError, ValueError) as error:  # SpecError and ConfigError are ValueErrors
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if status["status"] == "failed" or "result" not in status:
+        print(f"error: {status.get('error') or 'the run failed'}", file=sys.stderr)
+        return STATUS_EXIT.get(status["status"], 4)
+    result = {"network": request.spec.name, "data": request.data.name, **status["result"]}
+    if run_id is not None:
+        result["run_id"] = run_id
+    if args.json:
+        print(json.dumps(result))
+    else:
+        acc = result.get("test_accuracy")
+        print(f"{result['status']}: {request.spec.name} on {request.data.name}, {result['steps']} steps on "
+              f"{result['device']}, train loss {_fmt(result.get('train_loss'))}, test accuracy "
+              f"{'-' if acc is None else f'{100 * acc:.2f} %'}, {result['images_per_second']:.0f} images/s"
+              + (f" (run {run_id})" if run_id else ""))
+    return STATUS_EXIT.get(result["status"], 1)
+
+
+def _in_this_process(request, args) -> tuple[dict, str | None]:
+    import threading
+
+    from archs.training.request import MemoryRecorder, execute_request
+    from archs.training.store import RunStore, process_identity
+
+    progress = None if args.json else _print_progress
+    stop = threading.Event()
+    if args.save:
+        run = RunStore(args.runs_dir).create(request, executor="cli")
+        recorder, run_id = _Echo(run, progress), run.id
+    else:
+        recorder, run_id = MemoryRecorder(on_metric=progress), None
+    try:
+        status = execute_request(request, recorder, stop_event=stop, worker=process_identity())
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    return status, run_id
+
+
+def _through_executor(request, args) -> tuple[dict, str]:
+    from archs.training.executors import get_executor
+
+    executor = get_executor(args.executor, args.runs_dir)
+    run_id = executor.submit(request)
+    run = executor.store.get(run_id)
+    if not args.json:
+        print(f"run {run_id} handed to the {executor.name} executor", flush=True)
+    seen = 0
+    try:
+        while not executor.wait(run_id, timeout=0.5):
+            seen = _echo_new(run, seen, args)
+    except KeyboardInterrupt:
+        executor.stop(run_id)
+        executor.wait(run_id, timeout=30)
+    _echo_new(run, seen, args)
+    return run.status(), run_id
+
+
+def _echo_new(run, seen: int, args) -> int:
+    records = run.metrics()
+    if not args.json:
+        for record in records[seen:]:
+            _print_progress(record)
+    return len(records)
+
+
+class _Echo:
+    """A run folder as recorder that also prints progress."""
+
+    def __init__(self, run, progress):
+        self._run, self._progress = run, progress
+
+    def append_metric(self, record: dict) -> None:
+        self._run.append_metric(record)
+        if self._progress is not None:
+            self._progress(record)
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _print_progress(record: dict) -> None:
+    if record.get("kind") == "epoch":
+        print(f"epoch {record['epoch']}: loss {record['loss']:.4f}, train acc {100 * record['train_accuracy']:.1f} %, "
+              f"test acc {100 * record['test_accuracy']:.2f} %, {record['images_per_second']:.0f} images/s",
+              flush=True)
+
+
+def runs_main(args: argparse.Namespace) -> int:
+    from archs.training.store import RunError, RunStore
+
+    store = RunStore(args.runs_dir)
+    try:
+        if args.stop or args.delete:
+            from archs.training.executors import get_executor
+
+            executor = get_executor(None, args.runs_dir)
+            if args.stop:
+                print("stopping" if executor.stop(args.stop) else "not active", args.stop)
+            if args.delete:
+                executor.delete(args.delete)
+                print("deleted", args.delete)
+            return 0
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = store.list_runs()
+    if args.json:
+        print(json.dumps({"runs_dir": str(store.root), "queue": store.queued(), "runs": rows}))
+        return 0
+    if not rows:
+        print(f"no runs in {store.root}")
+        return 0
+    print(f"{'id':<48} {'status':<11} {'step':>11} {'test acc':>8} {'images/s':>9}  {'started':<16} label")
+    for row in rows:
+        step = "" if row["step"] is None else f"{row['step']}/{row['total_steps'] or '?'}"
+        if row["status"] == "queued" and row.get("queue_position"):
+            step = f"#{row['queue_position']} in queue"
+        acc = "" if row["test_accuracy"] is None else f"{100 * row['test_accuracy']:.2f}%"
+        ips = "" if row["images_per_second"] is None else f"{row['images_per_second']:.0f}"
+        started = row["started_at"] or row["created"]
+        when = dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started else ""
+        print(f"{row['id']:<48} {row['status']:<11} {step:>11} {acc:>8} {ips:>9}  {when:<16} {row['label']}")
+    return 0

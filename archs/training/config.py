@@ -1,0 +1,111 @@
+"""Settings of a run (training and data) and the statuses a run goes through.
+
+Both settings classes declare their fields with :func:`archs.fields.param`, as the network specs do:
+the dashboard draws their controls from that metadata, and :func:`archs.fields.check_fields` checks
+them, in one place, with messages that name the field (``batch_size: must be >= 1, got 0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from archs.fields import SpecError, check_fields, param, settings_from_dict
+
+__all__ = [
+    "ACTIVE_STATUSES", "AUGMENTATIONS", "ConfigError", "DEFAULT_DATA", "DEFAULT_PRESET", "DataConfig",
+    "FINAL_STATUSES", "TrainConfig",
+]
+
+DEFAULT_PRESET = "seed002-inception"  # small (97k parameters, no BatchNorm): a few seconds on digits
+DEFAULT_DATA = "digits"  # offline: bundled with scikit-learn
+AUGMENTATIONS = ("none", "crop", "flip", "crop-flip")
+
+# queued: waiting for a worker; running: a worker owns it. The rest are final. A run whose worker died
+# without recording an end reads as "failed" (local worker) or "interrupted" (the process that relayed
+# a remote run's records went away), derived when reading: see archs.training.store.Run.status.
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted")
+
+
+class ConfigError(SpecError):
+    """A training or data setting is invalid; the message and ``path`` name the field."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run. The defaults are the default run (``DEFAULT_PRESET`` on
+    ``DEFAULT_DATA``): five epochs of Adam at batch 64 with a cosine schedule."""
+
+    epochs: int = param(5, "Passes over the training set.", range=(1, 1000))
+    max_steps: int | None = param(None, "Stop after this many optimizer steps (empty: no limit).",
+                                  range=(1, None), kind="int", optional=True)
+    batch_size: int = param(64, "Images per optimizer step.", range=(1, 65536))
+    lr: float = param(1e-3, "Peak learning rate.", range=(0.0, 10.0))
+    optimizer: str = param("adam", "Optimizer.", choices=("adam", "sgd"))
+    weight_decay: float = param(0.0, "L2 weight decay.", range=(0.0, 1.0))
+    momentum: float = param(0.9, "SGD momentum (ignored by Adam).", range=(0.0, 0.999))
+    schedule: str = param("cosine", "Learning-rate schedule after warm-up.", choices=("constant", "cosine"))
+    warmup_steps: int = param(0, "Linear learning-rate warm-up steps.", range=(0, None))
+    device: str = param("auto", "Where to train (auto: cuda, then mps, then cpu).",
+                        choices=("auto", "cpu", "cuda", "mps"))
+    augment: str = param("auto", "Batch augmentation (auto: the data set's usual one).",
+                         choices=("auto",) + AUGMENTATIONS)
+    log_every: int = param(20, "Steps between metric records.", range=(1, None))
+    grad_every: int = param(50, "Steps between gradient-norm records (0: never).", range=(0, None))
+    eval_every: int = param(0, "Steps between test evaluations (0: once per epoch and at the end).",
+                            range=(0, None))
+    seed: int = param(0, "Random seed for initialisation, order and augmentation.", range=(0, None))
+    amp: str = param("auto", "bf16 autocast (auto: where the device computes bf16 natively).",
+                     choices=("auto", "bf16", "off"))
+    channels_last: str = param("auto", "Channels-last memory format (auto: on CUDA only).",
+                               choices=("auto", "on", "off"))
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        return settings_from_dict(cls, values, "training", ConfigError)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set a run trains on. Image size and channels follow the network's spec."""
+
+    name: str = param(DEFAULT_DATA, "digits, mnist, fashion-mnist, cifar10, or the path of an image folder.",
+                      max_length=4096)
+    root: str | None = param(None, "Folder holding torchvision data sets (empty: $ARCHS_DATA_DIR or ./data).",
+                             kind="str", optional=True, max_length=4096)
+    download: bool = param(False, "Download a missing torchvision data set (needs the internet).")
+    train_limit: int | None = param(None, "Train on a fixed random subset of this many images.",
+                                    range=(1, None), kind="int", optional=True)
+    test_limit: int | None = param(None, "Test on a fixed random subset of this many images.",
+                                   range=(1, None), kind="int", optional=True)
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if not self.name.strip():
+            raise ConfigError("name: name a data set or an image folder", "name")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DataConfig:
+        return settings_from_dict(cls, values, "data", ConfigError)
+
+    def check(self) -> str:
+        """Raise DataError when the data set cannot be read (cheap: files, not contents)."""
+        from archs.training.data import check_dataset
+
+        return check_dataset(self.name, self.root, download=self.download)
+
+
+def _check(settings) -> None:
+    try:
+        check_fields(settings)
+    except SpecError as error:
+        raise ConfigError(str(error), error.path) from None

@@ -1,0 +1,251 @@
+"""Experiments made of several runs, submitted through an executor so that on a cluster they run side by
+side: He et al.'s degradation experiment (2016, Fig. 1) and the Gradients page's depth sweep.
+
+**Degradation.** Plain nets get *worse* at fitting their training set as they get deeper (plain-56
+above plain-20), while the same depths with identity shortcuts do not (resnet-56 at or below
+resnet-20). The four CIFAR nets are adapted to the chosen data set (its channels, size and classes)
+and trained on one fixed budget of steps with identical settings, so their training curves can be
+overlaid. :func:`submit_degradation` queues the four runs under one ``group``;
+:func:`degradation_summary` reads them back from the run store; :func:`run_degradation` trains them one
+after another in the caller's process (the command line and benchmarks use it). All three build the
+same four :class:`~archs.training.request.RunRequest` objects (:func:`degradation_requests`).
+
+**Depth sweep.** He et al.'s CIFAR nets at several depths, with and without skips: the first conv's
+gradient norm over the last conv's at initialisation, one ``gradients`` request per network
+(:func:`submit_depth_sweep`, :func:`depth_sweep_results`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from archs.training.config import ACTIVE_STATUSES, DataConfig, TrainConfig
+from archs.training.data import check_dataset, dataset_info
+from archs.training.request import MemoryRecorder, RunRequest, execute_request
+from archs.training.store import RunStore
+
+__all__ = [
+    "DEGRADATION_PRESETS",
+    "DegradationSettings",
+    "degradation_plan",
+    "degradation_requests",
+    "degradation_summary",
+    "depth_sweep_requests",
+    "depth_sweep_results",
+    "run_degradation",
+    "submit_degradation",
+    "submit_depth_sweep",
+    "summarize_curves",
+]
+
+
+DEGRADATION_PRESETS = ("cifar-plain20", "cifar-plain56", "cifar-resnet20", "cifar-resnet56")
+
+
+@dataclass(frozen=True)
+class DegradationSettings:
+    """One budget for all four nets. The defaults fit five CPU-minutes on Fashion-MNIST (two cores;
+    measured: 4 x 140 steps took 301 CPU-seconds, so 135 steps leave a margin). At this budget
+    (about 0.15 epoch) Adam at 1e-3 showed both effects of Fig. 1: plain-56 far above plain-20
+    and resnet-56 below resnet-20. He et al.'s SGD (lr 0.05-0.1, momentum 0.9) showed the plain
+    gap too, but left resnet-56 above resnet-20 this early."""
+
+    data: str = "fashion-mnist"
+    root: str | None = None
+    steps: int = 135
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    log_every: int = 10
+    seed: int = 0
+    train_limit: int | None = None
+    test_limit: int | None = 2000
+    input_size: int | None = None  # None: the data set's own size
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=1000, max_steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                           optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
+                           schedule="constant", warmup_steps=self.warmup_steps, log_every=self.log_every,
+                           grad_every=0, seed=self.seed)
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(name=self.data, root=self.root, train_limit=self.train_limit, test_limit=self.test_limit)
+
+
+def degradation_plan(settings: DegradationSettings = DegradationSettings(), *, channels: int | None = None,
+                     size: int | None = None, classes: int | None = None) -> list[tuple[str, object]]:
+    """(preset name, adapted spec) for the four nets. Channels, size and classes default to the data
+    set's own (image folders: 3 x 32 x 32, classes read when trained)."""
+    from archs import PRESETS
+
+    info = dataset_info(settings.data)
+    channels = channels or info.channels
+    size = size or settings.input_size or info.size or 32
+    plan = []
+    for name in DEGRADATION_PRESETS:
+        spec = PRESETS[name]
+        spec = dataclasses.replace(spec, in_channels=channels, input_size=size,
+                                   num_classes=classes or spec.num_classes)
+        plan.append((name, spec))
+    return plan
+
+
+def degradation_requests(settings: DegradationSettings | None = None, *, data_config: DataConfig | None = None,
+                         train_config: TrainConfig | None = None, owner: str | None = None,
+                         owner_name: str | None = None) -> list[RunRequest]:
+    """The four requests, in :data:`DEGRADATION_PRESETS` order, under one ``group``
+    (``degradation-<time>``). ``data_config`` / ``train_config``, when given, replace the ones
+    ``settings`` would make (a page passes its own form's values)."""
+    settings = settings or DegradationSettings()
+    data_config = data_config or settings.data_config()
+    train_config = train_config or settings.train_config()
+    group = f"degradation-{time.strftime('%Y%m%d-%H%M%S')}"
+    plan = degradation_plan(dataclasses.replace(settings, data=data_config.name, root=data_config.root))
+    return [RunRequest(spec, train_config, data_config, label=name, group=group, owner=owner, owner_name=owner_name)
+            for name, spec in plan]
+
+
+def submit_degradation(executor, settings: DegradationSettings | None = None, *,
+                       data_config: DataConfig | None = None, train_config: TrainConfig | None = None,
+                       owner: str | None = None, owner_name: str | None = None) -> list[str]:
+    """Queue the four runs on ``executor``; return their ids in :data:`DEGRADATION_PRESETS` order.
+    Raises DataError when the data is missing, before any run is queued."""
+    requests = degradation_requests(settings, data_config=data_config, train_config=train_config, owner=owner,
+                                    owner_name=owner_name)
+    first = requests[0].data
+    check_dataset(first.name, first.root, download=first.download)
+    return [executor.submit(request) for request in requests]
+
+
+def summarize_curves(curves: dict[str, list[dict]], tail: float = 0.25, tolerance: float = 0.05) -> dict:
+    """Final training loss per net (mean of the step records in the last ``tail`` of the run) and the
+    two verdicts of Fig. 1: ``plain_degrades`` (plain-56 above plain-20) and ``resnet_not_worse``
+    (resnet-56 at most ``tolerance`` above resnet-20, relative)."""
+    final: dict[str, float | None] = {}
+    final_acc: dict[str, float | None] = {}
+    for name, records in curves.items():
+        steps = [r for r in records if r.get("kind") == "step"]
+        if not steps:
+            final[name] = final_acc[name] = None
+            continue
+        cut = steps[-1]["step"] * (1 - tail)
+        last = [r for r in steps if r["step"] > cut] or steps[-1:]
+        final[name] = sum(r["loss"] for r in last) / len(last)
+        final_acc[name] = sum(r["train_accuracy"] for r in last) / len(last)
+
+    def worse(a: str, b: str, tol: float = 0.0) -> bool | None:
+        if final.get(a) is None or final.get(b) is None:
+            return None
+        return final[a] > final[b] * (1 + tol)
+
+    plain = worse("cifar-plain56", "cifar-plain20")
+    resnet = worse("cifar-resnet56", "cifar-resnet20", tolerance)
+    return {
+        "final_train_loss": final,
+        "final_train_accuracy": final_acc,
+        "plain_degrades": plain,
+        "resnet_not_worse": None if resnet is None else not resnet,
+        "curves": {name: {"step": [r["step"] for r in recs if r.get("kind") == "step"],
+                          "loss": [r["loss"] for r in recs if r.get("kind") == "step"],
+                          "train_accuracy": [r["train_accuracy"] for r in recs if r.get("kind") == "step"]}
+                   for name, recs in curves.items()},
+    }
+
+
+def degradation_summary(store: RunStore, group: str) -> dict:
+    """The summary of a submitted group, from the run history (works while runs are in progress)."""
+    curves, status = {}, {}
+    for run in store.runs():
+        settings = run.settings()
+        if settings.get("group") != group:
+            continue
+        name = settings.get("network")
+        curves[name] = run.metrics("step")
+        status[name] = run.status().get("status")
+    summary = summarize_curves(curves)
+    summary["status"] = status
+    summary["done"] = bool(status) and all(s not in ("queued", "running") for s in status.values())
+    return summary
+
+
+def run_degradation(settings: DegradationSettings = DegradationSettings(), *,
+                    on_progress: Callable[[str, dict], None] | None = None,
+                    stop_event: threading.Event | None = None) -> dict:
+    """Train the four nets one after another in this process; return :func:`summarize_curves` plus per-net
+    results, CPU seconds (process CPU time) and wall seconds."""
+    curves, results = {}, {}
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    for request in degradation_requests(settings):
+        name = request.label
+        recorder = MemoryRecorder(on_metric=None if on_progress is None else lambda r, name=name: on_progress(name, r))
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        status = execute_request(request, recorder, stop_event=stop_event)
+        if status["status"] == "failed":
+            raise RuntimeError(f"{name}: {status['error']}")
+        results[name] = {**status["result"], "cpu_seconds": time.process_time() - cpu0,
+                         "wall_seconds": time.perf_counter() - wall0}
+        curves[name] = recorder.records
+        if status["status"] == "stopped":
+            break
+    summary = summarize_curves(curves)
+    summary.update(results=results, settings=asdict(settings), data=dataset_info(settings.data).name,
+                   cpu_seconds=time.process_time() - cpu_start, wall_seconds=time.perf_counter() - wall_start)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# the depth sweep
+
+
+def depth_sweep_requests(depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3, norm: str = "batch",
+                         *, owner: str | None = None, owner_name: str | None = None) -> list[RunRequest]:
+    """One ``gradients`` request per (depth, with/without skips), depths 6n+2, in one group."""
+    from archs.presets import cifar_resnet
+
+    group = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1000:03d}"
+    requests = []
+    for depth in depths:
+        if (depth - 2) % 6 or depth < 8:
+            raise ValueError(f"depth must be 6n+2 with n >= 1, got {depth}")
+        for skip in (True, False):
+            spec = dataclasses.replace(cifar_resnet(depth, skip=skip), in_channels=in_channels, norm=norm)
+            requests.append(RunRequest(spec, TrainConfig(batch_size=batch_size, seed=seed, device="cpu"),
+                                       kind="gradients", label=spec.name, group=group, owner=owner,
+                                       owner_name=owner_name))
+    return requests
+
+
+def submit_depth_sweep(executor, depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3,
+                       norm: str = "batch", **who) -> str:
+    """Queue the sweep's measurements on ``executor``; return the group to read them back with."""
+    requests = depth_sweep_requests(depths, batch_size, seed, in_channels, norm, **who)
+    for request in requests:
+        executor.submit(request)
+    return requests[0].group
+
+
+def depth_sweep_results(store: RunStore, group: str) -> tuple[list[dict], int, int]:
+    """(results so far, measurements finished, measurements in all) of a submitted sweep. Each result is
+    ``{"depth", "skip", "ratio", "first", "last_conv"}``, as :func:`archs.depth_sweep` returns them."""
+    results, done, total = [], 0, 0
+    for row in store.list_runs(group=group):
+        total += 1
+        if row["status"] in ACTIVE_STATUSES:
+            continue
+        done += 1
+        run = store.get(row["id"])
+        result = run.status().get("result")
+        if not result:
+            continue
+        spec = run.spec()
+        depth = 2 + 6 * sum(stage.blocks for stage in spec.stages) // 3
+        results.append({"depth": depth, "skip": spec.stages[0].skip, **{k: result[k] for k in ("ratio", "first",
+                                                                                                 "last_conv")}})
+    return sorted(results, key=lambda r: (r["depth"], not r["skip"])), done, total

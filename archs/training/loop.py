@@ -1,0 +1,344 @@
+"""The training loop: a built model, a :class:`~archs.training.data.TensorData`, a :class:`TrainConfig`.
+
+The whole data set sits in tensors (on the device when it fits); each step indexes a batch, augments
+it as one tensor and normalises it, so the hot loop runs no per-sample Python. Metrics go to a
+callback as plain dicts (see :func:`train`), a ``threading.Event`` stops the run within one block's
+forward or backward pass, and a NaN or infinite loss ends it as ``"diverged"`` with the metrics so
+far kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archs.training.config import ConfigError, TrainConfig
+from archs.training.data import TensorData, augment_batch, normalize_batch
+from archs.training.device import Runtime, make_generator, place_data, resolve_runtime
+
+__all__ = ["MetricsSink", "StopRequested", "TrainResult", "evaluate", "lr_at", "make_optimizer", "plan_steps",
+           "train"]
+
+MetricsSink = Callable[[dict], None]
+
+
+class StopRequested(Exception):
+    """Raised inside a forward or backward pass when the run's stop event is set."""
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed" | "stopped" | "diverged"
+    device: str
+    amp: str
+    steps: int
+    epochs: float
+    train_loss: float | None
+    train_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
+    images_per_second: float
+    seconds: float
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces a step is made of
+
+
+def plan_steps(config: TrainConfig, train_size: int) -> tuple[int, int, int]:
+    """(batch size, steps per epoch, total steps). Partial last batches are dropped
+    (a batch of one breaks batch norm), unless the whole set is smaller than one batch."""
+    batch = min(config.batch_size, train_size)
+    per_epoch = max(train_size // batch, 1)
+    total = per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    return batch, per_epoch, total
+
+
+def lr_at(config: TrainConfig, step: int, total: int) -> float:
+    """Learning rate for 0-based ``step`` of ``total``."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "cosine":
+        span = max(total - config.warmup_steps, 1)
+        progress = min((step - config.warmup_steps) / span, 1.0)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.lr
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: TensorData, runtime: Runtime | None = None, batch_size: int = 512,
+             split: str = "test") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (0..1) of ``model`` on a split, in eval mode."""
+    runtime = runtime or resolve_runtime(TrainConfig(device=next(model.parameters()).device.type))
+    xs, ys = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    device = runtime.device
+    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    try:
+        for start in range(0, len(ys), batch_size):
+            x = normalize_batch(xs[start : start + batch_size].to(device), mean, std, runtime.memory_format)
+            y = ys[start : start + batch_size].to(device)
+            with runtime.autocast():
+                out = model(x)
+            loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
+    n = max(len(ys), 1)
+    return float(loss_sum) / n, int(correct) / n
+
+
+class Meter:
+    """Loss, correct predictions and images summed over a span of steps (a logging window, an epoch),
+    kept on the device so that adding a step never waits for it; and the seconds those steps took."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.images = 0
+        self.steps = 0
+        self.seconds = 0.0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, images: int, seconds: float) -> None:
+        self.loss += loss * images
+        self.correct += correct
+        self.images += images
+        self.steps += 1
+        self.seconds += seconds
+
+    def summary(self) -> dict:
+        """Mean loss, accuracy and images/s (reading them waits for the device)."""
+        n = max(self.images, 1)
+        return {"loss": float(self.loss) / n, "train_accuracy": int(self.correct) / n,
+                "images_per_second": self.images / self.seconds if self.seconds > 0 else 0.0}
+
+
+@contextlib.contextmanager
+def stop_checks(model: nn.Module, stop_event: threading.Event | None):
+    """While active, a set ``stop_event`` raises :class:`StopRequested` at the next block boundary of a
+    forward pass, or of the backward pass through it. So a stop takes effect within one block's compute
+    (a whole step of a large network on a CPU can take seconds). Parameters only change in
+    ``optimizer.step``, so a step cut short leaves the weights of the last completed step."""
+    if stop_event is None:
+        yield
+        return
+
+    def check(*_):
+        if stop_event.is_set():
+            raise StopRequested
+
+    def watch_backward(_module, _inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(check)
+
+    handles = []
+    for module in _blocks(model):
+        handles.append(module.register_forward_pre_hook(check))
+        handles.append(module.register_forward_hook(watch_backward))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The children of the model's children (a Network's blocks), or its children if it has no deeper level."""
+    blocks = [grandchild for child in model.children() for grandchild in child.children()]
+    return blocks or list(model.children()) or [model]
+
+
+def _gradient_norm_records(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict]:
+    """Per-layer gradient norms of one batch (``archs.gradient_norms``; leaves ``.grad`` alone)."""
+    from archs.inspect import gradient_norms
+
+    return [asdict(layer) for layer in gradient_norms(model, inputs, targets).layers]
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(model: nn.Module, data: TensorData, config: TrainConfig = TrainConfig(), *,
+          on_metrics: MetricsSink | None = None, stop_event: threading.Event | None = None) -> TrainResult:
+    """Train ``model`` in place on ``data``; return a :class:`TrainResult`.
+
+    ``on_metrics`` receives plain dicts, each with a ``"kind"``:
+
+    - ``start``: device, amp, channels_last, total_steps, steps_per_epoch, batch_size, augment,
+      train_size, test_size, parameters.
+    - ``step`` (every ``log_every`` steps): step, total_steps, epoch (fractional), loss and
+      train_accuracy over the steps since the last record, lr, images_per_second, elapsed.
+    - ``grad`` (every ``grad_every`` steps): step and ``layers``, a list of records with depth,
+      name, type, stage, block and grad_norm (one column of a depth x step heatmap).
+    - ``epoch`` (at each epoch's end): epoch, step, loss, train_accuracy (running, augmented),
+      test_loss, test_accuracy, images_per_second, lr, elapsed.
+    - ``eval`` (every ``eval_every`` steps and at the end when no epoch record covered it):
+      step, epoch, test_loss, test_accuracy, elapsed.
+
+    Setting ``stop_event`` ends the run within one block's compute with status ``"stopped"``.
+    """
+    return _Loop(model, data, config, on_metrics or (lambda record: None), stop_event).run()
+
+
+class _Loop:
+    """One training run's state; :meth:`run` is the loop, each other method one part of it."""
+
+    def __init__(self, model: nn.Module, data: TensorData, config: TrainConfig, sink: MetricsSink,
+                 stop_event: threading.Event | None):
+        if data.num_classes < 2:
+            raise ConfigError("the data set needs at least two classes")
+        self.config, self.sink, self.stop_event = config, sink, stop_event
+        self.runtime = resolve_runtime(config)
+        self.device = self.runtime.device
+        torch.manual_seed(config.seed)
+        self.data = place_data(data, self.device)
+        self.order_generator = make_generator(self.data.train_x.device, config.seed)  # where the data lives
+        self.augment_generator = make_generator(self.device, config.seed + 1)  # where batches are augmented
+        self.model = model.to(device=self.device, memory_format=self.runtime.memory_format)
+        self.model.train()
+        self.optimizer = make_optimizer(model, config)
+        self.augment = data.augment if config.augment == "auto" else config.augment
+        self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
+        self.train_size = len(self.data.train_y)
+        self.batch, self.per_epoch, self.total = plan_steps(config, self.train_size)
+        # a CPU has the loss at hand every step; a GPU would stall, so it is checked when logged
+        self.check_every = 1 if self.device.type == "cpu" else config.log_every
+        self.step = 0
+        self.status, self.message = "completed", ""
+        self.lr = lr_at(config, 0, self.total)
+        self.run_meter = Meter(self.device)      # every training step of the run
+        self.window = Meter(self.device)         # the steps since the last "step" record
+        self.last_step_record: dict | None = None
+        self.last_eval: dict | None = None
+        self.start_time = time.perf_counter()
+
+    # ----- the loop
+    def run(self) -> TrainResult:
+        self.sink({"kind": "start", **self.runtime.describe(), "total_steps": self.total,
+                   "steps_per_epoch": self.per_epoch, "batch_size": self.batch, "augment": self.augment,
+                   "train_size": self.train_size, "test_size": len(self.data.test_y),
+                   "parameters": sum(p.numel() for p in self.model.parameters())})
+        self.runtime.synchronize()
+        with stop_checks(self.model, self.stop_event):
+            for epoch in range(self.config.epochs):
+                if self.step >= self.total or self.status != "completed":
+                    break
+                self.run_epoch(epoch)
+        if self.status == "completed" and (self.last_eval is None or self.last_eval["step"] != self.step):
+            self.evaluate("eval", {"epoch": self.step / self.per_epoch})
+        return self.result()
+
+    def run_epoch(self, epoch: int) -> None:
+        order = torch.randperm(self.train_size, device=self.data.train_x.device, generator=self.order_generator)
+        meter = Meter(self.device)
+        for index in range(self.per_epoch):
+            if self.step >= self.total:
+                return
+            if self.stop_event is not None and self.stop_event.is_set():
+                return self.stop()
+            started = time.perf_counter()
+            x, y = self.batch_at(order, index)
+            try:
+                loss, correct = self.train_step(x, y)
+            except StopRequested:
+                self.optimizer.zero_grad(set_to_none=True)
+                return self.stop()
+            self.step += 1
+            position = epoch + (index + 1) / self.per_epoch
+            log_now = self.step % self.config.log_every == 0 or self.step == self.total
+            if log_now or index == self.per_epoch - 1:
+                self.runtime.synchronize()  # the step's time is only known once the device is done
+            seconds = time.perf_counter() - started
+            for m in (self.run_meter, self.window, meter):
+                m.add(loss, correct, len(y), seconds)
+            diverged = self.step % self.check_every == 0 and not math.isfinite(float(self.window.loss))
+            if diverged:
+                self.status, self.message = "diverged", f"the loss became {float(loss)} at step {self.step}"
+            if log_now or diverged:
+                self.record_window(position)
+            if diverged:
+                return
+            if self.config.grad_every and self.step % self.config.grad_every == 0:
+                self.sink({"kind": "grad", "step": self.step, "layers": _gradient_norm_records(self.model, x, y)})
+            if (self.config.eval_every and self.step % self.config.eval_every == 0
+                    and index != self.per_epoch - 1 and self.step != self.total):
+                self.evaluate("eval", {"epoch": position})
+        if meter.steps == self.per_epoch:
+            self.evaluate("epoch", {"epoch": epoch + 1, **meter.summary(), "lr": self.lr})
+
+    # ----- the parts
+    def batch_at(self, order: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``index``-th batch of this epoch's order, on the device, augmented and normalised."""
+        idx = order[index * self.batch : (index + 1) * self.batch]
+        x, y = self.data.train_x[idx], self.data.train_y[idx]
+        if x.device != self.device:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        x = augment_batch(x, self.augment, generator=self.augment_generator)
+        return normalize_batch(x, self.mean, self.std, self.runtime.memory_format), y
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the batch's loss and number of correct predictions (on the device)."""
+        self.lr = lr_at(self.config, self.step, self.total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        with self.runtime.autocast():
+            out = self.model(x)
+            loss = F.cross_entropy(out.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), (out.detach().argmax(1) == y).sum()
+
+    def record_window(self, position: float) -> None:
+        self.last_step_record = {"kind": "step", "step": self.step, "total_steps": self.total, "epoch": position,
+                                 **self.window.summary(), "lr": self.lr,
+                                 "elapsed": time.perf_counter() - self.start_time}
+        self.sink(self.last_step_record)
+        self.window = Meter(self.device)
+
+    def evaluate(self, kind: str, extra: dict) -> None:
+        test_loss, test_accuracy = evaluate(self.model, self.data, self.runtime, batch_size=max(self.batch, 256))
+        self.last_eval = {"kind": kind, "step": self.step, **extra, "test_loss": test_loss,
+                          "test_accuracy": test_accuracy, "elapsed": time.perf_counter() - self.start_time}
+        self.sink(self.last_eval)
+
+    def stop(self) -> None:
+        self.status, self.message = "stopped", f"stopped at step {self.step}"
+
+    def result(self) -> TrainResult:
+        last = self.last_step_record or self.last_eval or {}
+        evaluated = self.last_eval if self.status != "diverged" else None
+        return TrainResult(
+            status=self.status, device=str(self.device), amp=self.runtime.describe()["amp"], steps=self.step,
+            epochs=self.step / self.per_epoch, train_loss=last.get("loss"), train_accuracy=last.get("train_accuracy"),
+            test_loss=evaluated and evaluated["test_loss"], test_accuracy=evaluated and evaluated["test_accuracy"],
+            images_per_second=self.run_meter.summary()["images_per_second"],
+            seconds=time.perf_counter() - self.start_time, message=self.message)
