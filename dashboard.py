@@ -6,7 +6,7 @@ out what `archs` computes for it. To add a page, add one line to PAGES.
 
 import streamlit as st
 
-from ui import state
+from ui import identity, state
 
 st.set_page_config(page_title="CNN architecture lab", page_icon=":material/neurology:", layout="wide")
 
@@ -19,9 +19,11 @@ PAGES = [
 ]
 
 state.init()
+identity.remember()     # the session key that makes this browser the owner of its runs, kept across reloads
 page = st.navigation(PAGES)
 state.show_notice()
 state.write_url()       # now, so a slow page keeps the address; and again after Build has changed the network
 page.run()
 state.write_url()
 state.sidebar_note()
+identity.login_controls()

@@ -7,7 +7,8 @@ import streamlit as st
 
 import archs
 from archs import SpecError
-from ui import charts, compute, fmt, state
+from archs.training.experiments import depth_sweep_results, submit_depth_sweep
+from ui import charts, compute, fmt, identity, runs, state
 
 DEPTHS = [6 * n + 2 for n in range(1, 19)]          # He et al.'s CIFAR nets: 8, 14, ..., 110
 AUTO_SECONDS = 8.0                                   # measure without asking below this estimate
@@ -103,27 +104,50 @@ st.markdown("He et al.'s CIFAR-10 networks (a 3×3 conv, three stages of basic b
             "several depths, with and without skips: the first conv's gradient norm over the last conv's. "
             "1 means the gradient reaches the input undiminished and unamplified.")
 low, high = st.select_slider("Depths", DEPTHS, value=(8, 44), key="sweep_range",
-                             help="Four depths evenly spread over this range are measured (6n+2 layers).")
+                             help="Four depths evenly spread over this range are measured (6n+2 layers), each "
+                                  "with and without skips, as runs of the executor: side by side on a cluster.")
 inside = [d for d in DEPTHS if low <= d <= high]
 picked = sorted({inside[round(i * (len(inside) - 1) / 3)] for i in range(4)}) if len(inside) > 1 else inside
 sweep_key = (tuple(picked), batch, seed, use_norm)
 st.caption(f"Depths {', '.join(map(str, picked))} · batch {batch} · seed {seed} · {norm_word}.")
 if st.button("Run the sweep", key="sweep_run", icon=":material/play_arrow:"):
-    bar = st.progress(0.0, text="Starting…")
-    results = archs.depth_sweep(picked, batch_size=batch, seed=seed, norm="batch" if use_norm else "none",
-                                progress=lambda fraction, message: bar.progress(fraction, text=message))
-    bar.progress(1.0, text=f"Done: {len(results)} networks measured.")  # stays until the next rerun
-    st.session_state["sweep"] = (sweep_key, results)
-saved = st.session_state.get("sweep")
-if saved:
-    key, results = saved
+    me = identity.current()
+    group = submit_depth_sweep(runs.executor(), picked, batch_size=batch, seed=seed,
+                               norm="batch" if use_norm else "none", owner=me.owner, owner_name=me.name)
+    st.session_state["sweep"] = (sweep_key, group)
+
+
+def sweep_view(key: tuple, group: str, was_measuring: bool) -> None:
+    """The sweep's progress while its measurements run (through the executor, like training runs), then
+    its chart. Read from the run store, so it survives a page switch."""
+    store = runs.executor().store
+    results, done, total = depth_sweep_results(store, group)
+    if was_measuring and done == total:
+        st.rerun()  # finished: redraw without the timer
+    if done < total:
+        ahead = len([r for r in store.active() if store.get(r).settings().get("group") != group])
+        st.progress(done / max(total, 1), text=f"Measured {done} of {total} networks"
+                    + (f" · waiting behind {ahead} other run{'s' if ahead != 1 else ''}" if ahead and not done else ""))
+        return
+    st.progress(1.0, text=f"Done: {total} networks measured.")
     if key != sweep_key:
         st.caption("These results are for earlier settings; run the sweep again to update them.")
+    if not results:
+        st.warning("The measurements failed; see the Runs page's command line (`python -m archs runs`).")
+        return
     st.plotly_chart(charts.sweep_lines(results), key="sweep_chart")
     by = {(r["depth"], r["skip"]): r["ratio"] for r in results}
     depths = sorted({r["depth"] for r in results})
     st.markdown("  \n".join(
-        f"depth {d}: residual **{by[d, True]:.3g}**, plain **{by[d, False]:.3g}**" for d in depths))
+        f"depth {d}: residual **{by.get((d, True), float('nan')):.3g}**, plain **{by.get((d, False), float('nan')):.3g}**"
+        for d in depths))
     swept_norm = "with BatchNorm" if key[3] else "without normalisation"
     st.caption(f"Ratios {swept_norm} (batch {key[1]}, seed {key[2]}). Above 1: the gradient grows toward the "
                "input; below 1: it shrinks. Compare how far each line moves from 1 as depth grows.")
+
+
+saved = st.session_state.get("sweep")
+if saved:
+    _, done_now, total_now = depth_sweep_results(runs.executor().store, saved[1])
+    measuring = done_now < total_now
+    st.fragment(run_every=1.0 if measuring else None)(sweep_view)(*saved, measuring)

@@ -1,42 +1,44 @@
-"""Runs: every training run in the run store, their curves side by side, delete and download."""
+"""Runs: every run in the run store (everyone's), their curves side by side; stop, delete and download.
+
+Everyone sees every run; only the one who started a run can stop or delete it (see ``ui/identity.py``).
+"""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import pandas as pd
 import streamlit as st
 
-from archs.runs import ACTIVE_STATUSES, RunError, get_job_manager
-from ui import fmt, state, train_charts
+from archs.training.config import ACTIVE_STATUSES
+from archs.training.store import RunError
+from ui import fmt, identity, runs, state, train_charts
 
 CONFIRM = "runs_confirm_delete"
 
 state.init()  # idempotent; the server's first request may open this page without dashboard.py
 st.title("Runs")
-manager = get_job_manager()
-store = manager.store
-rows = store.list_runs()
+executor = runs.executor()
+store = executor.store
+me = identity.current()
+st.caption(runs.limits_caption(executor) + f" Run store: `{fmt.plain(store.root)}`.")
+rows = store.list_runs(kind="train")
 if not rows:
     st.info(f"No runs in `{fmt.plain(store.root)}` yet. Start one on the **Train** page.",
             icon=":material/model_training:")
     st.stop()
 
-
-def _started(value) -> str:
-    return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M") if isinstance(value, (int, float)) else ""
-
-
 table = pd.DataFrame({
     "Run": [r["label"] for r in rows],
+    "Owner": [identity.describe(r["owner"], r["owner_name"]) for r in rows],
     "Network": [r["network"] for r in rows],
     "Data": [r["data"] for r in rows],
     "Status": [r["status"] for r in rows],
+    "Where": [runs.where_text(r) for r in rows],
     "Steps": [r["step"] for r in rows],
     "Final loss": [r["train_loss"] for r in rows],
     "Test accuracy": [r["test_accuracy"] for r in rows],
     "Images/s": [r["images_per_second"] for r in rows],
-    "Started": [_started(r["created"]) for r in rows],
+    "Queued": [runs.clock(r["queued_at"] or r["created"]) for r in rows],
+    "Started": [runs.clock(r["started_at"]) for r in rows],
     "Id": [r["id"] for r in rows],
 })
 st.dataframe(table, hide_index=True, width="stretch", column_config={
@@ -44,9 +46,11 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
     "Test accuracy": st.column_config.NumberColumn(format="percent"),
     "Images/s": st.column_config.NumberColumn(format="%.0f"),
 })
-st.caption("**interrupted**: the server stopped while the run was going; its records up to then are kept.")
+st.caption("**failed**: the run raised an error, or its worker process died (killed, out of memory); "
+           "**interrupted**: whatever relayed the run's records went away. Records up to then are kept.")
 
-labels = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in rows}
+labels = {r["id"]: f"{r['label']} · {r['status']} · {identity.describe(r['owner'], r['owner_name'])} · {r['id']}"
+          for r in rows}
 ids = list(labels)
 
 st.subheader("Curves", anchor=False)
@@ -64,9 +68,10 @@ if st.session_state["runs_pick"] not in labels:
 picked = st.selectbox("Run", ids, key="runs_pick", format_func=labels.get)
 run = store.get(picked)
 info = run.info()
+mine = info["owner"] in (None, me.owner)
 if info["error"]:
     st.error(fmt.plain(info["error"]), icon=":material/error:")
-cols = st.columns([1, 1, 1, 2], vertical_alignment="center")
+cols = st.columns([1, 1, 1, 1, 2], vertical_alignment="center")
 spec_text = run.spec_json()
 if spec_text is not None:
     cols[0].download_button("Spec (JSON)", spec_text, file_name=f"{picked}.spec.json", mime="application/json",
@@ -79,18 +84,27 @@ if run.has_weights():
 else:
     cols[1].caption("No weights saved (only completed and stopped runs have them).")
 active = info["status"] in ACTIVE_STATUSES
-if cols[2].button("Delete…", key="runs_delete", icon=":material/delete:", width="stretch"):
+not_yours = None if mine else f"Started by {identity.describe(info['owner'], info['owner_name'])}: only they can"
+if active and cols[2].button("Stop", key="runs_stop", icon=":material/stop:", width="stretch", disabled=not mine,
+                             help=not_yours and f"{not_yours} stop it."):
+    try:
+        executor.stop(picked, owner=me.owner)
+        st.toast(f"Stopping {picked}…")
+    except RunError as error:
+        st.error(fmt.plain(error))
+if cols[3].button("Delete…", key="runs_delete", icon=":material/delete:", width="stretch", disabled=not mine,
+                  help=not_yours and f"{not_yours} delete it."):
     st.session_state[CONFIRM] = picked
-if st.session_state.get(CONFIRM) == picked:
+if st.session_state.get(CONFIRM) == picked and mine:
     with st.container(border=True):
         st.warning(f"Delete **{fmt.plain(info['label'])}** ({picked}) and its weights and records for good?"
-                   + (" It is still running: it will be stopped first." if active else ""),
+                   + (" It is still active: it will be stopped first." if active else ""),
                    icon=":material/delete_forever:")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="runs_delete_yes", type="primary", width="stretch"):
             st.session_state.pop(CONFIRM, None)
             try:
-                manager.delete(picked)
+                executor.delete(picked, owner=me.owner)
                 st.toast(f"Deleted {picked}.")
             except RunError as error:
                 st.error(fmt.plain(error))

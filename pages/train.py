@@ -1,7 +1,8 @@
-"""Train: the current network on a data set, in the background, with live curves and gradient norms.
+"""Train: the current network on a data set, with live curves and gradient norms.
 
-Runs execute in the process-wide ``archs.runs.JobManager`` and are written to the run store, so a reload
-or a page switch neither stops a run nor loses it: this page finds the active (or latest) run on disk.
+Start hands a run request to the executor (a worker process, or a Ray cluster) and returns at once: the
+run is queued behind any others and trains outside the web server. Everything shown here is read back
+from the run store, so a reload, a page switch or a restart of the server neither stops a run nor loses it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import os
 
 import streamlit as st
 
-from archs.data import DATASETS, DataError, dataset_info
-from archs.runs import ACTIVE_STATUSES, DataConfig, RunError, get_job_manager, grad_heatmap
-from archs.train import ConfigError, TrainConfig, resolve_device
-from ui import fmt, state, train_charts
+from archs.training.config import ACTIVE_STATUSES, ConfigError, DataConfig, TrainConfig
+from archs.training.data import DATASETS, DataError, dataset_info
+from archs.training.device import resolve_device
+from archs.training.limits import LimitError
+from archs.training.request import RunRequest
+from archs.training.store import RunError, grad_heatmap
+from ui import fmt, identity, runs, state, train_charts
 from ui.train_form import config_controls, field_control
 
 REFRESH_SECONDS = 1.0
@@ -26,8 +30,9 @@ MORE_FIELDS = ("schedule", "warmup_steps", "weight_decay", "momentum", "augment"
 state.init()  # idempotent; the server's first request may open this page without dashboard.py
 st.title("Train")
 spec = state.spec()
-manager = get_job_manager()
-store = manager.store
+executor = runs.executor()
+store = executor.store
+me = identity.current()
 
 
 def device_ok(name: str) -> str | None:
@@ -44,9 +49,9 @@ def device_control(info, key, where):
                          format_choice=lambda d: d if device_ok(d) is None else f"{d} (not available here)")
 
 
-def find_run_id() -> str | None:
-    """The run to show: the one this session started (if it still exists), else an active run, else the
-    latest one on disk. So a reload (new session) or another tab still finds a running job."""
+def my_run_id() -> str | None:
+    """The run to show: the one this session started last (if it still exists), else this owner's newest
+    run (a reload is a new session), else none: other people's runs are on the Runs page."""
     wanted = st.session_state.get(RUN_KEY)
     if wanted:
         try:
@@ -54,11 +59,8 @@ def find_run_id() -> str | None:
             return wanted
         except RunError:
             st.session_state.pop(RUN_KEY, None)
-    active = manager.active()
-    if active:
-        return active[0]
-    runs = store.runs()
-    return runs[0].id if runs else None
+    mine = [r for r in store.runs() if r.owner == me.owner and r.settings().get("kind", "train") == "train"]
+    return mine[0].id if mine else None
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -97,29 +99,25 @@ with st.container(border=True):
     values = config_controls(TrainConfig, MAIN_FIELDS, "train", columns=3, special={"device": device_control})
     with st.expander("More settings"):
         values.update(config_controls(TrainConfig, MORE_FIELDS, "train", columns=3))
-    device_problem = device_ok(values["device"])
+    device_problem = device_ok(values["device"]) if executor.name == "local" else None
     if device_problem:
         st.warning(f"{fmt.plain(device_problem)}. Pick auto or cpu.", icon=":material/memory:")
 
-run_id = find_run_id()
-run = store.get(run_id) if run_id else None
-busy = bool(manager.active())
-
-buttons = st.columns([1, 1, 4], vertical_alignment="center")
+buttons = st.columns([1, 5], vertical_alignment="center")
 start = buttons[0].button("Start", key="train_start", type="primary", icon=":material/play_arrow:",
-                          disabled=busy or bool(device_problem), width="stretch")
-if busy:
-    buttons[2].caption("A run is in progress; start another when it ends (or stop it).")
+                          disabled=bool(device_problem), width="stretch")
+buttons[1].caption(runs.limits_caption(executor) + " Start queues your run behind any others; it never waits "
+                   "for this page.")
 
 if start:
     try:
         if not data_name:
             raise DataError("name an image folder first")
-        config = TrainConfig(**{k: v for k, v in values.items()})
-        data = DataConfig(name=data_name, root=root, download=download)
-        st.session_state[RUN_KEY] = manager.submit(spec, config, data)
+        request = RunRequest(spec, TrainConfig(**values), DataConfig(name=data_name, root=root, download=download),
+                             owner=me.owner, owner_name=me.name)
+        st.session_state[RUN_KEY] = executor.submit(request)
         st.rerun()
-    except (DataError, ConfigError) as error:
+    except (DataError, ConfigError, LimitError) as error:
         st.error(f"No run started: {fmt.plain(error)}", icon=":material/error:")
 
 
@@ -131,28 +129,39 @@ def show_run(run_id: str, was_active: bool) -> None:
         st.info("That run was deleted.")
         return
     info = run.info()
+    queue = store.queued()
+    info["queue_position"] = queue.index(run_id) + 1 if run_id in queue else None
+    status_data = run.status()
     if info["test_accuracy"] is None:  # the latest evaluation while the run goes on
-        info["test_accuracy"] = (run.status().get("progress") or {}).get("test_accuracy")
+        info["test_accuracy"] = (status_data.get("progress") or {}).get("test_accuracy")
     status = info["status"]
     active = status in ACTIVE_STATUSES
     if active != was_active:  # started or ended since the page was drawn: redraw it all (buttons, timer)
         st.rerun()
-    st.subheader(fmt.plain(info["label"], 80), anchor=False)
-    if active and st.button("Stop", key="train_stop", icon=":material/stop:"):
-        manager.stop(run_id)
-        st.toast("Stopping after the current step…")
+    head = st.columns([5, 1], vertical_alignment="center")
+    head[0].subheader(fmt.plain(info["label"], 80), anchor=False)
+    if active and head[1].button("Stop", key="train_stop", icon=":material/stop:", width="stretch"):
+        try:
+            executor.stop(run_id, owner=me.owner)
+            st.toast("Stopping…")
+        except RunError as error:
+            st.error(fmt.plain(error))
     total = info["total_steps"]
     step = info["step"] or 0
     if status == "diverged":
-        st.error(f"**Diverged**: {fmt.plain(run.status().get('message') or 'the loss became NaN or infinite')}. "
+        st.error(f"**Diverged**: {fmt.plain(status_data.get('message') or 'the loss became NaN or infinite')}. "
                  "Its curves up to that point are below; try a lower learning rate.", icon=":material/warning:")
     elif status == "failed":
         st.error(f"**Failed**: {fmt.plain(info['error'])}", icon=":material/error:")
     elif status == "interrupted":
-        st.warning("**Interrupted**: the server stopped while this run was going; its records so far are kept.",
-                   icon=":material/power_off:")
+        st.warning(f"**Interrupted**: {fmt.plain(info['error'] or 'the run stopped without an end')}; its records "
+                   "so far are kept.", icon=":material/power_off:")
     fraction = min(1.0, step / total) if total else (1.0 if status == "completed" else 0.0)
-    st.progress(fraction, text=f"{status} · step {step:,} of {total:,}" if total else status)
+    where = runs.where_text(info)
+    st.progress(fraction, text=f"{where} · step {step:,} of {total:,}" if total else where)
+    st.caption(f"Queued at {runs.clock(info['queued_at'])} · started {runs.clock(info['started_at'])}"
+               + (f" · ended {runs.clock(info['finished_at'])}" if info["finished_at"] else "")
+               + f" · run {run_id}")
     cols = st.columns(5)
     cols[0].metric("Status", status)
     cols[1].metric("Train loss", fmt_number(info["train_loss"]))
@@ -180,13 +189,18 @@ def fmt_pct(value) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "–"
 
 
-if run is None:
-    st.info("No runs yet. Pick the data and settings above and press **Start**.", icon=":material/model_training:")
+run_id = my_run_id()
+others = [r for r in store.active() if r != run_id]
+if others:
+    st.caption(f"{len(others)} other run{'s are' if len(others) != 1 else ' is'} running or waiting: see **Runs**.")
+if run_id is None:
+    st.info("No runs of yours yet. Pick the data and settings above and press **Start**.",
+            icon=":material/model_training:")
 else:
-    was_active = run.status()["status"] in ACTIVE_STATUSES
-    st.fragment(run_every=REFRESH_SECONDS if was_active else None)(show_run)(run.id, was_active)
+    was_active = store.get(run_id).status()["status"] in ACTIVE_STATUSES
+    st.fragment(run_every=REFRESH_SECONDS if was_active else None)(show_run)(run_id, was_active)
 
 # ------------------------------------------------------------------------------------------ He et al.
 from ui import degradation  # noqa: E402  (its own section, below the single run)
 
-degradation.section(manager, data_name, root, download, values, busy)
+degradation.section(executor, me, data_name, root, download, values)

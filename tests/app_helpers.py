@@ -49,3 +49,8 @@ def run(at_or_widget) -> AppTest:
     at = at_or_widget.run()
     assert_clean(at)
     return at
+
+
+def network_query(at: AppTest) -> dict:
+    """The URL's query without the session key (``ui/identity.py``): what describes the network."""
+    return {k: v for k, v in at.query_params.items() if k != "session"}

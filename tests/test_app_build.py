@@ -6,7 +6,7 @@ import pytest
 
 import archs
 from archs import PRESETS
-from app_helpers import assert_clean, metric, open_app, run, stage_key, stem_key, texts
+from app_helpers import assert_clean, metric, open_app, run, stage_key, stem_key, texts, network_query
 from ui import state
 
 
@@ -29,7 +29,7 @@ def test_first_screen_explains_the_tool_and_shows_the_default_network():
     assert "Start from a preset" in intro and "Gradients" in intro
     assert current(at) == PRESETS[state.DEFAULT_PRESET]
     assert metric(at, "Parameters") == "269,722"
-    assert at.query_params == {"preset": state.DEFAULT_PRESET}
+    assert network_query(at) == {"preset": state.DEFAULT_PRESET}
     assert not at.warning
 
 
@@ -41,7 +41,7 @@ def test_selecting_a_preset_shows_its_exact_parameter_count(name):
     spec = PRESETS[name]
     assert current(at) == spec
     assert shown_params(at) == spec.num_params()
-    assert at.query_params == {"preset": name}
+    assert network_query(at) == {"preset": name}
     if name == "resnet50":
         assert metric(at, "Parameters") == "25,557,032"
 
@@ -100,7 +100,7 @@ def test_add_duplicate_move_and_remove_stages():
     for uid in [p.uid for p in at.session_state["draft"].stages if p.type_name == "plain"]:
         run(at.button(key=f"op.{uid}.remove").click())
     assert current(at) == PRESETS["cifar-resnet20"]
-    assert at.query_params == {"preset": "cifar-resnet20"}
+    assert network_query(at) == {"preset": "cifar-resnet20"}
 
 
 def test_changing_a_stage_type_keeps_the_shared_fields():

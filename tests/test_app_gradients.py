@@ -1,6 +1,9 @@
 """The Gradients page, driven through AppTest on small CIFAR nets (no 110-layer measurements here)."""
 
+import time
+
 from app_helpers import open_app, run, texts
+from archs.training import RunStore
 
 
 def gradients_page(**query):
@@ -34,16 +37,23 @@ def test_a_net_without_skips_has_no_twin_to_overlay():
     assert "no residual skips" in texts(at.caption)
 
 
-def test_depth_sweep_with_progress_and_numbers():
+def test_depth_sweep_runs_through_the_executor_with_progress_and_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
     at = gradients_page()
     run(at.select_slider(key="sweep_range").set_range(8, 14))
     assert "Depths 8, 14" in texts(at.caption)
     run(at.button(key="sweep_run").click())
+    assert at.get("progress")[0].proto.text.startswith("Measured ")  # queued: the page does not wait
+    deadline = time.monotonic() + 120
+    while at.get("progress")[0].proto.text != "Done: 4 networks measured." and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run(at)
     bars = at.get("progress")
     assert len(bars) == 1 and bars[0].proto.value == 100 and bars[0].proto.text == "Done: 4 networks measured."
     assert len(at.get("plotly_chart")) == 3
     notes = texts(at.markdown)
     assert "depth 8: residual" in notes and "depth 14: residual" in notes
+    assert len(RunStore(tmp_path / "runs").list_runs(kind="gradients")) == 4
 
 
 def test_an_expensive_network_asks_before_measuring():

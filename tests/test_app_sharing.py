@@ -9,7 +9,7 @@ import pytest
 
 import archs
 from archs import PRESETS
-from app_helpers import metric, open_app, run, stage_key, texts
+from app_helpers import metric, open_app, run, stage_key, texts, network_query
 from ui import state
 
 
@@ -30,7 +30,7 @@ def test_the_url_the_app_writes_rebuilds_the_same_network_in_a_new_session():
     run(at.slider(key=stage_key(at, 1, "blocks")).set_value(5))
     edited = at.session_state["spec"]
     assert edited != PRESETS["seed004-resnet"]
-    link = dict(at.query_params)
+    link = network_query(at)
     assert set(link) == {"spec"}
 
     other = open_app(**link)
@@ -71,7 +71,7 @@ def test_a_broken_or_hostile_link_opens_the_default_network_with_a_warning(query
     if "evil" in query.get("preset", ""):                                # shown as text, not as a link or HTML
         assert r"\[click\]" in texts(at.warning, raw=True) and r"\<script\>" in texts(at.warning, raw=True)
     assert metric(at, "Parameters") == f"{PRESETS[state.DEFAULT_PRESET].num_params():,}"
-    assert at.query_params == {"preset": state.DEFAULT_PRESET}
+    assert network_query(at) == {"preset": state.DEFAULT_PRESET}
     # the warning goes once the user picks a network
     run(at.selectbox(key="start_from").select("seed004-resnet"))
     assert not at.warning
@@ -104,4 +104,21 @@ def test_a_bad_file_shows_its_error_and_changes_nothing(content, says):
     run(at.file_uploader(key="upload").upload("bad.json", content, "application/json"))
     assert says in texts(at.error)
     assert at.session_state["spec"] == before
-    assert at.query_params == {"preset": state.DEFAULT_PRESET}
+    assert network_query(at) == {"preset": state.DEFAULT_PRESET}
+
+
+def test_the_session_key_stays_in_the_url_and_the_share_link_leaves_it_out():
+    from ui.identity import owner_of_token
+
+    at = open_app(preset="resnet18")
+    key = at.query_params["session"]
+    key = key[0] if isinstance(key, list) else key
+    assert len(key) >= 16
+    run(at.switch_page("pages/compare.py"))
+    assert at.query_params["session"] in (key, [key])  # kept across pages and reruns
+    again = open_app(preset="resnet18", session=key)  # a reload of that tab: the same owner
+    assert again.session_state["_identity"].owner == owner_of_token(key) == at.session_state["_identity"].owner
+    other = open_app(preset="resnet18", session="not a key!")  # garbage: a new key, never an error
+    assert other.session_state["_identity"].token != "not a key!"
+    note = texts(at.sidebar.caption, raw=True)
+    assert "[Link to share it](" in note and "preset=resnet18" in note and key not in note

@@ -1,8 +1,10 @@
 """The Train and Runs pages, driven through AppTest: a tiny background run on the offline digits, its
 progress, Stop, a bad data path, and the Runs table with delete-with-confirmation.
 
-Each test gets an empty runs folder (``ARCHS_RUNS_DIR``) and its own JobManager. The network is a two-stage,
-one-block-per-stage residual net at 8x8 (the digits' own size), so a run takes a few seconds on 2 cores.
+Each test gets an empty runs folder (``ARCHS_RUNS_DIR``); runs execute in worker processes of the local
+executor, as on a server. The network is a two-stage, one-block-per-stage residual net at 8x8 (the digits'
+own size), so a run takes a few seconds on 2 cores. Pages are opened with a fixed session key in the URL,
+as a reload of the same browser tab would.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import time
 from dataclasses import replace
 
 import pytest
-import torch
 
 import archs
-from archs.experiments import DegradationSettings
-from archs.runs import RunStore, get_job_manager
+from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
+from archs.training.executors import get_executor
+from archs.training.experiments import DegradationSettings
 from app_helpers import assert_clean, open_app, run, texts
+from ui.identity import owner_of_token
+
+SESSION = "a-test-session-key-0001"  # the ?session= of one browser tab
 
 TIMEOUT = 90  # generous: a loaded CI machine; the tests wait for states, never assert durations
 
@@ -31,16 +36,19 @@ def tiny_spec() -> archs.NetSpec:
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a background run beside the app's reruns: 2 threads on 2 busy cores thrash
     yield tmp_path / "runs"
-    torch.set_num_threads(threads)
-    get_job_manager(tmp_path / "runs").stop_all()
-    get_job_manager(tmp_path / "runs").wait(timeout=30)
+    stop_all(tmp_path / "runs")
 
 
-def open_page(page: str):
-    at = open_app(spec=archs.encode_spec(tiny_spec()))
+def stop_all(runs_dir) -> None:
+    executor = get_executor("local", runs_dir)
+    for run_id in executor.active():
+        executor.stop(run_id)
+    assert executor.wait(timeout=60)
+
+
+def open_page(page: str, session: str = SESSION):
+    at = open_app(spec=archs.encode_spec(tiny_spec()), session=session)
     at.switch_page(f"pages/{page}.py")
     return run(at)
 
@@ -79,7 +87,7 @@ def test_train_page_loads_with_settings_from_train_config(runs_dir):
     assert at.selectbox(key="train.device").value == "auto"
     assert at.number_input(key="train.epochs").value == 5
     assert not at.button(key="train_start").disabled
-    assert "No runs yet" in texts(at.info)
+    assert "No runs of yours yet" in texts(at.info)
 
 
 def test_a_tiny_run_shows_progress_curves_and_then_lists_and_deletes_on_the_runs_page(runs_dir):
@@ -95,6 +103,7 @@ def test_a_tiny_run_shows_progress_curves_and_then_lists_and_deletes_on_the_runs
     ips = [m.value for m in at.metric if m.label == "Images/s"][0]
     assert ips != "–"
     assert not at.button(key="train_start").disabled
+    assert "started" in texts(at.caption) and "Runs execute in worker processes on this machine" in texts(at.caption)
 
     run(at.switch_page("pages/runs.py"))
     frame = at.dataframe[0].value
@@ -122,9 +131,12 @@ def test_stop_ends_a_running_run_as_stopped(runs_dir):
     run(at.button(key="train_start").click())
     wait_until(at, lambda a: status(a) == "running" and "step 0 of" not in progress_text(a)
                and "of" in progress_text(a), "the first steps")
-    assert at.button(key="train_start").disabled  # one run at a time from this page
-    reloaded = open_page("train")  # a new session (a reload, another tab) finds the run from the store
+    assert not at.button(key="train_start").disabled  # Start never waits on a run
+    reloaded = open_page("train")  # a reload (a new session, the same key in the URL) finds the run in the store
     assert status(reloaded) == "running"
+    stranger = open_page("train", session="someone-else-entirely-01")
+    assert "No runs of yours yet" in texts(stranger.info) and "1 other run is running or waiting" in texts(
+        stranger.caption)
     run(reloaded.button(key="train_stop").click())
     wait_until(reloaded, lambda a: status(a) == "stopped", "the run to stop")
     wait_until(at, lambda a: status(a) == "stopped", "the first session to see it stopped")
@@ -156,11 +168,8 @@ def test_a_missing_torchvision_data_set_shows_where_it_looked(runs_dir, tmp_path
 
 
 def stored_run(runs_dir, final: str | None, records: list[dict]):
-    """A run written through the run store as a job would leave it (no training needed)."""
-    from archs.runs import DataConfig
-    from archs.train import TrainConfig
-
-    run_ = RunStore(runs_dir).create(tiny_spec(), TrainConfig(), DataConfig())
+    """A run of this session's owner written into the run store as a worker would leave it (no training)."""
+    run_ = RunStore(runs_dir).create(RunRequest(tiny_spec(), owner=owner_of_token(SESSION)))
     for record in records:
         run_.append_metric(record)
     if final is not None:
@@ -184,8 +193,8 @@ def test_a_diverged_run_says_so_and_keeps_its_curves(runs_dir):
     assert list(at.dataframe[0].value["Status"]) == ["diverged"]
 
 
-def test_a_run_left_queued_by_a_stopped_server_reads_as_interrupted(runs_dir):
-    stored_run(runs_dir, None, [])
+def test_a_run_left_queued_outside_the_queue_reads_as_interrupted(runs_dir):
+    stored_run(runs_dir, None, [])  # created, but never handed to an executor
     at = open_page("train")
     assert status(at) == "interrupted"
     assert "Interrupted" in texts(at.warning)
@@ -195,7 +204,7 @@ def test_a_run_left_queued_by_a_stopped_server_reads_as_interrupted(runs_dir):
 def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
     at = open_page("train")
     run(at.button(key="deg_start").click())
-    get_job_manager(runs_dir).stop_all()  # the behaviour under test is the queueing, not the training
+    stop_all(runs_dir)  # the behaviour under test is the queueing, not the training
     rows = RunStore(runs_dir).list_runs()
     assert sorted(r["network"] for r in rows) == sorted(
         ["cifar-plain20", "cifar-plain56", "cifar-resnet20", "cifar-resnet56"])
@@ -204,7 +213,6 @@ def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
     defaults = DegradationSettings()  # the budget and recipe measured to show both effects
     assert (settings["optimizer"], settings["lr"], settings["max_steps"]) == (defaults.optimizer, defaults.lr,
                                                                             defaults.steps)
-    get_job_manager(runs_dir).wait(timeout=60)
     run(at)
     assert "Latest experiment" in texts(at.caption)
 
@@ -215,10 +223,9 @@ def test_the_degradation_experiment_can_use_he_et_al_sgd(runs_dir):
     at.selectbox(key="deg.recipe").set_value(sgd)
     run(at)
     run(at.button(key="deg_start").click())
-    get_job_manager(runs_dir).stop_all()
+    stop_all(runs_dir)
     settings = RunStore(runs_dir).runs()[0].settings()["train"]
     assert (settings["optimizer"], settings["lr"], settings["weight_decay"]) == ("sgd", 0.1, 1e-4)
-    get_job_manager(runs_dir).wait(timeout=60)
 
 
 def test_the_runs_page_overlays_the_curves_of_selected_runs(runs_dir):
@@ -234,13 +241,10 @@ def test_the_runs_page_overlays_the_curves_of_selected_runs(runs_dir):
 
 
 def test_the_degradation_section_plots_a_finished_group_with_its_verdicts(runs_dir):
-    from archs.runs import DataConfig
-    from archs.train import TrainConfig
-
     final = {"cifar-plain20": 0.5, "cifar-plain56": 0.9, "cifar-resnet20": 0.5, "cifar-resnet56": 0.4}
     for name, loss in final.items():
-        run_ = RunStore(runs_dir).create(replace(archs.PRESETS[name], name=name), TrainConfig(), DataConfig(),
-                                         label=name, group="degradation-test")
+        run_ = RunStore(runs_dir).create(RunRequest(replace(archs.PRESETS[name], name=name), TrainConfig(),
+                                                    DataConfig(), label=name, group="degradation-test"))
         for step in range(1, 9):
             run_.append_metric({"kind": "step", "step": step, "loss": loss, "train_accuracy": 0.5})
         run_.write_status(status="completed", progress={"step": 8, "total_steps": 8})

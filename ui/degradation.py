@@ -1,5 +1,5 @@
 """The degradation experiment of He et al. (2016, Fig. 1) as one section of the Train page: one click queues
-the four CIFAR nets (plain and residual, 20 and 56 layers) through :mod:`archs.experiments` on one fixed
+the four CIFAR nets (plain and residual, 20 and 56 layers) through :mod:`archs.training.experiments` on one fixed
 step budget; their curves are then plotted together with the library's verdicts.
 
 The runs are ordinary runs of the run store in one group, so they survive reloads and show on the Runs page.
@@ -11,10 +11,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from archs.data import DataError
-from archs.experiments import DEGRADATION_PRESETS, DegradationSettings, degradation_summary, submit_degradation
-from archs.runs import ACTIVE_STATUSES
-from archs.train import ConfigError
+from archs.training.config import ACTIVE_STATUSES, ConfigError
+from archs.training.data import DataError
+from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_summary,
+                                        submit_degradation)
+from archs.training.limits import LimitError
 
 from . import fmt, state, train_charts
 
@@ -30,15 +31,17 @@ RECIPES = {
 }
 
 
-def latest_group(store) -> tuple[str | None, list[dict]]:
+def latest_group(store, owner: str | None = None) -> tuple[str | None, list[dict]]:
+    """The newest experiment of ``owner`` (or of anyone, if they have none) and its runs."""
     groups = [r for r in store.list_runs() if str(r.get("group") or "").startswith(GROUP_PREFIX)]
+    mine = [r for r in groups if r.get("owner") == owner]
     if not groups:
         return None, []
-    newest = max(groups, key=lambda r: r.get("created") or 0)["group"]
+    newest = max(mine or groups, key=lambda r: r.get("created") or 0)["group"]
     return newest, [r for r in groups if r["group"] == newest]
 
 
-def section(manager, data_name: str, root, download: bool, values: dict, busy: bool) -> None:
+def section(executor, me, data_name: str, root, download: bool, values: dict) -> None:
     st.divider()
     st.header("Deeper is worse without skips: He et al., Fig. 1", anchor=False)
     st.markdown(
@@ -46,7 +49,8 @@ def section(manager, data_name: str, root, download: bool, values: dict, busy: b
         "training error**: not overfitting, but an optimisation problem. With residual skips the 56-layer net "
         "trains at least as well as the 20-layer one. One click queues the four nets (`" + "`, `".join(NETS)
         + "`) on the data chosen above, adapted to it (its size, channels and classes), with the batch size "
-        "and seed set above and the same number of steps each. They run one after another in the background. "
+        "and seed set above and the same number of steps each. They are queued like any run (side by side on a "
+        "cluster, one after another on one CPU). "
         f"On Fashion-MNIST, {DEFAULTS.steps} steps of Adam took about 5 CPU-minutes for all four on 2 cores and "
         "showed both effects; He et al.'s SGD showed the plain gap but, this early, left resnet-56 above "
         "resnet-20.")
@@ -57,7 +61,7 @@ def section(manager, data_name: str, root, download: bool, values: dict, busy: b
     state.sticky("deg.recipe", next(iter(RECIPES)))
     recipe = cols[1].selectbox("Optimizer", list(RECIPES), key="deg.recipe",
                                help="He et al. used SGD at 0.1 (0.01 for the first steps of their deepest nets).")
-    go = cols[2].button("Run the experiment", key="deg_start", icon=":material/science:", disabled=busy or not data_name)
+    go = cols[2].button("Run the experiment", key="deg_start", icon=":material/science:", disabled=not data_name)
     if go:
         try:
             optimizer, lr, weight_decay = RECIPES[recipe]
@@ -65,20 +69,20 @@ def section(manager, data_name: str, root, download: bool, values: dict, busy: b
                                            weight_decay=weight_decay, batch_size=int(values["batch_size"]),
                                            seed=int(values["seed"]))
             data = replace(settings.data_config(), download=download)
-            ids = submit_degradation(manager, settings, data_config=data)
+            ids = submit_degradation(executor, settings, data_config=data, owner=me.owner, owner_name=me.name)
             st.toast(f"Queued {len(ids)} runs.")
             st.rerun()
-        except (DataError, ConfigError) as error:
+        except (DataError, ConfigError, LimitError) as error:
             st.error(f"The experiment did not start: {fmt.plain(error)}", icon=":material/error:")
 
-    group, rows = latest_group(manager.store)
+    group, rows = latest_group(executor.store, me.owner)
     if not rows:
         return
     active = any(r["status"] in ACTIVE_STATUSES for r in rows)
 
     def draw(was_active: bool) -> None:
-        _, now = latest_group(manager.store)
-        summary = degradation_summary(manager.store, group)
+        _, now = latest_group(executor.store, me.owner)
+        summary = degradation_summary(executor.store, group)
         if any(r["status"] in ACTIVE_STATUSES for r in now) != was_active:
             st.rerun()
         order = {name: n for n, name in enumerate(NETS)}
@@ -86,7 +90,7 @@ def section(manager, data_name: str, root, download: bool, values: dict, busy: b
         done = sum(r["status"] not in ACTIVE_STATUSES for r in now)
         st.caption(f"Latest experiment ({fmt.plain(group)}): {done} of {len(now)} runs finished · " + " · ".join(
             f"{fmt.plain(r['label'])}: {r['status']}" for r in now))
-        curves = [(r["label"], manager.store.get(r["id"]).metrics()) for r in now]
+        curves = [(r["label"], executor.store.get(r["id"]).metrics()) for r in now]
         if any(records for _, records in curves):
             st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="deg_curves")
             st.markdown(verdict(summary))

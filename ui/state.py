@@ -181,7 +181,19 @@ def sidebar_note() -> None:
         st.sidebar.caption(f"Current network: **{fmt.plain(current.name, 60)}** · "
                            f"{current.num_params():,} parameters · input {current.in_channels}×"
                            f"{current.input_size}×{current.input_size}. It is the same on every page, and "
-                           "the address bar holds it: copy the address to share it.")
+                           f"the address bar holds it. [Link to share it]({share_link()}) (without your "
+                           "session key, which the address also holds).")
+
+
+def share_link() -> str:
+    """This page's address with only the network in its query: what to send someone else."""
+    from urllib.parse import urlencode
+
+    current = st.session_state.get(SPEC)
+    name = preset_name(current) if current is not None else None
+    query = {"preset": name} if name else {"spec": archs.encode_spec(current)} if current is not None else {}
+    base = (st.context.url or "").split("?", 1)[0]
+    return f"{base}?{urlencode(query)}"
 
 
 def show_notice() -> None:

@@ -1,5 +1,5 @@
-"""Plotly figures for training runs. Each takes the plain metric records of ``archs.runs`` (or the
-matrix of :func:`archs.runs.grad_heatmap`) and returns a figure; nothing here trains or builds."""
+"""Plotly figures for training runs. Each takes the plain metric records of ``archs.training`` (or the
+matrix of :func:`archs.training.store.grad_heatmap`) and returns a figure; nothing here trains or builds."""
 
 from __future__ import annotations
 

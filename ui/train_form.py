@@ -1,4 +1,4 @@
-"""Controls for ``archs.train.TrainConfig``, drawn from the same field metadata as the Build page's
+"""Controls for ``archs.training.TrainConfig``, drawn from the same field metadata as the Build page's
 form (``archs.spec_fields``): settings are typed numbers rather than sliders (a learning rate spans
 decades, most limits are open-ended), and an optional field left empty means "no limit"."""
 
