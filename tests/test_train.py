@@ -186,3 +186,21 @@ def test_a_stop_takes_effect_inside_a_step_at_the_next_block():
     assert result.message == "stopped at step 0"
     assert 1 <= SlowBlock.calls < 20  # the first forward pass was cut short
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_stop_during_an_evaluation_ends_the_run_as_stopped():
+    stop = threading.Event()
+
+    class StopOnEval(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = tiny_model()
+
+        def forward(self, x):
+            if not self.training:
+                stop.set()  # as if the user pressed Stop while the test set was being evaluated
+            return self.inner(x)
+
+    config = TrainConfig(epochs=3, batch_size=16, grad_every=0)
+    result = train(StopOnEval(), tiny_data(), config, stop_event=stop)
+    assert (result.status, result.steps, result.message) == ("stopped", 4, "stopped at step 4")

@@ -248,10 +248,14 @@ class _Loop:
                    "parameters": sum(p.numel() for p in self.model.parameters())})
         self.runtime.synchronize()
         with stop_checks(self.model, self.stop_event):
-            for epoch in range(self.config.epochs):
-                if self.step >= self.total or self.status != "completed":
-                    break
-                self.run_epoch(epoch)
+            try:
+                for epoch in range(self.config.epochs):
+                    if self.step >= self.total or self.status != "completed":
+                        break
+                    self.run_epoch(epoch)
+            except StopRequested:  # in an evaluation or a gradient-norm pass (a step catches its own)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.stop()
         if self.status == "completed" and (self.last_eval is None or self.last_eval["step"] != self.step):
             self.evaluate("eval", {"epoch": self.step / self.per_epoch})
         return self.result()

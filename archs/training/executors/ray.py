@@ -1,0 +1,287 @@
+"""The Ray executor: the same run requests as Ray tasks, on an existing cluster or a local one.
+
+``ARCHS_EXECUTOR=ray`` selects it; ``ARCHS_RAY_ADDRESS`` names a cluster (``ray://host:10001`` or
+``host:6379``), else a local Ray instance is started with this machine's cores. Needs the optional
+``requirements-ray.txt`` (``ray==2.60.0``) here and torch on the cluster's nodes; this package's code is
+shipped to the workers with each job (Ray's ``py_modules``).
+
+How a run's records reach the run store when its worker is on another machine without this disk:
+the task records into a :class:`ChannelRecorder`, which batches every record (status, metric records,
+the adapted spec, the final weights as ``torch.save`` bytes) and pushes them a few times a second to
+one :class:`RunChannel` actor per executor. A relay thread in the submitting process (the server)
+drains the actor five times a second and writes into the local run store, in order. So pages read the
+store exactly as for local runs; the worker never touches the server's disk.
+
+Resources: each run asks Ray for ``ARCHS_RAY_CPUS_PER_RUN`` CPUs (default: this machine's cores over
+``ARCHS_MAX_CONCURRENT_RUNS``) and one GPU when it trains on CUDA (``device`` cuda, or auto on a
+cluster that has GPUs). Runs wait in Ray's own queue until their resources are free.
+
+Stop: a flag in the channel that the task polls (within about half a second, then the loop's
+block-level stop); a run that has not started yet is cancelled. Ray ties tasks to the process that
+submitted them: if the server stops, Ray cancels its runs, and the store shows them ``interrupted``
+(the relay that recorded them is gone).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from archs.training.config import ACTIVE_STATUSES
+from archs.training.executors.base import Executor
+from archs.training.limits import Limits
+from archs.training.store import Run, RunError, RunStore, process_identity
+
+__all__ = ["ChannelRecorder", "RayExecutor"]
+
+RELAY_SECONDS = 0.2
+PUSH_SECONDS = 0.3
+STOP_POLL_SECONDS = 0.25
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as error:
+        from archs.training.config import ConfigError
+
+        raise ConfigError("executor: 'ray' needs the Ray package: pip install -r requirements-ray.txt "
+                          f"({error})", "executor") from None
+    return ray
+
+
+class RunChannel:
+    """Records on their way from remote tasks to the run store, and stop flags the other way."""
+
+    def __init__(self):
+        self.pending: dict[str, list] = {}
+        self.stops: set[str] = set()
+
+    def push(self, run_id: str, operations: list) -> bool:
+        self.pending.setdefault(run_id, []).extend(operations)
+        return run_id in self.stops
+
+    def drain(self) -> dict[str, list]:
+        pending, self.pending = self.pending, {}
+        return pending
+
+    def request_stop(self, run_id: str) -> None:
+        self.stops.add(run_id)
+
+    def should_stop(self, run_id: str) -> bool:
+        return run_id in self.stops
+
+    def forget(self, run_id: str) -> None:
+        self.stops.discard(run_id)
+        self.pending.pop(run_id, None)
+
+
+class ChannelRecorder:
+    """The recorder of a remote run: every recording call becomes an operation, pushed in batches."""
+
+    def __init__(self, channel, run_id: str):
+        self.channel, self.run_id = channel, run_id
+        self.buffer: list = []
+        self.last_push = 0.0
+        self.lock = threading.Lock()
+
+    def _add(self, operation: tuple, urgent: bool = False) -> None:
+        with self.lock:
+            self.buffer.append(operation)
+            if urgent or time.monotonic() - self.last_push > PUSH_SECONDS:
+                self.flush_locked()
+
+    def flush(self) -> None:
+        with self.lock:
+            self.flush_locked()
+
+    def flush_locked(self) -> None:
+        if self.buffer:
+            import ray
+
+            ray.get(self.channel.push.remote(self.run_id, self.buffer))
+            self.buffer = []
+        self.last_push = time.monotonic()
+
+    def write_status(self, **fields) -> dict:
+        self._add(("status", fields), urgent=fields.get("status") is not None)
+        return dict(fields)
+
+    def append_metric(self, record: dict) -> None:
+        self._add(("metric", record))
+
+    def write_spec(self, spec) -> None:
+        self._add(("spec", spec.to_json()))
+
+    def write_error(self, text: str) -> None:
+        self._add(("error", text))
+
+    def save_weights(self, state_dict: dict) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
+        self._add(("weights", buffer.getvalue()), urgent=True)
+
+
+def _remote_run(request_json: str, run_id: str, channel, threads: int) -> dict:
+    """The body of a run's Ray task."""
+    from archs.training.request import RunRequest, execute_request
+    from archs.training.worker import configure
+
+    configure(threads, None)  # Ray itself sets CUDA_VISIBLE_DEVICES for a task that asked for a GPU
+    import ray
+
+    request = RunRequest.from_json(request_json)
+    recorder = ChannelRecorder(channel, run_id)
+    stop_event, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_SECONDS):
+            if ray.get(channel.should_stop.remote(run_id)):
+                stop_event.set()
+                return
+
+    threading.Thread(target=watch, daemon=True, name="archs-stop-watch").start()
+    try:
+        status = execute_request(request, recorder, stop_event=stop_event,
+                                 worker={"pid": os.getpid(), "host": socket.gethostname(), "start": None})
+    finally:
+        done.set()
+        recorder.flush()
+    return {"status": status.get("status")}
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, store: RunStore | None = None, limits: Limits | None = None, *, address: str | None = None,
+                 cpus_per_run: int | None = None):
+        super().__init__(store, limits)
+        ray = _ray()
+        self.address = address or os.environ.get("ARCHS_RAY_ADDRESS") or None
+        if not ray.is_initialized():
+            package = str(Path(__file__).resolve().parents[2])
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     runtime_env={"py_modules": [package]})
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        env_cpus = os.environ.get("ARCHS_RAY_CPUS_PER_RUN", "")
+        self.cpus_per_run = cpus_per_run or (int(env_cpus) if env_cpus.isdigit() and int(env_cpus) > 0
+                                             else max(1, cores // self.limits.max_concurrent))
+        self.has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        self.channel = ray.remote(num_cpus=0)(RunChannel).remote()
+        self.task = ray.remote(_remote_run)
+        self.refs: dict[str, object] = {}
+        self.lock = threading.Lock()
+        self.relay_error: str | None = None
+        self._relay = threading.Thread(target=self._relay_loop, daemon=True, name="archs-ray-relay")
+        self._relay.start()
+
+    def describe(self) -> dict:
+        return {**super().describe(), "address": self.address or "local Ray instance",
+                "cpus_per_run": self.cpus_per_run, "gpus": self.has_gpus}
+
+    # ----- the interface
+    def _start(self, run: Run, request) -> None:
+        run.write_status(relay=process_identity())
+        wants_gpu = request.train.device == "cuda" or (request.train.device == "auto" and self.has_gpus)
+        options = {"num_cpus": self.cpus_per_run, "num_gpus": 1 if wants_gpu and request.kind == "train" else 0,
+                   "max_retries": 0, "name": f"archs-run-{run.id}"}
+        with self.lock:
+            self.refs[run.id] = self.task.options(**options).remote(request.to_json(), run.id, self.channel,
+                                                                    self.cpus_per_run)
+
+    def queue(self) -> list[str]:
+        rows = [r for r in self.store.list_runs() if r["status"] == "queued" and r["executor"] == self.name]
+        return [r["id"] for r in sorted(rows, key=lambda r: r["queued_at"] or 0)]
+
+    def active(self) -> list[str]:
+        rows = [r for r in self.store.list_runs() if r["status"] == "running" and r["executor"] == self.name]
+        return sorted(r["id"] for r in rows) + self.queue()
+
+    def _unqueue(self, run: Run) -> bool:
+        if run.stored_status().get("status") != "queued":
+            return False
+        with self.lock:
+            ref = self.refs.get(run.id)
+        if ref is None:
+            return False
+        _ray().cancel(ref)
+        return True
+
+    def _stop_running(self, run: Run) -> None:
+        run.request_stop()
+        _ray().get(self.channel.request_stop.remote(run.id))
+
+    # ----- the relay
+    def _relay_loop(self) -> None:
+        ray = _ray()
+        while True:
+            time.sleep(RELAY_SECONDS)
+            try:
+                self._apply(ray.get(self.channel.drain.remote()))
+                self._collect_finished(ray)
+            except Exception as error:  # noqa: BLE001 - keep relaying; say what went wrong
+                self.relay_error = f"{type(error).__name__}: {error}"
+
+    def _apply(self, pending: dict[str, list]) -> None:
+        for run_id, operations in pending.items():
+            try:
+                run = self.store.get(run_id)
+            except RunError:
+                continue  # deleted meanwhile
+            metrics: list[dict] = []
+            for kind, payload in operations:
+                if kind == "metric":
+                    metrics.append(payload)
+                    continue
+                run.append_metrics(metrics)
+                metrics = []
+                if kind == "status":
+                    run.write_status(**payload)
+                elif kind == "spec":
+                    from archs.spec import NetSpec
+
+                    run.write_spec(NetSpec.from_json(payload))
+                elif kind == "error":
+                    run.write_error(payload)
+                elif kind == "weights":
+                    run.save_weights_file(payload)
+            run.append_metrics(metrics)
+
+    def _collect_finished(self, ray) -> None:
+        with self.lock:
+            refs = dict(self.refs)
+        if not refs:
+            return
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=0)
+        ready = set(ready)
+        for run_id, ref in refs.items():
+            if ref not in ready:
+                continue
+            self._apply(ray.get(self.channel.drain.remote()))  # whatever the task sent before it ended
+            error = None
+            try:
+                ray.get(ref)
+            except ray.exceptions.TaskCancelledError:
+                error = ("stopped", "stopped while queued")
+            except Exception as exc:  # noqa: BLE001 - a crashed worker, a lost node
+                error = ("failed", f"the Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            try:
+                run = self.store.get(run_id)
+                if run.stored_status().get("status") in ACTIVE_STATUSES:
+                    status, message = error or ("failed", "the Ray task ended without recording a result")
+                    key = "message" if status == "stopped" else "error"
+                    run.write_status(status=status, finished_at=time.time(), **{key: message})
+            except RunError:
+                pass
+            with self.lock:
+                self.refs.pop(run_id, None)
+            self.channel.forget.remote(run_id)

@@ -1,0 +1,57 @@
+"""The Ray executor on a local Ray instance started by the test: the same requests as the local executor,
+their records relayed to the run store while they run, and stop."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the Ray executor's optional requirement (requirements-ray.txt)")
+
+from archs.training import RunStore  # noqa: E402
+from archs.training.executors.ray import RayExecutor  # noqa: E402
+from archs.training.limits import Limits  # noqa: E402
+from test_runs import long_request, request, step_of, wait_until  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_two_runs_on_ray_one_stopped_midway(local_ray, tmp_path):
+    executor = RayExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=2), cpus_per_run=1)
+    assert executor.describe()["executor"] == "ray" and executor.describe()["cpus_per_run"] == 1
+    done = executor.submit(request(label="completes"))
+    stopped = executor.submit(long_request(label="stopped midway"))
+    wait_until(lambda: step_of(executor.store, stopped) >= 2, what="the long run's first records to be relayed")
+    assert executor.status(stopped)["status"] == "running"  # records arrive while it runs, not at the end
+    assert executor.stop(stopped)
+    assert executor.wait(timeout=120)
+    store = executor.store
+    a, b = store.get(done), store.get(stopped)
+    assert a.status()["status"] == "completed" and a.status()["result"]["steps"] == 4
+    assert [r["step"] for r in a.metrics("step")] == [2, 4] and a.has_weights()
+    assert b.status()["status"] == "stopped", (b.status().get("error"), b.status().get("stored_status"))
+    assert 2 <= b.status()["result"]["steps"] < 500 * 8
+    assert len(b.metrics("step")) >= 2 and b.has_weights()
+    assert a.load_model() is not None
+    assert executor.relay_error is None
+
+
+def test_a_queued_ray_run_is_cancelled_and_a_failing_one_recorded(local_ray, tmp_path):
+    executor = RayExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), cpus_per_run=2)
+    first = executor.submit(long_request())
+    waiting = executor.submit(request())  # needs the 2 CPUs the first one holds
+    time.sleep(0.5)
+    assert executor.queue() == [waiting] or executor.queue() == [first, waiting]
+    assert executor.stop(waiting)
+    executor.stop(first)
+    bug = executor.submit(request(model_factory="faults:raise_at_step_3"))
+    assert executor.wait(timeout=120)
+    assert executor.status(waiting)["status"] == "stopped"
+    assert executor.status(bug)["status"] == "failed"
+    assert executor.status(bug)["error"] == "RuntimeError: boom: a bug inside the model at step 3"
