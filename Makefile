@@ -1,11 +1,18 @@
 # Two commands do everything on a fresh machine:
 #   make run    install into .venv and start the dashboard
 #   make test   install into .venv (and Chromium for the browser test) and run the tests
+# and, for a deployment:
+#   make serve  install and start the server as a deployment would (the Dockerfile runs the same command)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+HOST   ?= 0.0.0.0
+PORT   ?= 8501
+# The server as a deployment runs it: headless, no usage statistics, no file watcher. Runs go to the executor
+# that ARCHS_EXECUTOR names (local worker processes by default); see the README's "Deploying" section.
+SERVE_FLAGS := --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
 
-.PHONY: run test install install-test browser bench
+.PHONY: run serve test install install-test browser bench
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +32,9 @@ browser:
 
 run: install
 	$(VENV)/bin/streamlit run dashboard.py --browser.gatherUsageStats false
+
+serve: install
+	$(PY) -m streamlit run dashboard.py $(SERVE_FLAGS) --server.address $(HOST) --server.port $(PORT)
 
 test: install-test browser
 	$(PY) -m pytest -q

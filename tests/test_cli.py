@@ -68,3 +68,28 @@ def test_bad_spec_file_in_a_real_process(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: stages[0].")
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_train_through_the_local_executor_prints_the_same_json_plus_run_id(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    argv = ["train", "--max-steps", "3", "--batch-size", "8", "--json", "--runs-dir", runs]
+    assert main(argv) == 0
+    here = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--executor", "local"]) == 0
+    there = json.loads(capsys.readouterr().out)
+    assert set(there) == set(here) | {"run_id"}
+    assert (there["status"], there["steps"], there["network"], there["data"]) == ("completed", 3, "seed002-inception",
+                                                                                  "digits")
+    assert main(["runs", "--json", "--runs-dir", runs]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in listed["runs"]] == [there["run_id"]] and listed["queue"] == []
+    row = listed["runs"][0]
+    assert (row["status"], row["executor"], row["step"]) == ("completed", "local", 3)
+    assert main(["runs", "--runs-dir", runs]) == 0
+    table = capsys.readouterr().out
+    assert there["run_id"] in table and "completed" in table and "3/3" in table
+    assert main(["runs", "--runs-dir", runs, "--delete", there["run_id"]]) == 0
+    assert main(["runs", "--json", "--runs-dir", runs]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["runs"] == []
+    assert main(["runs", "--runs-dir", runs, "--stop", "no-such-run"]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err

@@ -291,6 +291,7 @@ class Run:
             "status": status.get("status"),
             "created": settings.get("created"),
             "queued_at": status.get("queued_at"),
+            "dispatched_at": status.get("dispatched_at"),
             "started_at": status.get("started_at"),
             "finished_at": status.get("finished_at"),
             "step": progress.get("step", result.get("steps")),

@@ -210,6 +210,8 @@ class _Supervisor:
                 claimed = False
             if not claimed:
                 continue
+            # the run leaves the queue now (FIFO is the order of this time); no worker writes its status yet
+            self.store.get(run_id).write_status(dispatched_at=time.time())
             slot = self.free_gpu()
             cuda = str(slot) if slot is not None else None
             job = (str(self.store.root / run_id), int(self.config.get("threads", 1)), cuda)
