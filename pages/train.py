@@ -103,6 +103,9 @@ with st.container(border=True):
     if device_problem:
         st.warning(f"{fmt.plain(device_problem)}. Pick auto or cpu.", icon=":material/memory:")
 
+cap = executor.limits.max_steps
+if cap and values.get("max_steps") is None:
+    st.caption(f"This server trains at most {cap:,} steps per run: a run without its own step limit stops there.")
 buttons = st.columns([1, 5], vertical_alignment="center")
 start = buttons[0].button("Start", key="train_start", type="primary", icon=":material/play_arrow:",
                           disabled=bool(device_problem), width="stretch")

@@ -253,3 +253,28 @@ def test_the_degradation_section_plots_a_finished_group_with_its_verdicts(runs_d
     assert "Final: plain-56 (0.900) is **worse** than plain-20 (0.500)" in words
     assert "resnet-56 (0.400) is **not worse** than resnet-20 (0.500)" in words
     assert "4 of 4 runs finished" in texts(at.caption)
+
+
+def test_a_run_that_failed_shows_why_on_the_train_and_runs_pages(runs_dir):
+    run_ = stored_run(runs_dir, None, [{"kind": "step", "step": 1, "loss": 2.3, "train_accuracy": 0.1}])
+    run_.write_status(status="failed", error="RuntimeError: boom: a bug inside the model at step 3")
+    at = open_page("train")
+    assert status(at) == "failed" and "boom: a bug inside the model" in texts(at.error)
+    run(at.switch_page("pages/runs.py"))
+    assert list(at.dataframe[0].value["Status"]) == ["failed"]
+    assert "boom: a bug inside the model at step 3" in texts(at.error)
+
+
+def test_server_limits_show_where_they_bite(runs_dir, monkeypatch):
+    monkeypatch.setenv("ARCHS_MAX_STEPS_PER_RUN", "30")
+    monkeypatch.setenv("ARCHS_MAX_EPOCHS_PER_RUN", "3")
+    at = open_page("train")
+    assert "This server trains at most 30 steps per run" in texts(at.caption)
+    assert "30 steps per run · 3 epochs per run" in texts(at.caption)
+    run(at.button(key="train_start").click())  # the default 5 epochs: over the limit
+    assert "No run started: epochs: this server trains at most 3 epochs per run" in texts(at.error)
+    assert RunStore(runs_dir).runs() == []
+    at.number_input(key="train.epochs").set_value(2)
+    run(at.button(key="train_start").click())
+    [made] = RunStore(runs_dir).runs()
+    assert made.settings()["train"]["max_steps"] == 30

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import streamlit as st
-
 from archs.training.executors import Executor, get_executor
 
 from . import fmt
 
 
-@st.cache_resource(show_spinner=False)
-def _executor(kind: str | None, runs_dir: str | None) -> Executor:
-    return get_executor(kind, runs_dir)
-
-
 def executor() -> Executor:
-    """The configured executor (``ARCHS_EXECUTOR``) for the configured run store (``ARCHS_RUNS_DIR``)."""
-    import os
-
-    return _executor(os.environ.get("ARCHS_EXECUTOR"), os.environ.get("ARCHS_RUNS_DIR"))
+    """The configured executor (``ARCHS_EXECUTOR``) for the configured run store (``ARCHS_RUNS_DIR``), shared
+    by every session of this server."""
+    return get_executor()
 
 
 def clock(value) -> str:
