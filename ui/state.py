@@ -93,6 +93,7 @@ def empty_spec() -> NetSpec:
 # ------------------------------------------------------------------------------------------ session
 def init() -> None:
     """On a session's first run: the network the URL names, else the default one (with a notice)."""
+    _leave_old_multipage_mode()
     if SPEC in st.session_state:
         return
     spec, notice = spec_from_query(st.query_params.to_dict())
@@ -100,6 +101,18 @@ def init() -> None:
     st.session_state[NOTICE] = notice
     name = preset_name(spec)
     st.session_state["start_from"] = name
+
+
+def _leave_old_multipage_mode() -> None:
+    """A server's very first request, when it opens a page's address (a reload of /train after a restart),
+    finds a ``pages/`` folder before ``dashboard.py`` has called ``st.navigation``: Streamlit then runs
+    the page alone, in its old multipage mode (lower-case page list, no sidebar note, no session key).
+    Switch that mode off and run again: ``dashboard.py`` then runs and opens the same page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def spec_from_query(params: dict[str, str]) -> tuple[NetSpec, str | None]:
