@@ -23,8 +23,8 @@ from ui.train_form import config_controls, field_control
 REFRESH_SECONDS = 1.0
 FOLDER = "folder"
 RUN_KEY = "train_run"
-MAIN_FIELDS = ("epochs", "batch_size", "max_steps", "optimizer", "lr", "device")
-MORE_FIELDS = ("schedule", "warmup_steps", "weight_decay", "momentum", "augment", "seed",
+MAIN_FIELDS = ("epochs", "batch_size", "max_steps", "optimizer", "lr", "target_accuracy", "device")
+MORE_FIELDS = ("schedule", "warmup_steps", "weight_decay", "momentum", "label_smoothing", "augment", "seed",
                "log_every", "grad_every", "eval_every", "amp", "channels_last")
 
 state.init()  # idempotent; the server's first request may open this page without dashboard.py

@@ -3,8 +3,8 @@
 ``train`` builds one :class:`~archs.training.request.RunRequest` and carries it out: here in this
 process (the default; ``--save`` also records it in the run store), or through an executor
 (``--executor local|ray``: queued like a run started from the dashboard; the command waits for it and
-prints the same result, plus ``run_id``). Run it under ``torchrun`` to train one run on several
-processes (:mod:`archs.training.distributed`).
+prints the same result, plus ``run_id``). Run it under ``torchrun --nproc-per-node N -m archs train ...``
+to train one run on N processes (:mod:`archs.training.distributed`); rank 0 records and prints.
 
 Bad input (an unknown preset, a broken spec file, a missing data set, a setting out of range, a
 server limit) prints one line on stderr and exits with status 2; no traceback.
@@ -94,12 +94,18 @@ def train_main(args: argparse.Namespace) -> int:
             resolve_device(request.train.device)
         request.data.check()
         if args.executor is not None:
+            from archs.training.distributed import launched_by_torchrun
+
+            if launched_by_torchrun():
+                raise ValueError("--executor: under torchrun each process trains its share here; drop --executor")
             status, run_id = _through_executor(request, args)
         else:
             status, run_id = _in_this_process(request, args)
     except (DataError, LimitError, ValueError) as error:  # SpecError and ConfigError are ValueErrors
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not _main_rank():  # under torchrun, rank 0 speaks for the run
+        return STATUS_EXIT.get(status["status"], 4 if "result" not in status else 1)
     if status["status"] == "failed" or "result" not in status:
         print(f"error: {status.get('error') or 'the run failed'}", file=sys.stderr)
         return STATUS_EXIT.get(status["status"], 4)
@@ -123,9 +129,9 @@ def _in_this_process(request, args) -> tuple[dict, str | None]:
     from archs.training.request import MemoryRecorder, execute_request
     from archs.training.store import RunStore, process_identity
 
-    progress = None if args.json else _print_progress
+    progress = None if args.json or not _main_rank() else _print_progress
     stop = threading.Event()
-    if args.save:
+    if args.save and _main_rank():
         run = RunStore(args.runs_dir).create(request, executor="cli")
         recorder, run_id = _Echo(run, progress), run.id
     else:
@@ -136,6 +142,13 @@ def _in_this_process(request, args) -> tuple[dict, str | None]:
         stop.set()
         raise
     return status, run_id
+
+
+def _main_rank() -> bool:
+    """False in the processes other than rank 0 of a ``torchrun`` run."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _through_executor(request, args) -> tuple[dict, str]:

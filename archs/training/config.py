@@ -52,8 +52,12 @@ class TrainConfig:
                          choices=("auto",) + AUGMENTATIONS)
     log_every: int = param(20, "Steps between metric records.", range=(1, None))
     grad_every: int = param(50, "Steps between gradient-norm records (0: never).", range=(0, None))
-    eval_every: int = param(0, "Steps between test evaluations (0: once per epoch and at the end).",
-                            range=(0, None))
+    eval_every: int = param(0, "Steps between test evaluations (0: once per epoch and at the end; four times "
+                                  "per epoch with a target accuracy).", range=(0, None))
+    target_accuracy: float | None = param(None, "End the run as completed the first time the test accuracy "
+                                                "reaches this (0..1; empty: train to the end).",
+                                          range=(0.0, 1.0), kind="float", optional=True)
+    label_smoothing: float = param(0.0, "Label smoothing of the cross-entropy loss.", range=(0.0, 0.5))
     seed: int = param(0, "Random seed for initialisation, order and augmentation.", range=(0, None))
     amp: str = param("auto", "bf16 autocast (auto: where the device computes bf16 natively).",
                      choices=("auto", "bf16", "off"))

@@ -10,6 +10,7 @@ Speed choices, resolved per device by :func:`resolve_runtime`:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -35,8 +36,10 @@ class Runtime:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                              enabled=self.amp_dtype is not None)
+        """bf16 autocast where chosen; otherwise no context at all."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

@@ -10,6 +10,7 @@ far kept.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -23,6 +24,7 @@ from torch import nn
 from archs.training.config import ConfigError, TrainConfig
 from archs.training.data import TensorData, augment_batch, normalize_batch
 from archs.training.device import Runtime, make_generator, place_data, resolve_runtime
+from archs.training.distributed import Context, context
 
 __all__ = ["MetricsSink", "StopRequested", "TrainResult", "evaluate", "lr_at", "make_optimizer", "plan_steps",
            "train"]
@@ -48,6 +50,7 @@ class TrainResult:
     images_per_second: float
     seconds: float
     message: str = ""
+    world_size: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,10 +92,13 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, data: TensorData, runtime: Runtime | None = None, batch_size: int = 512,
-             split: str = "test") -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (0..1) of ``model`` on a split, in eval mode."""
+             split: str = "test", dist: Context = Context()) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (0..1) of ``model`` on a split, in eval mode (on several processes,
+    each evaluates its share and the sums are combined)."""
     runtime = runtime or resolve_runtime(TrainConfig(device=next(model.parameters()).device.type))
     xs, ys = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    if dist.enabled:
+        xs, ys = xs[dist.rank :: dist.world_size], ys[dist.rank :: dist.world_size]
     device = runtime.device
     mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
@@ -110,8 +116,9 @@ def evaluate(model: nn.Module, data: TensorData, runtime: Runtime | None = None,
             correct += (out.argmax(1) == y).sum()
     finally:
         model.train(was_training)
-    n = max(len(ys), 1)
-    return float(loss_sum) / n, int(correct) / n
+    loss_sum, correct, n = dist.sum(loss_sum, correct, len(ys))
+    n = max(n, 1)
+    return loss_sum / n, correct / n
 
 
 class Meter:
@@ -132,11 +139,12 @@ class Meter:
         self.steps += 1
         self.seconds += seconds
 
-    def summary(self) -> dict:
-        """Mean loss, accuracy and images/s (reading them waits for the device)."""
-        n = max(self.images, 1)
-        return {"loss": float(self.loss) / n, "train_accuracy": int(self.correct) / n,
-                "images_per_second": self.images / self.seconds if self.seconds > 0 else 0.0}
+    def summary(self, dist: Context = Context()) -> dict:
+        """Mean loss, accuracy and images/s, over all processes of the run (reading them waits for the device)."""
+        loss, correct, images = dist.sum(self.loss, self.correct, self.images)
+        n = max(images, 1)
+        return {"loss": loss / n, "train_accuracy": correct / n,
+                "images_per_second": images / self.seconds if self.seconds > 0 else 0.0}
 
 
 @contextlib.contextmanager
@@ -214,23 +222,30 @@ class _Loop:
                  stop_event: threading.Event | None):
         if data.num_classes < 2:
             raise ConfigError("the data set needs at least two classes")
-        self.config, self.sink, self.stop_event = config, sink, stop_event
-        self.runtime = resolve_runtime(config)
+        runtime = resolve_runtime(config)
+        self.dist = context(runtime.device.type)  # one process alone, or one rank of a torchrun run
+        self.runtime = dataclasses.replace(runtime, device=self.dist.device(runtime.device))
         self.device = self.runtime.device
+        self.config, self.stop_event = config, stop_event
+        self.sink = sink if self.dist.is_main else (lambda record: None)
         torch.manual_seed(config.seed)
         self.data = place_data(data, self.device)
         self.order_generator = make_generator(self.data.train_x.device, config.seed)  # where the data lives
-        self.augment_generator = make_generator(self.device, config.seed + 1)  # where batches are augmented
-        self.model = model.to(device=self.device, memory_format=self.runtime.memory_format)
-        self.model.train()
-        self.optimizer = make_optimizer(model, config)
+        self.augment_generator = make_generator(self.device, config.seed + 1 + self.dist.rank)
+        self.module = model.to(device=self.device, memory_format=self.runtime.memory_format)
+        self.module.train()
+        self.model = self.dist.wrap(self.module, self.device)  # DistributedDataParallel on several processes
+        self.optimizer = make_optimizer(self.module, config)
         self.augment = data.augment if config.augment == "auto" else config.augment
         self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
         self.train_size = len(self.data.train_y)
         self.batch, self.per_epoch, self.total = plan_steps(config, self.train_size)
-        # a CPU has the loss at hand every step; a GPU would stall, so it is checked when logged
-        self.check_every = 1 if self.device.type == "cpu" else config.log_every
+        self.local_batch = self.dist.local_batch(self.batch)
+        # a CPU has the loss at hand every step; a GPU would stall, and processes must agree: when logged
+        self.check_every = 1 if self.device.type == "cpu" and not self.dist.enabled else config.log_every
+        # a target accuracy is noticed at evaluations: four per epoch unless asked otherwise
+        self.eval_every = config.eval_every or (max(1, self.per_epoch // 4) if config.target_accuracy else 0)
         self.step = 0
         self.status, self.message = "completed", ""
         self.lr = lr_at(config, 0, self.total)
@@ -240,17 +255,23 @@ class _Loop:
         self.last_eval: dict | None = None
         self.start_time = time.perf_counter()
 
+    @property
+    def going(self) -> bool:
+        return self.status == "completed" and not self.message and self.step < self.total
+
     # ----- the loop
     def run(self) -> TrainResult:
         self.sink({"kind": "start", **self.runtime.describe(), "total_steps": self.total,
                    "steps_per_epoch": self.per_epoch, "batch_size": self.batch, "augment": self.augment,
                    "train_size": self.train_size, "test_size": len(self.data.test_y),
-                   "parameters": sum(p.numel() for p in self.model.parameters())})
+                   "parameters": sum(p.numel() for p in self.module.parameters()),
+                   "world_size": self.dist.world_size})
         self.runtime.synchronize()
-        with stop_checks(self.model, self.stop_event):
+        # several processes stop together at a record instead (see stop_requested)
+        with stop_checks(self.module, None if self.dist.enabled else self.stop_event):
             try:
                 for epoch in range(self.config.epochs):
-                    if self.step >= self.total or self.status != "completed":
+                    if not self.going:
                         break
                     self.run_epoch(epoch)
             except StopRequested:  # in an evaluation or a gradient-norm pass (a step catches its own)
@@ -264,9 +285,9 @@ class _Loop:
         order = torch.randperm(self.train_size, device=self.data.train_x.device, generator=self.order_generator)
         meter = Meter(self.device)
         for index in range(self.per_epoch):
-            if self.step >= self.total:
+            if not self.going:
                 return
-            if self.stop_event is not None and self.stop_event.is_set():
+            if not self.dist.enabled and self.stop_event is not None and self.stop_event.is_set():
                 return self.stop()
             started = time.perf_counter()
             x, y = self.batch_at(order, index)
@@ -283,25 +304,26 @@ class _Loop:
             seconds = time.perf_counter() - started
             for m in (self.run_meter, self.window, meter):
                 m.add(loss, correct, len(y), seconds)
-            diverged = self.step % self.check_every == 0 and not math.isfinite(float(self.window.loss))
-            if diverged:
-                self.status, self.message = "diverged", f"the loss became {float(loss)} at step {self.step}"
-            if log_now or diverged:
+            if self.step % self.check_every == 0 and self.diverged(loss):
+                return self.record_window(position)
+            if log_now:
                 self.record_window(position)
-            if diverged:
-                return
-            if self.config.grad_every and self.step % self.config.grad_every == 0:
-                self.sink({"kind": "grad", "step": self.step, "layers": _gradient_norm_records(self.model, x, y)})
-            if (self.config.eval_every and self.step % self.config.eval_every == 0
+                if self.dist.enabled and self.dist.any(self.stop_event is not None and self.stop_event.is_set()):
+                    return self.stop()
+            if self.config.grad_every and self.step % self.config.grad_every == 0 and self.dist.is_main:
+                self.sink({"kind": "grad", "step": self.step, "layers": _gradient_norm_records(self.module, x, y)})
+            if (self.eval_every and self.step % self.eval_every == 0
                     and index != self.per_epoch - 1 and self.step != self.total):
                 self.evaluate("eval", {"epoch": position})
         if meter.steps == self.per_epoch:
-            self.evaluate("epoch", {"epoch": epoch + 1, **meter.summary(), "lr": self.lr})
+            self.evaluate("epoch", {"epoch": epoch + 1, **meter.summary(self.dist), "lr": self.lr})
 
     # ----- the parts
     def batch_at(self, order: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``index``-th batch of this epoch's order, on the device, augmented and normalised."""
-        idx = order[index * self.batch : (index + 1) * self.batch]
+        """This process's share of the ``index``-th batch of this epoch's order, on the device, augmented
+        and normalised."""
+        start = index * self.batch + self.dist.rank * self.local_batch
+        idx = order[start : start + self.local_batch]
         x, y = self.data.train_x[idx], self.data.train_y[idx]
         if x.device != self.device:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -315,34 +337,49 @@ class _Loop:
             group["lr"] = self.lr
         with self.runtime.autocast():
             out = self.model(x)
-            loss = F.cross_entropy(out.float(), y)
+            loss = F.cross_entropy(out.float(), y, label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.detach(), (out.detach().argmax(1) == y).sum()
 
+    def diverged(self, loss: torch.Tensor) -> bool:
+        """A NaN or infinite loss since the last record (on any process) ends the run as "diverged"."""
+        broken = not math.isfinite(float(self.window.loss))
+        if self.dist.any(broken):
+            self.status, self.message = "diverged", f"the loss became {float(loss)} at step {self.step}"
+            return True
+        return False
+
     def record_window(self, position: float) -> None:
         self.last_step_record = {"kind": "step", "step": self.step, "total_steps": self.total, "epoch": position,
-                                 **self.window.summary(), "lr": self.lr,
+                                 **self.window.summary(self.dist), "lr": self.lr,
                                  "elapsed": time.perf_counter() - self.start_time}
         self.sink(self.last_step_record)
         self.window = Meter(self.device)
 
     def evaluate(self, kind: str, extra: dict) -> None:
-        test_loss, test_accuracy = evaluate(self.model, self.data, self.runtime, batch_size=max(self.batch, 256))
+        test_loss, test_accuracy = evaluate(self.module, self.data, self.runtime, batch_size=max(self.batch, 256),
+                                            dist=self.dist)
         self.last_eval = {"kind": kind, "step": self.step, **extra, "test_loss": test_loss,
                           "test_accuracy": test_accuracy, "elapsed": time.perf_counter() - self.start_time}
         self.sink(self.last_eval)
+        target = self.config.target_accuracy
+        if target is not None and test_accuracy >= target and self.status == "completed" and not self.message:
+            self.message = f"reached the target test accuracy {target:.2%} at step {self.step}"
 
     def stop(self) -> None:
         self.status, self.message = "stopped", f"stopped at step {self.step}"
 
     def result(self) -> TrainResult:
+        target = self.config.target_accuracy
+        if target is not None and self.status == "completed" and not self.message:
+            self.message = f"ended without reaching the target test accuracy {target:.2%}"
         last = self.last_step_record or self.last_eval or {}
         evaluated = self.last_eval if self.status != "diverged" else None
         return TrainResult(
             status=self.status, device=str(self.device), amp=self.runtime.describe()["amp"], steps=self.step,
             epochs=self.step / self.per_epoch, train_loss=last.get("loss"), train_accuracy=last.get("train_accuracy"),
             test_loss=evaluated and evaluated["test_loss"], test_accuracy=evaluated and evaluated["test_accuracy"],
-            images_per_second=self.run_meter.summary()["images_per_second"],
-            seconds=time.perf_counter() - self.start_time, message=self.message)
+            images_per_second=self.run_meter.summary(self.dist)["images_per_second"],
+            seconds=time.perf_counter() - self.start_time, message=self.message, world_size=self.dist.world_size)
