@@ -27,6 +27,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,8 @@ from archs.training.config import AUGMENTATIONS
 
 __all__ = [
     "AUGMENTATIONS",
+    "StreamingData",
+    "memory_budget",
     "DATASETS",
     "DataError",
     "DatasetInfo",
@@ -134,12 +137,127 @@ class TensorData:
             test_x=self.test_x.to(device), test_y=self.test_y.to(device),
         )
 
+    @property
+    def device(self) -> torch.device:
+        return self.train_x.device
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_y)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.test_y)
+
     def summary(self) -> dict:
         return {
             "name": self.name, "train": len(self.train_y), "test": len(self.test_y),
             "channels": self.in_channels, "size": self.input_size, "classes": self.num_classes,
-            "source": self.source,
+            "source": self.source, "streamed": False,
         }
+
+    def train_batches(self, generator: torch.Generator | None, global_batch: int, local_batch: int, rank: int,
+                      steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch: ``steps`` batches of a fresh permutation; this process's ``local_batch`` images of each
+        ``global_batch`` (rank ``rank``), as uint8 images and labels where the data lives."""
+        order = torch.randperm(self.train_size, device=self.device, generator=generator)
+        for index in range(steps):
+            idx = order[index * global_batch + rank * local_batch:][:local_batch]
+            yield self.train_x[idx], self.train_y[idx]
+
+    def test_batches(self, batch: int, rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The test set in order (every ``world``-th image from ``rank``), in batches."""
+        xs, ys = self.test_x[rank::world], self.test_y[rank::world]
+        for start in range(0, len(ys), batch):
+            yield xs[start : start + batch], ys[start : start + batch]
+
+
+class StreamingData:
+    """An image folder too large for memory (see :func:`memory_budget`): read from disk batch by batch
+    through a ``DataLoader`` with worker processes, decoded to uint8 images at the network's size, then
+    augmented and normalised on whole batches like :class:`TensorData`, which it stands in for."""
+
+    def __init__(self, name: str, train, test, classes: tuple[str, ...], channels: int, size: int,
+                 augment: str, source: str, workers: int):
+        self.name, self.train, self.test, self.classes = name, train, test, classes
+        self.in_channels, self.input_size, self.augment, self.source = channels, size, augment, source
+        self.workers = workers
+        self.train_y, self.test_y = train.targets, test.targets
+        self.mean, self.std = _mean_std(torch.stack([train[i][0] for i in _spread(len(train), 512)]))
+
+    device = torch.device("cpu")
+    nbytes = 0  # nothing resident: place_data leaves it where it is
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.test)
+
+    def to(self, device) -> StreamingData:
+        return self  # batches move to the device one at a time
+
+    def summary(self) -> dict:
+        return {"name": self.name, "train": self.train_size, "test": self.test_size, "channels": self.in_channels,
+                "size": self.input_size, "classes": self.num_classes, "source": self.source, "streamed": True,
+                "workers": self.workers}
+
+    def _loader(self, dataset, batches: list[list[int]]):
+        import torch.utils.data
+
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.workers,
+                                           pin_memory=torch.cuda.is_available(),
+                                           persistent_workers=False)
+
+    def train_batches(self, generator, global_batch: int, local_batch: int, rank: int,
+                      steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(self.train_size, generator=generator).tolist()
+        batches = [order[i * global_batch + rank * local_batch:][:local_batch] for i in range(steps)]
+        yield from self._loader(self.train, batches)
+
+    def test_batches(self, batch: int, rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        mine = list(range(rank, self.test_size, world))
+        yield from self._loader(self.test, [mine[i : i + batch] for i in range(0, len(mine), batch)])
+
+
+def _limit(split, limit: int | None, seed: int):
+    """A fixed random subset of at most ``limit`` items of a lazily decoded split (as :func:`_subset` does
+    for tensors)."""
+    if limit is None or limit >= len(split):
+        return split
+    keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:limit].sort().values.tolist()
+    base = split.indices if split.indices is not None else range(len(split.folder))
+    return type(split)(split.folder, [base[i] for i in keep])
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """At most ``k`` indices spread evenly over ``range(n)``."""
+    return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(min(n, k))})
+
+
+def _mean_std(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (0..1 scale) of uint8 images ``N x C x H x W``."""
+    scaled = images.float().div_(255.0)
+    mean = tuple(float(v) for v in scaled.mean(dim=(0, 2, 3)))
+    std = tuple(max(float(v), 1e-3) for v in scaled.std(dim=(0, 2, 3)))
+    return mean, std
+
+
+def memory_budget() -> int:
+    """Bytes a data set may take in memory before it is streamed from disk: ``$ARCHS_DATA_MEMORY_BUDGET``
+    (a number of bytes, or with a K, M or G suffix), default 2G."""
+    text = os.environ.get("ARCHS_DATA_MEMORY_BUDGET", "2G").strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        return 2 << 30
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,42 +504,83 @@ def _load_cifar(root: Path, download: bool):
     return (*tensors, tuple(train.classes), str(tv_root / "cifar-10-batches-py"))
 
 
-def _load_folder(path: Path, channels: int, size: int):
+def _to_rgb(img):
+    return img.convert("RGB")
+
+
+class _Decoded:
+    """An ImageFolder (or a subset of one) whose items are uint8 ``C x H x W`` tensors at the network's
+    size, with a DataError naming the file that cannot be read."""
+
+    def __init__(self, folder, indices=None):
+        self.folder, self.indices = folder, indices
+
+    def __len__(self) -> int:
+        return len(self.folder) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i: int):
+        index = i if self.indices is None else self.indices[i]
+        try:
+            return self.folder[index]
+        except Exception as exc:
+            raise DataError(f"could not read image {self.folder.samples[index][0]}: {_first_line(exc)}") from exc
+
+    @property
+    def targets(self) -> torch.Tensor:
+        targets = torch.tensor(self.folder.targets, dtype=torch.long)
+        return targets if self.indices is None else targets[torch.as_tensor(self.indices, dtype=torch.long)]
+
+
+def _folder_splits(path: Path, channels: int, size: int) -> tuple[_Decoded, _Decoded, tuple[str, ...]]:
+    """The train and test splits of an image folder, decoded lazily (nothing is read yet)."""
     tv = _torchvision()
     T = tv.transforms
     check_dataset(str(path))
-    to_mode = T.Grayscale(1) if channels == 1 else T.Lambda(lambda img: img.convert("RGB"))
+    to_mode = T.Grayscale(1) if channels == 1 else T.Lambda(_to_rgb)
     transform = T.Compose([to_mode, T.Resize((size, size), antialias=True), T.PILToTensor()])
     train_dir, test_dir = _split_folder(path)
 
-    def read(folder: Path, class_to_idx=None):
+    def scan(folder: Path, class_to_idx=None):
         try:
             ds = tv.datasets.ImageFolder(str(folder), transform=transform)
         except Exception as exc:
             raise DataError(f"could not read image folder {folder}: {_first_line(exc)}") from exc
         if class_to_idx is not None and ds.class_to_idx != class_to_idx:
             raise DataError(f"class folders of {folder} differ from those of the training folder")
-        images = []
-        for i in range(len(ds)):  # once, at load time: never in the training loop
-            try:
-                images.append(ds[i][0])
-            except Exception as exc:
-                raise DataError(f"could not read image {ds.samples[i][0]}: {_first_line(exc)}") from exc
-        labels = torch.tensor(ds.targets, dtype=torch.long)
-        return torch.stack(images), labels, ds.classes, ds.class_to_idx
+        return ds
 
-    train_x, train_y, classes, class_to_idx = read(train_dir)
+    train = scan(train_dir)
     if test_dir is not None:
-        test_x, test_y, _, _ = read(test_dir, class_to_idx)
-    else:
-        from sklearn.model_selection import train_test_split
+        return _Decoded(train), _Decoded(scan(test_dir, train.class_to_idx)), tuple(train.classes)
+    from sklearn.model_selection import train_test_split
 
-        counts = torch.bincount(train_y)
-        stratify = train_y.numpy() if int(counts.min()) >= 2 else None
-        train_idx, test_idx = train_test_split(range(len(train_y)), test_size=0.2, random_state=0, stratify=stratify)
-        train_idx, test_idx = torch.tensor(train_idx), torch.tensor(test_idx)
-        train_x, train_y, test_x, test_y = train_x[train_idx], train_y[train_idx], train_x[test_idx], train_y[test_idx]
-    return train_x, train_y, test_x, test_y, tuple(classes), str(path)
+    targets = torch.tensor(train.targets, dtype=torch.long)
+    stratify = targets.numpy() if int(torch.bincount(targets).min()) >= 2 else None
+    train_idx, test_idx = train_test_split(list(range(len(targets))), test_size=0.2, random_state=0,
+                                           stratify=stratify)
+    return _Decoded(train, train_idx), _Decoded(train, test_idx), tuple(train.classes)
+
+
+def _load_folder(path: Path, channels: int, size: int):
+    train, test, classes = _folder_splits(path, channels, size)
+
+    def read(split: _Decoded):  # once, at load time: never in the training loop
+        return torch.stack([split[i][0] for i in range(len(split))]), split.targets
+
+    train_x, train_y = read(train)
+    test_x, test_y = read(test)
+    return train_x, train_y, test_x, test_y, classes, str(path)
+
+
+def _data_workers() -> int:
+    """DataLoader workers for a streamed data set: ``$ARCHS_DATA_WORKERS``, default min(4, cores)."""
+    try:
+        return max(0, int(os.environ["ARCHS_DATA_WORKERS"]))
+    except (KeyError, ValueError):
+        try:
+            return min(4, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return 2
 
 
 def _first_line(exc: BaseException) -> str:
@@ -479,13 +638,16 @@ def load_dataset(
     train_limit: int | None = None,
     test_limit: int | None = None,
     cache: bool = True,
-) -> TensorData:
+    memory_budget_bytes: int | None = None,
+) -> TensorData | StreamingData:
     """Load a data set as uint8 tensors fitted to ``in_channels`` x ``input_size`` x ``input_size``.
 
     ``name`` is a key of :data:`DATASETS` or the path of an image folder. ``root`` is where the
     torchvision data sets live (default :func:`default_data_root`). ``None`` for size or
     channels keeps the data set's own (image folders default to 3 x 32 x 32). ``train_limit``
     and ``test_limit`` keep a fixed random subset. Results are cached in-process (two entries).
+    An image folder whose images would take more than the memory budget (:func:`memory_budget`, or
+    ``memory_budget_bytes``) is not loaded: a :class:`StreamingData` reads it batch by batch instead.
     Raises :class:`DataError` for anything that cannot be read.
     """
     for field_name, value in (("input_size", input_size), ("in_channels", in_channels),
@@ -493,7 +655,7 @@ def load_dataset(
         if value is not None and (not isinstance(value, int) or value < 1):
             raise DataError(f"{field_name} must be a positive integer, got {value!r}")
     root = Path(root) if root is not None else default_data_root()
-    key = (str(name), str(root.resolve()), input_size, in_channels, train_limit, test_limit)
+    key = (str(name), str(root.resolve()), input_size, in_channels, train_limit, test_limit, memory_budget_bytes)
     if cache:
         with _CACHE_LOCK:
             if key in _CACHE:
@@ -507,8 +669,18 @@ def load_dataset(
     elif name == "cifar10":
         raw = _load_cifar(root, download)
     else:
-        check_dataset(name)
-        raw = _load_folder(Path(name), in_channels or 3, input_size or 32)
+        channels, size = in_channels or 3, input_size or 32
+        train, test, classes = _folder_splits(Path(name), channels, size)
+        budget = memory_budget() if memory_budget_bytes is None else memory_budget_bytes
+        if (len(train) + len(test)) * channels * size * size > budget:
+            train, test = _limit(train, train_limit, seed=0), _limit(test, test_limit, seed=1)
+            data = StreamingData(str(name), train, test, classes, channels, size, info.augment, str(name),
+                                 workers=_data_workers())
+            if cache:
+                with _CACHE_LOCK:
+                    _CACHE[key] = data
+            return data
+        raw = _load_folder(Path(name), channels, size)
     train_x, train_y, test_x, test_y, classes, source = raw
     if len(train_y) == 0 or len(test_y) == 0:
         raise DataError(f"{info.title} has an empty train or test split")

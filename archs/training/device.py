@@ -11,6 +11,7 @@ Speed choices, resolved per device by :func:`resolve_runtime`:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -106,13 +107,14 @@ def resolve_runtime(config: TrainConfig) -> Runtime:
 
 
 def place_data(data: TensorData, device: torch.device) -> TensorData:
-    """The data on the device when it fits comfortably; otherwise left on the CPU."""
-    if device.type == "cpu":
+    """The data on the device when it fits comfortably; otherwise left on the CPU, in pinned memory on
+    CUDA so that each batch's copy can overlap the computation (``non_blocking``)."""
+    if device.type == "cpu" or not isinstance(data, TensorData):
         return data
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if data.nbytes > free // 4:
-            return data
+            return dataclasses.replace(data, train_x=data.train_x.pin_memory(), train_y=data.train_y.pin_memory())
     elif data.nbytes > 1 << 30:
         return data
     return data.to(device)

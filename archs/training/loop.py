@@ -96,9 +96,11 @@ def evaluate(model: nn.Module, data: TensorData, runtime: Runtime | None = None,
     """Mean cross-entropy and accuracy (0..1) of ``model`` on a split, in eval mode (on several processes,
     each evaluates its share and the sums are combined)."""
     runtime = runtime or resolve_runtime(TrainConfig(device=next(model.parameters()).device.type))
-    xs, ys = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
-    if dist.enabled:
-        xs, ys = xs[dist.rank :: dist.world_size], ys[dist.rank :: dist.world_size]
+    if split == "test":
+        batches = data.test_batches(batch_size, dist.rank, dist.world_size)
+    else:
+        xs, ys = data.train_x[dist.rank :: dist.world_size], data.train_y[dist.rank :: dist.world_size]
+        batches = ((xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, len(ys), batch_size))
     device = runtime.device
     mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
@@ -106,17 +108,19 @@ def evaluate(model: nn.Module, data: TensorData, runtime: Runtime | None = None,
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
     try:
-        for start in range(0, len(ys), batch_size):
-            x = normalize_batch(xs[start : start + batch_size].to(device), mean, std, runtime.memory_format)
-            y = ys[start : start + batch_size].to(device)
+        for x, y in batches:
+            x = normalize_batch(x.to(device, non_blocking=True), mean, std, runtime.memory_format)
+            y = y.to(device, non_blocking=True)
+            count += len(y)
             with runtime.autocast():
                 out = model(x)
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
     finally:
         model.train(was_training)
-    loss_sum, correct, n = dist.sum(loss_sum, correct, len(ys))
+    loss_sum, correct, n = dist.sum(loss_sum, correct, count)
     n = max(n, 1)
     return loss_sum / n, correct / n
 
@@ -230,7 +234,7 @@ class _Loop:
         self.sink = sink if self.dist.is_main else (lambda record: None)
         torch.manual_seed(config.seed)
         self.data = place_data(data, self.device)
-        self.order_generator = make_generator(self.data.train_x.device, config.seed)  # where the data lives
+        self.order_generator = make_generator(self.data.device, config.seed)  # where the data lives
         self.augment_generator = make_generator(self.device, config.seed + 1 + self.dist.rank)
         self.module = model.to(device=self.device, memory_format=self.runtime.memory_format)
         self.module.train()
@@ -239,7 +243,7 @@ class _Loop:
         self.augment = data.augment if config.augment == "auto" else config.augment
         self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
-        self.train_size = len(self.data.train_y)
+        self.train_size = self.data.train_size
         self.batch, self.per_epoch, self.total = plan_steps(config, self.train_size)
         self.local_batch = self.dist.local_batch(self.batch)
         # a CPU has the loss at hand every step; a GPU would stall, and processes must agree: when logged
@@ -263,7 +267,7 @@ class _Loop:
     def run(self) -> TrainResult:
         self.sink({"kind": "start", **self.runtime.describe(), "total_steps": self.total,
                    "steps_per_epoch": self.per_epoch, "batch_size": self.batch, "augment": self.augment,
-                   "train_size": self.train_size, "test_size": len(self.data.test_y),
+                   "train_size": self.train_size, "test_size": self.data.test_size,
                    "parameters": sum(p.numel() for p in self.module.parameters()),
                    "world_size": self.dist.world_size})
         self.runtime.synchronize()
@@ -282,15 +286,16 @@ class _Loop:
         return self.result()
 
     def run_epoch(self, epoch: int) -> None:
-        order = torch.randperm(self.train_size, device=self.data.train_x.device, generator=self.order_generator)
+        batches = self.data.train_batches(self.order_generator, self.batch, self.local_batch, self.dist.rank,
+                                          self.per_epoch)
         meter = Meter(self.device)
-        for index in range(self.per_epoch):
+        started = time.perf_counter()  # a step's time includes fetching and preparing its batch
+        for index, (x, y) in enumerate(batches):
             if not self.going:
                 return
             if not self.dist.enabled and self.stop_event is not None and self.stop_event.is_set():
                 return self.stop()
-            started = time.perf_counter()
-            x, y = self.batch_at(order, index)
+            x, y = self.prepare(x, y)
             try:
                 loss, correct = self.train_step(x, y)
             except StopRequested:
@@ -315,16 +320,13 @@ class _Loop:
             if (self.eval_every and self.step % self.eval_every == 0
                     and index != self.per_epoch - 1 and self.step != self.total):
                 self.evaluate("eval", {"epoch": position})
+            started = time.perf_counter()  # records and evaluations are not training time
         if meter.steps == self.per_epoch:
             self.evaluate("epoch", {"epoch": epoch + 1, **meter.summary(self.dist), "lr": self.lr})
 
     # ----- the parts
-    def batch_at(self, order: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This process's share of the ``index``-th batch of this epoch's order, on the device, augmented
-        and normalised."""
-        start = index * self.batch + self.dist.rank * self.local_batch
-        idx = order[start : start + self.local_batch]
-        x, y = self.data.train_x[idx], self.data.train_y[idx]
+    def prepare(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A uint8 batch on the device, augmented and normalised."""
         if x.device != self.device:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         x = augment_batch(x, self.augment, generator=self.augment_generator)
