@@ -3,7 +3,11 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see archs/__init__.py
-os.environ.setdefault("ARCHS_SUPERVISOR_IDLE", "3")  # the local executor's supervisors leave soon after a test
+os.environ.setdefault("ARCHS_SUPERVISOR_IDLE", "3")
+# the layout/precision probe's decisions are cached on disk: a fresh cache per test session, not ~/.cache
+import tempfile  # noqa: E402
+
+os.environ.setdefault("ARCHS_CACHE_DIR", tempfile.mkdtemp(prefix="archs-cache-"))  # the local executor's supervisors leave soon after a test
 # worker processes import test helpers (tests/faults.py) named in a request's model_factory
 _TESTS = str(Path(__file__).resolve().parent)
 os.environ["PYTHONPATH"] = os.pathsep.join([_TESTS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)

@@ -180,7 +180,8 @@ def test_a_stop_takes_effect_inside_a_step_at_the_next_block():
     stop = threading.Event()
     timer = threading.Timer(0.2, stop.set)
     timer.start()
-    result = train(model, tiny_data(), TrainConfig(epochs=1, batch_size=4, grad_every=0), stop_event=stop)
+    config = TrainConfig(epochs=1, batch_size=4, grad_every=0, amp="off", channels_last="off")  # no probe
+    result = train(model, tiny_data(), config, stop_event=stop)
     timer.join()
     assert (result.status, result.steps) == ("stopped", 0)
     assert result.message == "stopped at step 0"

@@ -59,10 +59,12 @@ class TrainConfig:
                                           range=(0.0, 1.0), kind="float", optional=True)
     label_smoothing: float = param(0.0, "Label smoothing of the cross-entropy loss.", range=(0.0, 0.5))
     seed: int = param(0, "Random seed for initialisation, order and augmentation.", range=(0, None))
-    amp: str = param("auto", "bf16 autocast (auto: where the device computes bf16 natively).",
-                     choices=("auto", "bf16", "off"))
-    channels_last: str = param("auto", "Channels-last memory format (auto: on CUDA only).",
+    amp: str = param("auto", "bf16 autocast (auto: measured by a short probe, where the device computes bf16 "
+                             "natively).", choices=("auto", "bf16", "off"))
+    channels_last: str = param("auto", "Channels-last memory format (auto: measured by a short probe).",
                                choices=("auto", "on", "off"))
+    compile: str = param("auto", "torch.compile (auto: on CUDA, when the probe shows it pays back its compile "
+                                 "time within the run).", choices=("auto", "on", "off"))
 
     def __post_init__(self) -> None:
         _check(self)

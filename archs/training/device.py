@@ -1,11 +1,9 @@
-"""Where a run trains and how: device, bf16 autocast, memory layout, threads, data placement.
+"""Where a run trains and how: device, precision, memory layout, data placement.
 
-Speed choices, resolved per device by :func:`resolve_runtime`:
-
-- bf16 autocast on CUDA (when supported) and on CPUs with native bf16 (AVX-512 BF16 or AMX).
-  Elsewhere bf16 is emulated and far slower than float32 (measured on an AVX2 CPU: a 2048^2 bf16
-  matmul ran at 0.3 GFLOP/s against 180 GFLOP/s in float32), so ``amp="auto"`` stays off there.
-- channels_last on CUDA only.
+:func:`resolve_runtime` turns the settings into a :class:`Runtime` by rule (bf16 only where the device
+computes it natively: on an AVX2 CPU without it a 2048^2 bf16 matmul ran at 0.3 GFLOP/s against 180 in
+float32; on an AMD EPYC with AVX-512 BF16, at 57 against 24 under the same load). A training run instead
+measures its ``auto`` settings (:mod:`archs.training.tuning`).
 """
 
 from __future__ import annotations
@@ -31,6 +29,8 @@ class Runtime:
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    tf32: bool = False
+    compile: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -48,7 +48,7 @@ class Runtime:
 
     def describe(self) -> dict:
         return {"device": str(self.device), "amp": "bf16" if self.amp_dtype is not None else "off",
-                "channels_last": self.channels_last}
+                "channels_last": self.channels_last, "tf32": self.tf32, "compile": self.compile}
 
 
 def cpu_count() -> int:
@@ -90,20 +90,22 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def resolve_runtime(config: TrainConfig) -> Runtime:
-    device = resolve_device(config.device)
-    if config.amp == "off":
-        amp = None
-    elif config.amp == "bf16":
-        amp = torch.bfloat16
-    elif device.type == "cuda":
-        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    elif device.type == "cpu":
-        amp = torch.bfloat16 if cpu_has_native_bf16() else None
-    else:
-        amp = None
-    channels_last = config.channels_last == "on" or (config.channels_last == "auto" and device.type == "cuda")
-    return Runtime(device, amp, channels_last)
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes bf16 in hardware (elsewhere bf16 autocast is emulated and slow)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
+def resolve_runtime(config: TrainConfig, device: torch.device | None = None) -> Runtime:
+    """The settings' runtime without measuring anything: ``auto`` is bf16 where native, channels_last and
+    TF32 on CUDA (:mod:`archs.training.tuning` measures instead, for a training run)."""
+    device = device or resolve_device(config.device)
+    cuda = device.type == "cuda"
+    bf16 = {"bf16": True, "off": False}.get(config.amp, native_bf16(device))
+    channels_last = {"on": True, "off": False}.get(config.channels_last, cuda)
+    return Runtime(device, torch.bfloat16 if bf16 else None, channels_last, cuda and not bf16,
+                   config.compile == "on")
 
 
 def place_data(data: TensorData, device: torch.device) -> TensorData:

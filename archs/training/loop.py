@@ -23,8 +23,9 @@ from torch import nn
 
 from archs.training.config import ConfigError, TrainConfig
 from archs.training.data import TensorData, augment_batch, normalize_batch
-from archs.training.device import Runtime, make_generator, place_data, resolve_runtime
+from archs.training.device import Runtime, make_generator, place_data, resolve_device, resolve_runtime
 from archs.training.distributed import Context, context
+from archs.training.tuning import choose
 
 __all__ = ["MetricsSink", "StopRequested", "TrainResult", "evaluate", "lr_at", "make_optimizer", "plan_steps",
            "train"]
@@ -82,8 +83,9 @@ def lr_at(config: TrainConfig, step: int, total: int) -> float:
     return config.lr
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over ``params`` (a model's ``parameters()``; frozen ones are left out)."""
+    params = [p for p in params if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay, nesterov=config.momentum > 0)
@@ -226,26 +228,33 @@ class _Loop:
                  stop_event: threading.Event | None):
         if data.num_classes < 2:
             raise ConfigError("the data set needs at least two classes")
-        runtime = resolve_runtime(config)
-        self.dist = context(runtime.device.type)  # one process alone, or one rank of a torchrun run
-        self.runtime = dataclasses.replace(runtime, device=self.dist.device(runtime.device))
-        self.device = self.runtime.device
+        device = resolve_device(config.device)
+        self.dist = context(device.type)  # one process alone, or one rank of a torchrun run
+        self.device = self.dist.device(device)
         self.config, self.stop_event = config, stop_event
         self.sink = sink if self.dist.is_main else (lambda record: None)
         torch.manual_seed(config.seed)
         self.data = place_data(data, self.device)
         self.order_generator = make_generator(self.data.device, config.seed)  # where the data lives
         self.augment_generator = make_generator(self.device, config.seed + 1 + self.dist.rank)
-        self.module = model.to(device=self.device, memory_format=self.runtime.memory_format)
-        self.module.train()
-        self.model = self.dist.wrap(self.module, self.device)  # DistributedDataParallel on several processes
-        self.optimizer = make_optimizer(self.module, config)
-        self.augment = data.augment if config.augment == "auto" else config.augment
-        self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
         self.train_size = self.data.train_size
         self.batch, self.per_epoch, self.total = plan_steps(config, self.train_size)
         self.local_batch = self.dist.local_batch(self.batch)
+        model = model.to(self.device)
+        model.train()
+        # layout and precision: measured for this network, device and batch (archs.training.tuning)
+        self.runtime, self.tuning = choose(
+            config, model, self.device, (self.local_batch, data.in_channels, data.input_size, data.input_size),
+            data.num_classes, self.total, lambda params: make_optimizer(params, config),
+            probe_allowed=not self.dist.enabled)
+        self.module = model.to(memory_format=self.runtime.memory_format)
+        self.model = self.dist.wrap(self.module, self.device)  # DistributedDataParallel on several processes
+        if self.runtime.compile:
+            self.model = torch.compile(self.model)
+        self.optimizer = make_optimizer(self.module.parameters(), config)
+        self.augment = data.augment if config.augment == "auto" else config.augment
+        self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
         # a CPU has the loss at hand every step; a GPU would stall, and processes must agree: when logged
         self.check_every = 1 if self.device.type == "cpu" and not self.dist.enabled else config.log_every
         # a target accuracy is noticed at evaluations: four per epoch unless asked otherwise
@@ -265,7 +274,7 @@ class _Loop:
 
     # ----- the loop
     def run(self) -> TrainResult:
-        self.sink({"kind": "start", **self.runtime.describe(), "total_steps": self.total,
+        self.sink({"kind": "start", **self.runtime.describe(), "runtime": self.tuning, "total_steps": self.total,
                    "steps_per_epoch": self.per_epoch, "batch_size": self.batch, "augment": self.augment,
                    "train_size": self.train_size, "test_size": self.data.test_size,
                    "parameters": sum(p.numel() for p in self.module.parameters()),

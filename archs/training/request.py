@@ -192,8 +192,8 @@ def _train(request: RunRequest, recorder, stop_event, model_factory) -> dict:
         kind = record.get("kind")
         if kind == "start":
             progress.update(total_steps=record["total_steps"], step=0)
-            recorder.write_status(device=record["device"], amp=record["amp"], progress=dict(progress),
-                                  data=data.summary())
+            recorder.write_status(device=record["device"], amp=record["amp"], runtime=record.get("runtime"),
+                                  progress=dict(progress), data=data.summary())
         elif kind in ("step", "epoch", "eval"):
             progress.update({k: record[k] for k in ("step", "epoch", "loss", "train_accuracy", "test_accuracy",
                                                     "images_per_second", "lr") if k in record})
