@@ -198,9 +198,17 @@ def choose(config: TrainConfig, model: nn.Module, device: torch.device, input_sh
         report["skipped"] = (f"the run (about {total_steps * step:.1f} s) is too short to pay back a probe "
                              f"(about {estimated_probe:.1f} s)")
         return _finish(fallback, device, report, "default (run too short to probe)")
-    timings = probe(model, optimizer_factory, choices, input_shape, num_classes, device, step)
+    shape = input_shape
+    if 2 * step * len(choices) > PROBE_SECONDS and input_shape[0] > 4:
+        # steps too slow to time each candidate twice within the budget: probe a smaller batch (the ratios
+        # between layouts and precisions carry over closely; the report says which batch was timed)
+        batch = max(4, int(input_shape[0] * PROBE_SECONDS / (2 * step * len(choices))))
+        shape = (batch, *input_shape[1:])
+        step *= batch / input_shape[0]
+        report["probe_batch"] = batch
+    timings = probe(model, optimizer_factory, choices, shape, num_classes, device, step)
     best = min(timings, key=timings.get)
-    report["images_per_second"] = {c.name: input_shape[0] / t for c, t in timings.items()}
+    report["images_per_second"] = {c.name: shape[0] / t for c, t in timings.items()}
     if device.type == "cuda" and config.compile == "auto":
         best = _maybe_compile(best, model, optimizer_factory, input_shape, num_classes, device, total_steps,
                               timings[best], report)
