@@ -198,6 +198,8 @@ def _replaced(data, path, value):
 
 
 WRONG_TYPES = {"an object": {"x": 1}, "a list": [1, 2], "null": None}
+
+
 def _scalar_paths():
     out = []
     for name in ("resnet50", "googlenet", "densenet121", "seed002-inception", "d2l-densenet"):
