@@ -16,6 +16,7 @@ from .builder import Network, build_model  # noqa: E402
 from .inspect import (BlockGradient, GradientNorms, LayerGradient, LayerRow, StageTotal, Summary,  # noqa: E402
                       depth_sweep, gradient_norms, gradient_profile, plain_twin, summarize)
 from .presets import PRESETS, cifar_resnet  # noqa: E402
+from .receptive import Field, LayerField, ReceptiveFields, receptive_fields  # noqa: E402
 from .fields import FieldInfo, SpecError, spec_fields  # noqa: E402
 from .spec import DEFAULT_MAX_PARAMS, HeadSpec, NetSpec, StagePlan, decode_spec, encode_spec  # noqa: E402
 from .stages import STAGE_TYPES, DenseSpec, InceptionSpec, PlainSpec, ResidualSpec, StageSpec  # noqa: E402
@@ -26,4 +27,5 @@ __all__ = [
     "encode_spec", "decode_spec", "Network", "build_model", "PRESETS",
     "cifar_resnet", "summarize", "Summary", "LayerRow", "StageTotal", "gradient_norms", "gradient_profile",
     "GradientNorms", "LayerGradient", "BlockGradient", "depth_sweep", "plain_twin",
+    "receptive_fields", "ReceptiveFields", "LayerField", "Field",
 ]
