@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .builder import Network, build_model  # noqa: E402
+from .cost import CostReport, PartCost, available_devices, measure_cost  # noqa: E402
 from .inspect import (BlockGradient, GradientNorms, LayerGradient, LayerRow, StageTotal, Summary,  # noqa: E402
                       depth_sweep, gradient_norms, gradient_profile, plain_twin, summarize)
 from .presets import PRESETS, cifar_resnet  # noqa: E402
@@ -27,5 +28,6 @@ __all__ = [
     "encode_spec", "decode_spec", "Network", "build_model", "PRESETS",
     "cifar_resnet", "summarize", "Summary", "LayerRow", "StageTotal", "gradient_norms", "gradient_profile",
     "GradientNorms", "LayerGradient", "BlockGradient", "depth_sweep", "plain_twin",
-    "receptive_fields", "ReceptiveFields", "LayerField", "Field",
+    "receptive_fields", "ReceptiveFields", "LayerField", "Field", "measure_cost", "CostReport", "PartCost",
+    "available_devices",
 ]
