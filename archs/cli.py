@@ -1,4 +1,4 @@
-"""``python -m archs``: list presets, summarise a network, measure its gradients, train it."""
+"""``python -m archs``: list presets, summarise a network, measure its gradients, train it, export it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .export import add_parser as add_export_parser
 from .fields import SpecError
 from .presets import PRESETS
 from .spec import NetSpec
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(run=run)
     add_train_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
