@@ -19,7 +19,7 @@ from .builder import build_model
 from .inspect import _block_modules
 from .spec import NetSpec
 
-__all__ = ["BlockActivity", "ActivationHealth", "activation_health", "activation_stats"]
+__all__ = ["BlockActivity", "ActivationHealth", "activation_health", "activation_stats", "random_batch", "stored_run_health"]
 
 
 @dataclass(frozen=True)
@@ -120,4 +120,15 @@ def activation_health(spec: NetSpec, batch_size: int = 64, seed: int = 0, train_
     as the gradient views: BatchNorm normalises with the batch's statistics."""
     torch.manual_seed(seed)
     model = build_model(spec)
+    return activation_stats(model, random_batch(spec, batch_size, seed), train_mode)
+
+
+def stored_run_health(run_id: str, batch_size: int = 64, seed: int = 0, train_mode: bool = False) -> ActivationHealth:
+    """Activation health of a stored run's trained weights, in eval mode by default (BatchNorm with the
+    running statistics it learned), on the same seeded random batch as at initialisation."""
+    from .sources import run_spec, run_weights
+
+    spec = run_spec(run_id)
+    model = build_model(spec, init_weights=False)
+    model.load_state_dict(run_weights(run_id))
     return activation_stats(model, random_batch(spec, batch_size, seed), train_mode)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from archs import PRESETS, NetSpec, PlainSpec, build_model, gradient_profile
-from archs.health import activation_health, activation_stats
+from archs.health import activation_health, activation_stats, random_batch, stored_run_health
 
 # stem: a 1x1 conv from 1 to 2 channels (no norm, with bias) and ReLU; one more such stage of 3 channels
 TWO_CONVS = NetSpec(in_channels=1, num_classes=3, input_size=8, norm="none", stem=(
@@ -81,3 +81,22 @@ def test_a_large_negative_bias_kills_every_unit():
     health = activation_stats(model, torch.rand(4, 1, 8, 8))
     assert health.blocks[0].dead_fraction == 1.0 and health.blocks[0].zero_fraction == 1.0
     assert health.to_dict()["blocks"][0]["dead_fraction"] == 1.0
+
+
+def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(monkeypatch):
+    from archs.sources import SourceError
+    from run_fakes import FakeRun, install, trained_like
+
+    spec = PRESETS["seed004-resnet"]
+    weights = trained_like(spec, seed=2)
+    install(monkeypatch, [FakeRun("r1", spec, weights), FakeRun("r2", spec, None)])
+    health = stored_run_health("r1", batch_size=4, seed=0)
+    model = build_model(spec)
+    model.load_state_dict(weights)
+    expected = activation_stats(model.eval(), random_batch(spec, 4, 0))
+    assert health == expected and not health.train_mode
+    assert health != activation_health(spec, 4, 0)                    # not the network at initialisation
+    with pytest.raises(SourceError, match="run r2 has no saved weights"):
+        stored_run_health("r2")
+    with pytest.raises(SourceError, match="no run 'r9'"):
+        stored_run_health("r9")
