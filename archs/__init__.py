@@ -19,6 +19,7 @@ from .inspect import (BlockGradient, GradientNorms, LayerGradient, LayerRow, Sta
 from .presets import PRESETS, cifar_resnet  # noqa: E402
 from .receptive import Field, LayerField, ReceptiveFields, receptive_fields  # noqa: E402
 from .fields import FieldInfo, SpecError, spec_fields  # noqa: E402
+from .health import ActivationHealth, BlockActivity, activation_health, activation_stats  # noqa: E402
 from .spec import DEFAULT_MAX_PARAMS, HeadSpec, NetSpec, StagePlan, decode_spec, encode_spec  # noqa: E402
 from .stages import STAGE_TYPES, DenseSpec, InceptionSpec, PlainSpec, ResidualSpec, StageSpec  # noqa: E402
 
@@ -29,5 +30,5 @@ __all__ = [
     "cifar_resnet", "summarize", "Summary", "LayerRow", "StageTotal", "gradient_norms", "gradient_profile",
     "GradientNorms", "LayerGradient", "BlockGradient", "depth_sweep", "plain_twin",
     "receptive_fields", "ReceptiveFields", "LayerField", "Field", "measure_cost", "CostReport", "PartCost",
-    "available_devices",
+    "available_devices", "activation_health", "activation_stats", "ActivationHealth", "BlockActivity",
 ]

@@ -87,3 +87,13 @@ def install(monkeypatch, runs: list[FakeRun]) -> FakeStore:
     store = FakeStore(runs)
     monkeypatch.setattr(archs.sources, "_run_store", lambda: (store, FakeRunError))
     return store
+
+
+def install_for_app(monkeypatch, runs: list[FakeRun]) -> FakeStore:
+    """``install``, and forget what the dashboard cached about runs (its caches outlive one AppTest)."""
+    from ui import compute
+
+    store = install(monkeypatch, runs)
+    for cached in (compute.runs, compute.run_metrics, compute.run_source, compute.run_health, compute.export_files):
+        cached.clear()
+    return store
