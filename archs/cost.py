@@ -415,3 +415,42 @@ def _memory(model: nn.Module, parts: list[nn.Module], opt: torch.optim.Optimizer
         breakdown = {"parameters": params, "gradients": params, "optimizer state": state,
                      "activations and temporaries": max(peak - 2 * params - state, 0)}
     return int(peak), breakdown, kept
+
+
+# --------------------------------------------------------------------------------------------- command line
+def add_parser(sub) -> None:
+    """``python -m archs cost SPEC --batch N --device cpu`` (registered by archs.cli)."""
+    p = sub.add_parser("cost", help="measured time and training memory per part, beside mult-adds")
+    p.add_argument("spec", help="a preset name or a JSON spec file")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default="cpu", help=f"one of: {', '.join(available_devices())}")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_cost)
+
+
+def _cmd_cost(args) -> int:
+    import json
+    import sys
+
+    from .cli import load_spec
+
+    if args.repeats < 1:
+        print("error: --repeats: must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        report = measure_cost(load_spec(args.spec), args.batch, args.device, args.repeats)
+    except ValueError as error:      # SpecError included
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    print(f"{report.spec.name} on {report.device}, batch {report.batch_size}, median of {report.repeats}")
+    print(f"{'part':<10} {'mult-adds':>15} {'forward ms':>11} {'fwd+bwd ms':>11} {'kept MiB':>9} {'est. MiB':>9}")
+    for p in report.parts:
+        print(f"{p.name:<10} {p.mult_adds:>15,} {p.forward_s * 1e3:>11.2f} {p.train_s * 1e3:>11.2f} "
+              f"{p.kept_bytes / 2**20:>9.2f} {p.estimate_bytes / 2**20:>9.2f}")
+    print(f"\ninference {report.forward_s * 1e3:.2f} ms; training step {report.train_step_s * 1e3:.2f} ms; peak "
+          f"training memory {report.peak_bytes / 2**20:.1f} MiB (estimate {report.estimate_bytes / 2**20:.1f} MiB)")
+    return 0

@@ -68,3 +68,23 @@ def test_bad_spec_file_in_a_real_process(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: stages[0].")
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_summary_shows_receptive_fields(capsys):
+    assert main(["summary", "resnet18", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["receptive_field"] for s in data["stages"]] == [[11, 11], [43, 43], [99, 99], [211, 211], [435, 435],
+                                                             [627, 627]]
+    assert next(r for r in data["layers"] if r["name"] == "stem.0.layer1.conv")["receptive_field"] == [7, 7]
+    assert main(["summary", "cifar-resnet20"]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert first[0].split()[-1] == "field" and first[1].split()[-1] == "3"
+
+
+def test_cost_json(capsys):
+    assert main(["cost", "seed002-inception", "--batch", "2", "--repeats", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in data["parts"]] == ["stem", "stage1", "stage2", "stage3", "head"]
+    assert data["batch_size"] == 2 and data["device"] == "cpu" and data["peak_bytes"] > 0
+    assert main(["cost", "seed002-inception", "--device", "tpu"]) == 2
+    assert capsys.readouterr().err.startswith("error: device 'tpu' is not available here")
