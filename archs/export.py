@@ -86,7 +86,8 @@ def export(spec: NetSpec, fmt: str, out_dir: str | Path, state_dict: dict | None
     return paths
 
 
-def export_bytes(spec: NetSpec, fmt: str, state_dict: dict | None = None, name: str | None = None) -> dict[str, bytes]:
+def export_bytes(spec: NetSpec, fmt: str, state_dict: dict | None = None,
+                 name: str | None = None) -> dict[str, bytes]:
     """The files of an export as ``{file name: content}``, the main file first (for a download button)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
@@ -134,7 +135,7 @@ def _onnx_bytes(spec: NetSpec, model: nn.Module) -> bytes:
 
 
 def _root_cause(error: BaseException) -> str:
-    """'GuardOnDataDependentSymNode: Could not guard on data-dependent expression …': the innermost cause, one line."""
+    """The innermost cause in one line ('GuardOnDataDependentSymNode: Could not guard on …')."""
     while error.__cause__ is not None:
         error = error.__cause__
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
@@ -235,9 +236,14 @@ def _leaf(module: nn.Module) -> str | None:
     if kind is nn.Conv2d:
         if m.padding_mode != "zeros":
             return None
-        return f"nn.Conv2d({_args(m.in_channels, m.out_channels, _square(m.kernel_size), stride=(_square(m.stride), 1), padding=(_square(m.padding), 0), dilation=(_square(m.dilation), 1), groups=(m.groups, 1), bias=(m.bias is not None, True))})"  # noqa: E501
+        args = _args(m.in_channels, m.out_channels, _square(m.kernel_size), stride=(_square(m.stride), 1),
+                     padding=(_square(m.padding), 0), dilation=(_square(m.dilation), 1), groups=(m.groups, 1),
+                     bias=(m.bias is not None, True))
+        return f"nn.Conv2d({args})"
     if kind is nn.BatchNorm2d:
-        return (f"nn.BatchNorm2d({_args(m.num_features, eps=(m.eps, 1e-5), momentum=(m.momentum, 0.1), affine=(m.affine, True), track_running_stats=(m.track_running_stats, True))})")  # noqa: E501
+        args = _args(m.num_features, eps=(m.eps, 1e-5), momentum=(m.momentum, 0.1), affine=(m.affine, True),
+                     track_running_stats=(m.track_running_stats, True))
+        return f"nn.BatchNorm2d({args})"
     if kind is nn.Linear:
         return f"nn.Linear({_args(m.in_features, m.out_features, bias=(m.bias is not None, True))})"
     if kind in (nn.MaxPool2d, nn.AvgPool2d):
@@ -315,7 +321,8 @@ class _Writer:
             args = [f"branches={part('branches')}"]
         else:
             args = [f"branch={part('branch')}"]
-            args += [f"{name}={part(name)}" for name in ("shortcut", "preact", "act") if getattr(module, name) is not None]
+            args += [f"{name}={part(name)}" for name in ("shortcut", "preact", "act")
+                     if getattr(module, name) is not None]
             if not module.skip:
                 args.append("skip=False")
         return f"{kind.__name__}(\n" + "".join(f"{inner}{a},\n" for a in args) + f"{pad})"

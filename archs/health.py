@@ -19,7 +19,8 @@ from .builder import build_model
 from .inspect import _block_modules
 from .spec import NetSpec
 
-__all__ = ["BlockActivity", "ActivationHealth", "activation_health", "activation_stats", "random_batch", "stored_run_health"]
+__all__ = ["BlockActivity", "ActivationHealth", "activation_health", "activation_stats", "random_batch",
+           "stored_run_health"]
 
 
 @dataclass(frozen=True)

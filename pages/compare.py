@@ -91,8 +91,9 @@ right.plotly_chart(charts.compare_bars(names, [r.mult_adds_a for r in rows], [r.
 
 trained = [(name, run_id) for name, run_id in ((name_a, run_a), (name_b, run_b)) if run_id]
 if trained:
-    st.subheader("Training curves", divider="gray")
-    st.plotly_chart(train_charts.curves([(name, compute.run_metrics(run_id)) for name, run_id in trained]),
-                    key="compare_curves")
-    st.caption("Loss and accuracy of the stored run(s) against the optimizer step: training (solid) and test "
+    curves = st.container(key="curves_section")
+    curves.subheader("Training curves", divider="gray")
+    curves.plotly_chart(train_charts.curves([(name, compute.run_metrics(run_id)) for name, run_id in trained]),
+                        key="compare_curves")
+    curves.caption("Loss and accuracy of the stored run(s) against the optimizer step: training (solid) and test "
                "(dotted, at each evaluation).")

@@ -110,37 +110,41 @@ st.markdown("The norm of ∂loss/∂(output of each block): how much signal reac
 st.plotly_chart(charts.block_lines(curves), key="grad_blocks")
 
 # ------------------------------------------------------------------------------------------ activation health
-st.subheader("Activation health per block", divider="gray")
-st.markdown("The same batch, forward only: the spread of each block's output (it grows or shrinks block after "
-            "block where the signal explodes or vanishes on the way forward) and the share of its ReLU channels "
-            "that are **dead**, zero for every image and position of the batch, so their filters get no gradient. "
-            "Pick a stored run to see its trained weights beside the same network at initialisation.")
-trained_runs = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in compute.runs() if r["has_weights"]}
-state.setting("health_run")
-if st.session_state["health_run"] not in ("", *trained_runs):
-    st.session_state["health_run"] = ""
-run_id = st.selectbox("Weights", ["", *trained_runs], key="health_run",
-                      format_func=lambda i: trained_runs.get(i, "At initialisation (this network and its plain twin)"),
-                      help="A stored run is measured in eval mode: BatchNorm uses the statistics it learned.")
-health_curves = None
-if run_id:
-    try:
-        source = compute.run_source(run_id)
-        health_curves = [(f"{source.label}, trained", compute.run_health(run_id, batch, seed)),
-                         (f"{source.spec.name} at initialisation", compute.health(source.spec, batch, seed))]
-    except SourceError as error:
-        st.error(fmt.plain(error), icon=":material/error:")
-else:
-    health_curves = [(curves[0][0], compute.health(measured, batch, seed))]
-    if has_twin:
-        health_curves.append(("plain twin", compute.health(twin, batch, seed)))
-if health_curves:
-    st.plotly_chart(charts.health_lines(health_curves), key="health_chart")
-    st.markdown("  \n".join(describe_health(name, h) for name, h in health_curves))
-    st.dataframe(compute.health_table(health_curves), hide_index=True, key="health_table")
-    mode = "eval mode for the trained run, train mode at initialisation" if run_id else "train mode"
-    st.caption(f"Batch {batch} of standard normal images, seed {seed}, {mode}. A unit is one channel of a ReLU's "
-               "output; networks without ReLU show no dead units.")
+with st.container(key="health_section"):               # one box, for a screenshot
+    st.subheader("Activation health per block", divider="gray")
+    st.markdown("The same batch, forward only: the spread of each block's output (it grows or shrinks block after "
+                "block where the signal explodes or vanishes on the way forward) and the share of its ReLU "
+                "channels that are **dead**, zero for every image and position of the batch, so their filters get "
+                "no gradient. Pick a stored run to see its trained weights beside the same network at "
+                "initialisation.")
+    trained_runs = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in compute.runs()
+                    if r["has_weights"]}
+    state.setting("health_run")
+    if st.session_state["health_run"] not in ("", *trained_runs):
+        st.session_state["health_run"] = ""
+    run_id = st.selectbox("Weights", ["", *trained_runs], key="health_run",
+                          format_func=lambda i: trained_runs.get(
+                              i, "At initialisation (this network and its plain twin)"),
+                          help="A stored run is measured in eval mode: BatchNorm uses the statistics it learned.")
+    health_curves = None
+    if run_id:
+        try:
+            source = compute.run_source(run_id)
+            health_curves = [(f"{source.label}, trained", compute.run_health(run_id, batch, seed)),
+                             (f"{source.spec.name} at initialisation", compute.health(source.spec, batch, seed))]
+        except SourceError as error:
+            st.error(fmt.plain(error), icon=":material/error:")
+    else:
+        health_curves = [(curves[0][0], compute.health(measured, batch, seed))]
+        if has_twin:
+            health_curves.append(("plain twin", compute.health(twin, batch, seed)))
+    if health_curves:
+        st.plotly_chart(charts.health_lines(health_curves), key="health_chart")
+        st.markdown("  \n".join(describe_health(name, h) for name, h in health_curves))
+        st.dataframe(compute.health_table(health_curves), hide_index=True, key="health_table")
+        mode = "eval mode for the trained run, train mode at initialisation" if run_id else "train mode"
+        st.caption(f"Batch {batch} of standard normal images, seed {seed}, {mode}. A unit is one channel of a "
+                   "ReLU's output; networks without ReLU show no dead units.")
 
 # ------------------------------------------------------------------------------------------ depth sweep
 st.subheader("Depth sweep: residual vs plain", divider="gray")

@@ -34,14 +34,15 @@ def test_receptive_field_tab_per_part_against_the_input():
     assert list(table["receptive field"]) == ["11", "43", "99", "211", "435", "627"]
     assert list(table["jump"])[:5] == ["4", "4", "8", "16", "32"] and table["jump"].iloc[-1] == "—"
     assert list(table["sees the whole input"]) == [False, False, False, False, True, True]
-    assert "From **stage4** on, one unit sees at least the whole 224×224 input (435 pixels" in texts(at.markdown)
+    assert ("From **stage4** on (orange), one unit sees at least the whole 224×224 input (435 pixels"
+            in texts(at.markdown))
     assert at.query_params["tab"] == "Receptive field"
 
 
 def test_where_the_field_covers_the_input_is_said():
     # seed004: 3x3 stem 3; stage 1, four 3x3 convs: 11; stage 2 strides: 13, then 25 (jump 2); stage 3: 29, 53
     at = build_tab("Receptive field", preset="seed004-resnet")
-    assert "From **stage3** on, one unit sees at least the whole 32×32 input (53 pixels" in texts(at.markdown)
+    assert "From **stage3** on (orange), one unit sees at least the whole 32×32 input (53 pixels" in texts(at.markdown)
     at = build_tab("Receptive field", preset="cifar-resnet20")     # stage 1 sees 15 pixels, stage 2 37
     assert "From **stage2** on" in texts(at.markdown)
 
@@ -64,7 +65,8 @@ def test_measured_cost_asks_then_measures_with_progress_then_remembers():
     run(at.button(key="cost_measure").click())
     bar = at.get("progress")[0]
     assert bar.proto.value == 100 and bar.proto.text == "Measured: 3 repeats on cpu."
-    assert metric(at, "Inference forward").endswith("ms") and metric(at, "Peak training memory").endswith("iB")
+    assert metric(at, "Inference").endswith("ms") and metric(at, "Peak memory").endswith("iB")
+    assert not at.info and "cost_measure" not in [b.key for b in at.button]      # the question is gone
     table = at.dataframe[0].value
     assert list(table["part"]) == ["stem", "stage1", "stage2", "stage3", "head"]
     assert table["% mult-adds"].sum() == pytest.approx(100) and table["% forward"].sum() == pytest.approx(100)
@@ -87,11 +89,12 @@ def test_export_prepares_downloads():
     assert "needs only torch" in texts(at.caption)
     run(at.button(key="export_prepare").click())
     labels = [b.label for b in at.get("download_button")][1:]              # after Build's own JSON download
-    assert [label.split(" (")[0] for label in labels] == ["cifar_resnet20.py", "cifar_resnet20.pt", "cifar_resnet20.json"]
+    assert [label.split(" · ")[0] for label in labels] == ["cifar_resnet20.py", "cifar_resnet20.pt",
+                                                          "cifar_resnet20.json"]
     run(at.selectbox(key="export_format").select("safetensors"))
     assert at.button(key="export_prepare")                                 # a new format is prepared on request
     run(at.button(key="export_prepare").click())
-    assert [b.label.split(" (")[0] for b in at.get("download_button")][1:] == ["cifar_resnet20.safetensors",
+    assert [b.label.split(" · ")[0] for b in at.get("download_button")][1:] == ["cifar_resnet20.safetensors",
                                                                                 "cifar_resnet20.json"]
 
 
@@ -106,7 +109,7 @@ def test_export_a_stored_runs_trained_weights(monkeypatch):
     assert "Run **digits run (abcdef)**: seed002-inception" in texts(at.caption, raw=True).replace("\\", "")
     run(at.selectbox(key="export_format").select("pt"))
     run(at.button(key="export_prepare").click())
-    assert [b.label.split(" (")[0] for b in at.get("download_button")][1:] == ["seed002_inception.pt",
+    assert [b.label.split(" · ")[0] for b in at.get("download_button")][1:] == ["seed002_inception.pt",
                                                                                 "seed002_inception.json"]
 
 

@@ -29,7 +29,8 @@ def reference(spec: NetSpec, weights: dict) -> nn.Module:
 
 
 def images(spec: NetSpec, n: int = 3) -> torch.Tensor:
-    return torch.randn(n, spec.in_channels, spec.input_size, spec.input_size, generator=torch.Generator().manual_seed(7))
+    generator = torch.Generator().manual_seed(7)
+    return torch.randn(n, spec.in_channels, spec.input_size, spec.input_size, generator=generator)
 
 
 def load_module(path):
@@ -149,7 +150,8 @@ def test_cli_exports_a_preset_and_a_spec_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["export", "no-such-net", "--format", "pt", "--out", "x"], "error: 'no-such-net' is not a preset, a spec file or a run"),
+    (["export", "no-such-net", "--format", "pt", "--out", "x"],
+     "error: 'no-such-net' is not a preset, a spec file or a run"),
     (["export", "missing.json", "--format", "pt", "--out", "x"], "error: missing.json: cannot read the spec file"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args, message, capsys, monkeypatch):

@@ -33,7 +33,7 @@ def receptive_field(spec: NetSpec) -> None:
     covering = next((s for s in rf.stages if rf.covers_input(s) and s.output_size), None)
     h, w = rf.input_size
     if covering is not None:
-        st.markdown(f"From **{covering.name}** on, one unit sees at least the whole {h}×{w} input "
+        st.markdown(f"From **{covering.name}** on (orange), one unit sees at least the whole {h}×{w} input "
                     f"({compute.field_text(covering.size)} pixels, padding included).")
     else:
         last = [s for s in rf.stages if s.output_size][-1]
@@ -61,11 +61,14 @@ def measured_cost(spec: NetSpec, batch: int) -> None:
     report = compute.cached_cost(spec, batch, device, repeats)
     if report is None:
         seconds = compute.cost_seconds(spec, batch, repeats)
-        st.info(f"Measuring **{fmt.plain(spec.name, 60)}** at batch {batch} on {device} takes about "
-                f"{fmt.duration(seconds)} here. Results are kept for this network, batch and device.",
-                icon=":material/timer:")
-        if not st.button("Measure", key="cost_measure", icon=":material/play_arrow:"):
-            return
+        ask = st.empty()
+        with ask.container():
+            st.info(f"Measuring **{fmt.plain(spec.name, 60)}** at batch {batch} on {device} takes about "
+                    f"{fmt.duration(seconds)} here. Results are kept for this network, batch and device.",
+                    icon=":material/timer:")
+            if not st.button("Measure", key="cost_measure", icon=":material/play_arrow:"):
+                return
+        ask.empty()
         bar = st.progress(0.0, text="Building the network…")
         report = compute.cost(spec, batch, device, repeats,
                               progress=lambda fraction, message: bar.progress(fraction, text=message))
@@ -75,22 +78,26 @@ def measured_cost(spec: NetSpec, batch: int) -> None:
 
 def show_cost(report: archs.CostReport) -> None:
     cols = st.columns(3)
-    cols[0].metric("Inference forward", fmt.seconds(report.forward_s), border=True,
+    cols[0].metric("Inference", fmt.seconds(report.forward_s), border=True,
                    help=f"The whole batch of {report.batch_size}, eval mode, no autograd; median of "
                         f"{report.repeats}. {fmt.si(report.mult_adds / report.forward_s)} mult-adds/s.")
     cols[1].metric("Training step", fmt.seconds(report.train_step_s), border=True,
                    help=f"Forward, loss, backward and Adam step ({fmt.seconds(report.optimizer_s)} of it) for "
                         f"the batch of {report.batch_size}; median of {report.repeats}.")
     ratio = report.peak_bytes / report.estimate_bytes if report.estimate_bytes else 0
-    cols[2].metric("Peak training memory", fmt.nbytes(report.peak_bytes), border=True,
-                   delta=f"{ratio:.2f}× the estimate of {fmt.nbytes(report.estimate_bytes)}", delta_color="off",
-                   help="Measured over one training step. The estimate adds torchinfo's activation memory, the "
-                        "parameters, their gradients, Adam's two moments and the input.")
+    cols[2].metric("Peak memory", fmt.nbytes(report.peak_bytes), border=True,
+                   delta=f"{ratio:.2f}× estimate", delta_color="off",
+                   help=f"Measured over one training step. The estimate, {fmt.nbytes(report.estimate_bytes)}, adds "
+                        "torchinfo's activation memory, the parameters, their gradients, Adam's two moments and the "
+                        "input.")
     st.plotly_chart(charts.cost_shares(report.parts), key="cost_shares", config={"displayModeBar": False})
-    slow = max(report.parts, key=lambda p: p.forward_s / max(p.mult_adds, 1) if p.mult_adds else 0)
-    st.caption("Where a part's share of the time is larger than its share of the mult-adds, it is slowed by "
-               f"something other than arithmetic (memory traffic, norms, concatenations, small kernels): here "
-               f"**{slow.name}** does the fewest mult-adds per second.")
+    total = sum(p.mult_adds for p in report.parts) or 1
+    sizable = [p for p in report.parts if p.mult_adds >= 0.05 * total and p.forward_s > 0] or list(report.parts)
+    slow, fast = min(sizable, key=lambda p: p.mult_adds_per_s), max(sizable, key=lambda p: p.mult_adds_per_s)
+    st.caption("Where a part's share of the time is larger than its share of the mult-adds, something other than "
+               "arithmetic slows it (memory traffic, norms, concatenations, small kernels). Of the parts with at "
+               f"least 5% of the mult-adds, **{slow.name}** runs {fmt.si(slow.mult_adds_per_s)} mult-adds/s and "
+               f"**{fast.name}** {fmt.si(fast.mult_adds_per_s)}.")
     st.dataframe(compute.cost_table(report), hide_index=True, key="cost_table", column_config={
         "mult-adds": st.column_config.NumberColumn(format="localized"),
         **{c: st.column_config.NumberColumn(format="%.1f") for c in
@@ -98,9 +105,9 @@ def show_cost(report: archs.CostReport) -> None:
         **{c: st.column_config.NumberColumn(format="%.2f") for c in
            ("forward ms", "fwd+bwd ms", "kept MiB", "estimated MiB")}})
     st.plotly_chart(charts.cost_memory(report.parts), key="cost_memory", config={"displayModeBar": False})
-    if report.memory:
-        st.caption("At the peak: " + ", ".join(f"{name} {fmt.nbytes(value)}" for name, value in report.memory.items())
-                   + ".")
+    shown = {name: value for name, value in report.memory.items() if value >= 1024}
+    if shown:
+        st.caption("At the peak: " + ", ".join(f"{name} {fmt.nbytes(value)}" for name, value in shown.items()) + ".")
     st.caption(f"Memory measured from {report.memory_method}. **kept**: what a part's training forward leaves "
                "allocated for the backward pass; torchinfo estimates it as twice the outputs of its layers with "
                "weights (it counts no norm or activation outputs, and counts each output twice).")
@@ -144,8 +151,6 @@ def export(spec: NetSpec) -> None:
         st.session_state.pop("export_ready", None)
         st.error(fmt.plain(error), icon=":material/error:")
         return
-    cols = st.columns(len(files))
-    for i, (col, (name, data)) in enumerate(zip(cols, files.items())):
-        col.download_button(f"{name} ({fmt.nbytes(len(data))})", data, file_name=name, key=f"export_file{i}",
-                            icon=":material/download:", on_click="ignore", width="stretch",
-                            type="primary" if i == 0 else "secondary")
+    for i, (name, data) in enumerate(files.items()):
+        st.download_button(f"{name} · {fmt.nbytes(len(data))}", data, file_name=name, key=f"export_file{i}",
+                           icon=":material/download:", on_click="ignore", type="primary" if i == 0 else "secondary")
