@@ -194,3 +194,5 @@ with right:
     if tabs["Export"].open:
         with tabs["Export"]:
             inspect_views.export(shown)
+
+state.write_url()  # also here: a server's very first request runs this page without dashboard.py

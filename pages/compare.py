@@ -97,3 +97,5 @@ if trained:
                         key="compare_curves")
     curves.caption("Loss and accuracy of the stored run(s) against the optimizer step: training (solid) and test "
                "(dotted, at each evaluation).")
+
+state.write_url()  # also here: a server's very first request runs this page without dashboard.py

@@ -178,3 +178,5 @@ if saved:
     swept_norm = "with BatchNorm" if key[3] else "without normalisation"
     st.caption(f"Ratios {swept_norm} (batch {key[1]}, seed {key[2]}). Above 1: the gradient grows toward the "
                "input; below 1: it shrinks. Compare how far each line moves from 1 as depth grows.")
+
+state.write_url()  # also here: a server's very first request runs this page without dashboard.py

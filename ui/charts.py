@@ -134,7 +134,9 @@ def cost_shares(parts: Sequence[PartCost]) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title="% of the whole network", ticksuffix="%")
-    return _layout(fig, 140 + 42 * len(parts))
+    _layout(fig, 150 + 42 * len(parts))
+    fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom"), margin=dict(t=60))  # above the bars
+    return fig
 
 
 def cost_memory(parts: Sequence[PartCost]) -> go.Figure:
@@ -171,4 +173,6 @@ def health_lines(curves: Sequence[tuple[str, ActivationHealth]]) -> go.Figure:
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(ticksuffix="%", rangemode="tozero", row=1, col=2)
     fig.update_xaxes(title="block (input → output)")
-    return _layout(fig, 340)
+    _layout(fig, 360)
+    fig.update_layout(legend=dict(orientation="h", y=-0.3), margin=dict(b=70))  # below the axis titles
+    return fig

@@ -86,7 +86,7 @@ def show_cost(report: archs.CostReport) -> None:
                         f"the batch of {report.batch_size}; median of {report.repeats}.")
     ratio = report.peak_bytes / report.estimate_bytes if report.estimate_bytes else 0
     cols[2].metric("Peak memory", fmt.nbytes(report.peak_bytes), border=True,
-                   delta=f"{ratio:.2f}× estimate", delta_color="off",
+                   delta=f"{ratio:.2f}× estimate", delta_color="off", delta_arrow="off",
                    help=f"Measured over one training step. The estimate, {fmt.nbytes(report.estimate_bytes)}, adds "
                         "torchinfo's activation memory, the parameters, their gradients, Adam's two moments and the "
                         "input.")
