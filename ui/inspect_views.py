@@ -141,8 +141,10 @@ def export(spec: NetSpec) -> None:
                    f"{exported.num_params():,} parameters, trained weights.")
     wanted = (exported, fmt_name, run_id)
     if st.session_state.get("export_ready") != wanted:
-        if not st.button("Prepare the files", key="export_prepare", icon=":material/package_2:"):
+        ask = st.empty()
+        if not ask.button("Prepare the files", key="export_prepare", icon=":material/package_2:"):
             return
+        ask.empty()
         st.session_state["export_ready"] = wanted
     try:
         with st.spinner(f"Exporting {exported.name} as {fmt_name}…"):
