@@ -23,7 +23,6 @@ import logging
 import re
 import tempfile
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -358,7 +357,6 @@ Written by `python -m archs export` from an archs NetSpec; needs only PyTorch.
     scores = model(images)      # images: N x {size} float tensor
 """
 
-from collections import OrderedDict
 from pathlib import Path
 
 import torch

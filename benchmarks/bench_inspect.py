@@ -83,12 +83,7 @@ def bench_dashboard(batch: int, repeats: int) -> None:
 
 
 def bench_browser(batch: int, repeats: int) -> None:
-    import os
     import shutil
-    import signal
-    import socket
-    import subprocess
-    import urllib.request
 
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -96,25 +91,15 @@ def bench_browser(batch: int, repeats: int) -> None:
         return
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    from _server import dashboard_server
+
     idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with dashboard_server() as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1440, "height": 1800})
-            page.goto(f"http://127.0.0.1:{port}/?preset=resnet18&batch={batch}&tab=Measured+cost")
+            page.goto(f"{url}/?preset=resnet18&batch={batch}&tab=Measured+cost")
             page.wait_for_selector('[data-testid="stMetricValue"]', timeout=120_000)
             page.wait_for_function(idle, timeout=120_000)
             page.get_by_role("button", name="Measure").click()
@@ -139,9 +124,6 @@ def bench_browser(batch: int, repeats: int) -> None:
             t = statistics.median(times[tab])
             print(f"browser: {tab} tab, click to chart drawn: {t:.2f} s ({t / base:.2f}x the Per stage tab's "
                   f"{base:.2f} s; target {TARGET_S:.0f} s: {t / TARGET_S:.2f} of it)")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 def main() -> None:
