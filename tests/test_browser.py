@@ -40,8 +40,8 @@ def free_port() -> int:
 def runs_dir(tmp_path_factory):
     """A run store of its own, with one short training run made by the command line (digits: offline)."""
     root = tmp_path_factory.mktemp("runs")
-    subprocess.run([sys.executable, "-m", "archs", "train", "seed002-inception", "--data", "digits", "--max-steps",
-                    "8", "--save"], cwd=ROOT, env={**os.environ, "ARCHS_RUNS_DIR": str(root)}, capture_output=True,
+    subprocess.run([sys.executable, "-m", "archs", "train", "seed002-inception", "--data", "digits", "--epochs",
+                    "2", "--save"], cwd=ROOT, env={**os.environ, "ARCHS_RUNS_DIR": str(root)}, capture_output=True,
                    timeout=300)
     return root
 
