@@ -123,6 +123,10 @@ def test_activation_health_with_the_plain_twin_then_a_stored_run(monkeypatch):
     assert names[::2] == ["cifar-resnet20 (with skips)", "plain twin"]
     table = at.dataframe[0].value
     assert table["block"].iloc[0] == "stem.0" and len(table) == 10
+    assert list(table.columns) == ["block", *(f"{what} · {name}" for name in ("cifar-resnet20 (with skips)",
+                                                                               "plain twin")
+                                             for what in ("mean", "std", "dead"))]
+    assert table["dead · plain twin"].iloc[1].endswith("/32")        # stage1.block1: two ReLUs of 16 channels
     assert "ReLU channels dead" in texts(at.markdown)
     run(at.selectbox(key="health_run").select("20260101-r-123456"))
     names = [trace["name"] for trace in figure(at, "health_chart")["data"]]

@@ -172,13 +172,14 @@ def export_files(spec: NetSpec, fmt: str, run_id: str | None) -> dict[str, bytes
 
 
 def health_table(curves) -> pd.DataFrame:
-    """Per block, for each (name, ActivationHealth): output std, and dead ReLU channels out of all."""
+    """Per block, for each (name, ActivationHealth): output mean and std, and dead ReLU channels out of all."""
     blocks = curves[0][1].blocks
     table = {"block": [b.name for b in blocks]}
     for name, h in curves:
         short = name if len(name) <= 28 else name[:27] + "…"
         by_name = {b.name: b for b in h.blocks}
         rows = [by_name.get(b.name) for b in blocks]
+        table[f"mean · {short}"] = [r.mean if r else None for r in rows]
         table[f"std · {short}"] = [r.std if r else None for r in rows]
         table[f"dead · {short}"] = [f"{r.dead_units}/{r.relu_units}" if r and r.relu_units else "—" for r in rows]
     return pd.DataFrame(table)
