@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ from .builder import build_model
 from .inspect import parse_input_size, summarize
 from .spec import NetSpec
 
-__all__ = ["PartCost", "CostReport", "measure_cost", "available_devices"]
+__all__ = ["PartCost", "CostReport", "measure_cost", "cached_cost", "available_devices"]
 
 Progress = Callable[[float, str], None]
 
@@ -276,8 +276,6 @@ def cached_cost(spec: NetSpec, batch_size: int = 32, device: str = "cpu", repeat
 
 def _measure(spec: NetSpec, shape: tuple[int, int, int], batch: int, device: torch.device, repeats: int,
              optimizer: str, seed: int, progress: Progress) -> CostReport:
-    from dataclasses import replace
-
     if shape[0] != spec.in_channels:
         spec = replace(spec, in_channels=shape[0])
     plans = spec.plan(shape[1:])

@@ -357,6 +357,7 @@ Written by `python -m archs export` from an archs NetSpec; needs only PyTorch.
     scores = model(images)      # images: N x {size} float tensor
 """
 
+from collections import OrderedDict
 from pathlib import Path
 
 import torch

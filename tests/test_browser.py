@@ -286,7 +286,7 @@ def test_compare_overlays_a_runs_curves_and_links_keep_the_choice(server, page, 
     settle(page)
     page.wait_for_function("() => location.search.includes('b=twin')", timeout=30_000)
     other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
-    other.goto(page.url)
+    other.goto(page.evaluate("location.href"))
     settle(other)
     other.get_by_text("B: seed002-inception without skips").wait_for(timeout=60_000)
     no_exception(other)
@@ -300,13 +300,16 @@ def test_a_gradients_setting_changed_in_the_page_is_in_the_link(server, page):
     seed = page.get_by_label("Seed", exact=True).and_(page.get_by_test_id("stNumberInputField"))
     seed.fill("7")
     seed.press("Enter")
+    page.get_by_text("batch 4, seed 7").first.wait_for(timeout=120_000)      # the page has rerun with it
     settle(page)
     # the address changes in place (history.replaceState), not by navigating
     page.wait_for_function("() => location.search.includes('gseed=7') && location.search.includes('gbatch=4')",
-                           timeout=30_000)
+                           timeout=60_000)
+    link = page.evaluate("location.href")
     other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
-    other.goto(page.url)
+    other.goto(link)
     settle(other, timeout=120_000)
     other.get_by_text("batch 4, seed 7").first.wait_for(timeout=60_000)
-    assert other.get_by_test_id("stNumberInputField").first.input_value() == "7"
+    seed_box = other.get_by_label("Seed", exact=True).and_(other.get_by_test_id("stNumberInputField"))
+    assert seed_box.input_value() == "7"
     other.context.close()
