@@ -1,7 +1,9 @@
 """archs: build, inspect and briefly train CNNs made of residual, dense and Inception stages.
 
 Plain data describes a network (:class:`NetSpec`), stage types build it exactly (:func:`build_model`),
-and inspectors measure it (:func:`summarize`, :func:`gradient_norms`). Nothing here imports Streamlit.
+and inspectors measure it (:func:`summarize`, :func:`gradient_norms`, :func:`receptive_fields`,
+:func:`measure_cost`, :func:`activation_health`); ``archs.export`` writes it out. Nothing here imports
+Streamlit.
 """
 
 import os
