@@ -1,8 +1,9 @@
 """archs: build, inspect and briefly train CNNs made of residual, dense and Inception stages.
 
 Plain data describes a network (:class:`NetSpec`), stage types build it exactly (:func:`build_model`),
-and inspectors measure it (:func:`summarize`, :func:`gradient_norms`); :mod:`archs.training` trains
-it. Nothing here imports Streamlit.
+and inspectors measure it (:func:`summarize`, :func:`gradient_norms`, :func:`receptive_fields`,
+:func:`measure_cost`, :func:`activation_health`); ``archs.export`` writes it out; :mod:`archs.training`
+trains it. Nothing here imports Streamlit.
 
 The names below load on first use (PEP 562), so that a process which only moves files about (the
 local executor's supervisor) starts without importing torch.
@@ -20,10 +21,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
     ".builder": ("Network", "build_model"),
+    ".cost": ("CostReport", "PartCost", "available_devices", "measure_cost"),
     ".inspect": ("BlockGradient", "GradientNorms", "LayerGradient", "LayerRow", "StageTotal", "Summary",
                  "depth_sweep", "gradient_norms", "gradient_profile", "plain_twin", "summarize"),
     ".presets": ("PRESETS", "cifar_resnet"),
+    ".receptive": ("Field", "LayerField", "ReceptiveFields", "receptive_fields"),
     ".fields": ("FieldInfo", "SpecError", "spec_fields"),
+    ".health": ("ActivationHealth", "BlockActivity", "activation_health", "activation_stats"),
     ".spec": ("DEFAULT_MAX_PARAMS", "HeadSpec", "NetSpec", "StagePlan", "decode_spec", "encode_spec"),
     ".stages": ("STAGE_TYPES", "DenseSpec", "InceptionSpec", "PlainSpec", "ResidualSpec", "StageSpec"),
 }

@@ -1,4 +1,5 @@
-"""``python -m archs``: list presets, summarise a network, measure its gradients, train it, list runs."""
+"""``python -m archs``: list presets, summarise a network, measure its gradients and cost, export it, train
+it, list runs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from .cost import add_parser as add_cost_parser
+from .export import add_parser as add_export_parser
 from .fields import SpecError
 from .presets import PRESETS
 from .spec import NetSpec
@@ -57,15 +60,21 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     from .inspect import summarize
 
+    from .receptive import receptive_fields
+
     summary = summarize(load_spec(args.spec), _input_size(args.input), batch_size=args.batch)
+    fields = {r.name: r for r in receptive_fields(summary.spec, summary.input_shape[1:]).layers}
     if args.json:
-        print(json.dumps(summary.to_dict()))
+        data = summary.to_dict()
+        for row in data["stages"] + data.get("layers", []):
+            row["receptive_field"] = list(fields[row["name"]].size)
+        print(json.dumps(data))
         return 0
-    print(f"{'layer':<52} {'type':<16} {'output':<20} {'params':>12} {'mult-adds':>15}")
+    print(f"{'layer':<52} {'type':<16} {'output':<20} {'params':>12} {'mult-adds':>15} {'field':>7}")
     for row in summary.rows:
         name = "  " * (row.depth - 1) + row.name.rsplit(".", 1)[-1]
         print(f"{name:<52} {row.type:<16} {'x'.join(map(str, row.output_shape)):<20} {row.params:>12,}"
-              f" {row.mult_adds:>15,}")
+              f" {row.mult_adds:>15,} {fields[row.name].size[0]:>7}")
     print(f"\ntotal parameters {summary.total_params:,} (trainable {summary.trainable_params:,})")
     print(f"mult-adds {summary.mult_adds:,}; activations {summary.activation_bytes / 1e6:.1f} MB "
           f"for a batch of {summary.batch_size}")
@@ -112,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(run=run)
     add_training_parsers(sub)
+    add_export_parser(sub)
+    add_cost_parser(sub)
     return parser
 
 

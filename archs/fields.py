@@ -107,8 +107,20 @@ def spec_fields(spec: Any) -> list[FieldInfo]:
     return infos
 
 
-def _describe(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+def describe(value: Any) -> str:
+    """A value as an error message shows it, in JSON's words for JSON's containers: 'an object', 'a list',
+    'null', true/false; strings quoted and long values shortened, so a hostile spec cannot flood a message."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 
 def check_value(info: FieldInfo, value: Any, path: str) -> None:
@@ -117,30 +129,30 @@ def check_value(info: FieldInfo, value: Any, path: str) -> None:
         return
     if info.kind == "choice":
         if value not in info.choices or type(value) is bool:
-            allowed = ", ".join(_describe(c) for c in info.choices)
-            raise field_error(path, f"must be one of {allowed}, got {_describe(value)}")
+            allowed = ", ".join(describe(c) for c in info.choices)
+            raise field_error(path, f"must be one of {allowed}, got {describe(value)}")
         return
     if info.kind == "bool":
         if type(value) is not bool:
-            raise field_error(path, f"must be true or false, got {_describe(value)}")
+            raise field_error(path, f"must be true or false, got {describe(value)}")
         return
     if info.kind == "str":
         if not isinstance(value, str):
-            raise field_error(path, f"must be a string, got {_describe(value)}")
+            raise field_error(path, f"must be a string, got {describe(value)}")
         if len(value) > info.max_length:
             raise field_error(path, f"must be at most {info.max_length} characters, got {len(value)}")
         return
     if info.kind == "int" and type(value) is not int:
-        raise field_error(path, f"must be an integer, got {_describe(value)}")
+        raise field_error(path, f"must be an integer, got {describe(value)}")
     if info.kind == "float":
         if type(value) not in (int, float):
-            raise field_error(path, f"must be a number, got {_describe(value)}")
+            raise field_error(path, f"must be a number, got {describe(value)}")
         if not math.isfinite(value):
             raise field_error(path, f"must be a finite number, got {value}")
     if info.minimum is not None and value < info.minimum:
-        raise field_error(path, f"must be >= {info.minimum}, got {value}")
+        raise field_error(path, f"must be >= {info.minimum}, got {describe(value)}")
     if info.maximum is not None and value > info.maximum:
-        raise field_error(path, f"must be <= {info.maximum}, got {value}")
+        raise field_error(path, f"must be <= {info.maximum}, got {describe(value)}")
 
 
 def check_fields(spec: Any, path: str = "") -> None:
@@ -155,7 +167,7 @@ def fields_from_dict(cls: type, data: Any, path: str, nested: dict[str, Any] | N
     ``nested`` maps the names of non-scalar fields to already-parsed values.
     """
     if not isinstance(data, dict):
-        raise SpecError(f"{path or 'spec'}: must be a JSON object, got {type(data).__name__}", path)
+        raise SpecError(f"{path or 'spec'}: must be a JSON object, got {describe(data)}", path)
     nested = nested or {}
     infos = {info.name: info for info in spec_fields(cls)}
     known = set(infos) | set(nested)
@@ -168,7 +180,10 @@ def fields_from_dict(cls: type, data: Any, path: str, nested: dict[str, Any] | N
             raise field_error(join_path(path, name), "missing field")
         value = data[name]
         if info.kind == "float" and type(value) is int:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise field_error(join_path(path, name), f"must be a finite number, got {describe(value)}") from None
         check_value(info, value, join_path(path, name))
         values[name] = value
     values.update(nested)

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .fields import SpecError, check_fields, field_error, fields_from_dict, join_path, param
+from .fields import SpecError, check_fields, describe, field_error, fields_from_dict, join_path, param
 from .stages import STAGE_TYPES, BuildContext, PlainSpec, ShapeProblem, StageSpec
 from .stages.base import reduce_size
 
@@ -68,11 +68,13 @@ class StagePlan:
 
 def _stage_from_dict(data: Any, path: str) -> StageSpec:
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: must be a JSON object, got {type(data).__name__}", path)
+        raise SpecError(f"{path}: must be a JSON object, got {describe(data)}", path)
     type_name = data.get("type")
+    known = ", ".join(sorted(STAGE_TYPES))
+    if not isinstance(type_name, str):
+        raise field_error(join_path(path, "type"), f"must be a stage type name ({known}), got {describe(type_name)}")
     if type_name not in STAGE_TYPES:
-        known = ", ".join(sorted(STAGE_TYPES))
-        raise field_error(join_path(path, "type"), f"unknown stage type {type_name!r} (known: {known})")
+        raise field_error(join_path(path, "type"), f"unknown stage type {describe(type_name)} (known: {known})")
     cls = STAGE_TYPES[type_name]
     values = fields_from_dict(cls, data, path)
     try:
@@ -210,15 +212,15 @@ class NetSpec:
     @classmethod
     def from_dict(cls, data: Any) -> NetSpec:
         if not isinstance(data, dict):
-            raise SpecError(f"spec: must be a JSON object, got {type(data).__name__}")
+            raise SpecError(f"spec: must be a JSON object, got {describe(data)}")
         if "format" in data and data["format"] != FORMAT:
-            raise field_error("format", f"must be {FORMAT!r}, got {data['format']!r}")
+            raise field_error("format", f"must be {FORMAT!r}, got {describe(data['format'])}")
         for key in ("stem", "stages", "head"):
             if key not in data:
                 raise field_error(key, "missing field")
         for key in ("stem", "stages"):
             if not isinstance(data[key], list):
-                raise field_error(key, f"must be a list, got {type(data[key]).__name__}")
+                raise field_error(key, f"must be a list, got {describe(data[key])}")
         stem = tuple(_stage_from_dict(part, f"stem[{i}]") for i, part in enumerate(data["stem"]))
         for i, part in enumerate(stem):
             if not isinstance(part, PlainSpec):
@@ -233,10 +235,12 @@ class NetSpec:
     @classmethod
     def from_json(cls, text: str | bytes) -> NetSpec:
         """Parse and fully check a JSON spec; every problem raises SpecError naming the field."""
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise SpecError(f"spec: must be JSON text, got {type(text).__name__}")
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise SpecError(f"spec: not valid JSON ({error})") from None
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+            raise SpecError(f"spec: not valid JSON ({str(error)[:200]})") from None
         except RecursionError:
             raise SpecError("spec: JSON nested too deeply") from None
         return cls.from_dict(data)

@@ -10,19 +10,17 @@ most 3 s of imports from cold start to the first rendered page. ``--browser`` al
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _server import dashboard_server  # noqa: E402  (benchmarks/, the script's own folder)
 
 # what dashboard.py and its pages import before drawing anything
 APP_IMPORTS = ("import streamlit, pandas, plotly.graph_objects, plotly.subplots, archs, archs.diagram, archs.diff, "
@@ -92,35 +90,20 @@ def bench_browser() -> None:
         return
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with dashboard_server() as url:
         up = time.perf_counter() - start
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
             page = browser.new_page()
             t = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"{url}/")
             page.wait_for_selector('[data-testid="stMetricValue"]', timeout=60_000)
             shown = time.perf_counter() - t
             browser.close()
         print(f"browser: server healthy after {up:.2f} s; first metric drawn {shown:.2f} s after the page was "
               "requested (first session: imports of torch etc. happen on this first run)")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 def main() -> None:

@@ -5,14 +5,18 @@ import streamlit as st
 import archs
 from archs import PRESETS, STAGE_TYPES, HeadSpec, NetSpec, PlainSpec
 from archs.diagram import spec_to_dot
-from ui import charts, compute, fmt, form, state
+from ui import charts, compute, fmt, form, inspect_views, state
+
+TABS = list(state.BUILD_TABS)
 
 state.init()  # idempotent; a server's very first request may open this page without dashboard.py
 st.title("Build a network")
 st.markdown(
     "Put a CNN together from **residual**, **dense**, **Inception** and **plain** stages and watch what it "
     "costs. Start from a preset (or an empty network) on the left, then move any slider, or add, move or "
-    "remove stages: the totals, per-stage bars, diagram and layer table on the right follow at once. "
+    "remove stages: the totals, per-stage bars, diagram and layer table on the right follow at once, and "
+    "further tabs show each part's receptive field, its time and memory measured on this machine, and "
+    "export it as code, ONNX or weights. "
     "**Gradients** shows how the gradient flows through this network at initialisation; **Compare** puts "
     "it next to another one.")
 
@@ -108,16 +112,43 @@ with left:
 
 
 # ------------------------------------------------------------------------------------------ results
+def layers_tab(shown: NetSpec, summary) -> None:
+    table = compute.layer_table(shown)
+    stages = list(dict.fromkeys(table["stage"]))
+    filters = st.columns([4, 3, 2], vertical_alignment="bottom")
+    state.sticky("layer_stages", [])
+    picked = filters[0].multiselect("Stages", stages, key="layer_stages", placeholder="All stages")
+    deepest = int(table["depth"].max()) if len(table) else 1
+    state.sticky("layer_depth", min(3, deepest))
+    if st.session_state["layer_depth"] > deepest:
+        st.session_state["layer_depth"] = deepest
+    depth = (filters[1].slider("Deepest level", 1, deepest, key="layer_depth",
+                               help="1: stages only; higher: blocks, then layers.")
+             if deepest > 1 else 1)
+    state.sticky("layer_leaves", False)
+    leaves = filters[2].checkbox("Leaves only", key="layer_leaves")
+    view = table[table["depth"] <= depth]
+    if picked:
+        view = view[view["stage"].isin(picked)]
+    if leaves:
+        view = view[view["leaf"]]
+    st.caption(f"{len(view)} of {len(table)} modules (torchinfo, one {fmt.shape(summary.input_shape)} image). "
+               "Receptive field: input pixels one output unit sees; jump: pixels between neighbouring units.")
+    st.dataframe(view, hide_index=True, key="layer_table", column_config={
+        "params": st.column_config.NumberColumn(format="localized"),
+        "mult-adds": st.column_config.NumberColumn(format="localized")})
+
+
 with right:
     if checked.errors:
         st.warning("These settings do not make a valid network yet (the error is shown next to the part at "
                    "fault). Below is the last valid network.", icon=":material/warning:")
     top = st.columns([3, 2], vertical_alignment="bottom")
-    state.sticky("no_skips", False)
+    state.setting("no_skips")
     no_skips = top[0].toggle("Without skips (plain twin)", key="no_skips",
                              help="The same network with every residual skip (and its shortcut conv) removed: "
                                   "the plain network He et al. compare ResNets with.")
-    state.sticky("mem_batch", 32)
+    state.setting("mem_batch")
     batch = top[1].number_input("Batch size for memory", min_value=1, max_value=4096, key="mem_batch",
                                 help="Activation memory and mult-adds grow linearly with the batch.")
     shown = archs.plain_twin(spec) if no_skips else spec
@@ -140,36 +171,30 @@ with right:
                f"{len(shown.stages)} stages · {fmt.si(summary.mult_adds * batch)} mult-adds for a batch of "
                f"{batch}.")
 
-    tab_stages, tab_diagram, tab_layers = st.tabs(["Per stage", "Diagram", "Layers"])
-    with tab_stages:
-        st.plotly_chart(charts.stage_bars(summary), key="stage_bars", config={"displayModeBar": False})
-        st.dataframe(compute.stage_table(shown), hide_index=True, key="stage_table", column_config={
-            "params": st.column_config.NumberColumn(format="localized"),
-            "mult-adds": st.column_config.NumberColumn(format="localized")})
-    with tab_diagram:
-        st.caption("One box per part, stages folded: type, blocks, output channels, parameters, output shape.")
-        st.graphviz_chart(spec_to_dot(shown))
-    with tab_layers:
-        table = compute.layer_table(shown)
-        stages = list(dict.fromkeys(table["stage"]))
-        filters = st.columns([4, 3, 2], vertical_alignment="bottom")
-        state.sticky("layer_stages", [])
-        picked = filters[0].multiselect("Stages", stages, key="layer_stages", placeholder="All stages")
-        deepest = int(table["depth"].max()) if len(table) else 1
-        state.sticky("layer_depth", min(3, deepest))
-        if st.session_state["layer_depth"] > deepest:
-            st.session_state["layer_depth"] = deepest
-        depth = (filters[1].slider("Deepest level", 1, deepest, key="layer_depth",
-                                   help="1: stages only; higher: blocks, then layers.")
-                 if deepest > 1 else 1)
-        state.sticky("layer_leaves", False)
-        leaves = filters[2].checkbox("Leaves only", key="layer_leaves")
-        view = table[table["depth"] <= depth]
-        if picked:
-            view = view[view["stage"].isin(picked)]
-        if leaves:
-            view = view[view["leaf"]]
-        st.caption(f"{len(view)} of {len(table)} modules (torchinfo, one {fmt.shape(summary.input_shape)} image).")
-        st.dataframe(view, hide_index=True, key="layer_table", column_config={
-            "params": st.column_config.NumberColumn(format="localized"),
-            "mult-adds": st.column_config.NumberColumn(format="localized")})
+    # only the open tab runs (on_change="rerun"): a slider move never waits for a tab nobody looks at
+    state.setting("build_tab")
+    tabs = dict(zip(TABS, st.tabs(TABS, key="build_tab", on_change="rerun")))
+    if tabs["Per stage"].open:
+        with tabs["Per stage"]:
+            st.plotly_chart(charts.stage_bars(summary), key="stage_bars", config={"displayModeBar": False})
+            st.dataframe(compute.stage_table(shown), hide_index=True, key="stage_table", column_config={
+                "params": st.column_config.NumberColumn(format="localized"),
+                "mult-adds": st.column_config.NumberColumn(format="localized")})
+    if tabs["Diagram"].open:
+        with tabs["Diagram"]:
+            st.caption("One box per part, stages folded: type, blocks, output channels, parameters, output shape.")
+            st.graphviz_chart(spec_to_dot(shown))
+    if tabs["Layers"].open:
+        with tabs["Layers"]:
+            layers_tab(shown, summary)
+    if tabs["Receptive field"].open:
+        with tabs["Receptive field"]:
+            inspect_views.receptive_field(shown)
+    if tabs["Measured cost"].open:
+        with tabs["Measured cost"]:
+            inspect_views.measured_cost(shown, int(batch))
+    if tabs["Export"].open:
+        with tabs["Export"]:
+            inspect_views.export(shown)
+
+state.write_url()  # also here: a server's very first request runs this page without dashboard.py

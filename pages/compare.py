@@ -1,26 +1,53 @@
-"""Compare: the current network next to another, stage by stage."""
+"""Compare: two networks side by side, stage by stage; each from the Build page, a preset, a spec file or a
+stored run (whose training curves are then overlaid)."""
 
 import pandas as pd
 import streamlit as st
 
-import archs
-from archs import PRESETS
+from archs import PRESETS, SpecError
 from archs.diff import diff_summaries
-from ui import charts, compute, fmt, state
-
-TWIN = "(this network without skips)"
+from archs.sources import SourceError
+from ui import charts, compute, fmt, state, train_charts
 
 state.init()  # idempotent; a server's very first request may open this page without dashboard.py
 st.title("Compare two networks")
-st.markdown("The network from **Build** (A) next to another one (B): totals, then parameters, mult-adds and "
-            "output shape of each part, matched by position (stem with stem, stage 1 with stage 1, …).")
+st.markdown("Two networks side by side: totals, then parameters, mult-adds, output shape and receptive field of "
+            "each part, matched by position (stem with stem, stage 1 with stage 1, …). Each side can be the "
+            "network from **Build**, its plain twin, a preset, a spec file or a stored run; for runs, their "
+            "training curves are overlaid below. The address bar keeps both choices.")
 
-a = state.spec()
-state.sticky("compare_with", "resnet18" if a != PRESETS["resnet18"] else "resnet34")
-choice = st.selectbox("Compare with (B)", [TWIN, *PRESETS], key="compare_with")
-b = archs.plain_twin(a) if choice == TWIN else PRESETS[choice]
+current = state.spec()
+runs = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in compute.runs()}
+
+
+def picker(side: str, column) -> str:
+    key = f"compare_{side}"
+    choice = state.setting(key)
+    options = ["build", "twin", *(f"preset:{name}" for name in PRESETS), *(f"run:{i}" for i in runs)]
+    if choice not in options:
+        options.append(choice)          # a spec file, or a run from a link that this store may not have
+    with column:
+        st.selectbox(f"Network {side.upper()}", options, key=key, format_func=lambda c: compute.choice_label(c, runs))
+        st.file_uploader(f"Or load a spec file as {side.upper()}", type=["json"], key=f"{key}_upload",
+                         on_change=state.compare_upload, args=(side,),
+                         help="A JSON spec saved from Build or written by hand; checked before it is used.")
+        if st.session_state.get(f"{key}_error"):
+            st.error(st.session_state[f"{key}_error"])      # escaped in state.compare_upload
+    return st.session_state[key]
+
+
+choices = {side: picker(side, column) for side, column in zip("ab", st.columns(2, gap="large"))}
+chosen = {}
+for side, choice in choices.items():
+    try:
+        chosen[side] = compute.chosen_network(choice, current)
+    except (SpecError, SourceError) as error:
+        st.error(f"Network {side.upper()} cannot be shown: {fmt.plain(error)}", icon=":material/error:")
+if len(chosen) < 2:
+    st.stop()
+(a, label_a, run_a), (b, label_b, run_b) = chosen["a"], chosen["b"]
 sa, sb = compute.summary(a), compute.summary(b)
-name_a, name_b = f"A: {a.name}", f"B: {b.name}" + (" without skips" if choice == TWIN else "")
+name_a, name_b = f"A: {label_a}", f"B: {label_b}"
 
 st.markdown(f"**{fmt.plain(name_a)}** ({fmt.shape(sa.input_shape)} input) · **{fmt.plain(name_b)}** "
             f"({fmt.shape(sb.input_shape)} input)")
@@ -35,6 +62,8 @@ for col, label, va, vb, show in (
                delta_color="inverse" if delta else "off", border=True, help=f"A: {show(va)}")
 
 rows = diff_summaries(sa, sb)
+fields_a = {s.name: compute.field_text(s.size) for s in compute.receptive(a).stages}
+fields_b = {s.name: compute.field_text(s.size) for s in compute.receptive(b).stages}
 table = pd.DataFrame({
     "part": [r.name for r in rows],
     "A": [r.label_a or "—" for r in rows],
@@ -47,6 +76,8 @@ table = pd.DataFrame({
     "output A": [fmt.shape(r.shape_a) for r in rows],
     "output B": [fmt.shape(r.shape_b) for r in rows],
     "same output": [r.same_shape for r in rows],
+    "receptive field A": [fields_a.get(r.name, "—") if r.label_a else "—" for r in rows],
+    "receptive field B": [fields_b.get(r.name, "—") if r.label_b else "—" for r in rows],
 })
 number = st.column_config.NumberColumn(format="localized")
 st.dataframe(table, hide_index=True, key="compare_table", column_config={
@@ -57,3 +88,14 @@ left.plotly_chart(charts.compare_bars(names, [r.params_a for r in rows], [r.para
                                       name_b, "Parameters per part"), key="compare_params")
 right.plotly_chart(charts.compare_bars(names, [r.mult_adds_a for r in rows], [r.mult_adds_b for r in rows],
                                        name_a, name_b, "Mult-adds per image, per part"), key="compare_macs")
+
+trained = [(name, run_id) for name, run_id in ((name_a, run_a), (name_b, run_b)) if run_id]
+if trained:
+    curves = st.container(key="curves_section")
+    curves.subheader("Training curves", divider="gray")
+    curves.plotly_chart(train_charts.curves([(name, compute.run_metrics(run_id)) for name, run_id in trained]),
+                        key="compare_curves")
+    curves.caption("Loss and accuracy of the stored run(s) against the optimizer step: training (solid) and test "
+               "(dotted, at each evaluation).")
+
+state.write_url()  # also here: a server's very first request runs this page without dashboard.py

@@ -7,10 +7,11 @@ import streamlit as st
 
 import archs
 from archs import SpecError
+from archs.sources import SourceError
 from archs.training.experiments import depth_sweep_results, submit_depth_sweep
 from ui import charts, compute, fmt, identity, runs, state
 
-DEPTHS = [6 * n + 2 for n in range(1, 19)]          # He et al.'s CIFAR nets: 8, 14, ..., 110
+DEPTHS = state.SWEEP_DEPTHS                          # He et al.'s CIFAR nets: 8, 14, ..., 110
 AUTO_SECONDS = 8.0                                   # measure without asking below this estimate
 
 state.init()  # idempotent; a server's very first request may open this page without dashboard.py
@@ -23,16 +24,16 @@ st.markdown(
 
 spec = state.spec()
 controls = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
-state.sticky("grad_batch", 16)
-batch = controls[0].select_slider("Batch size", [2, 4, 8, 16, 32, 64], key="grad_batch",
+state.setting("grad_batch")
+batch = controls[0].select_slider("Batch size", state.GRAD_BATCHES, key="grad_batch",
                                   help="Larger batches give smoother estimates and take longer.")
-state.sticky("grad_seed", 0)
+state.setting("grad_seed")
 seed = int(controls[1].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="grad_seed",
                                     help="Same seed: same weights, inputs and labels."))
-state.sticky("grad_norm", spec.norm == "batch")
+state.setting("grad_norm")
 use_norm = controls[2].toggle("BatchNorm", key="grad_norm",
                               help="Off: the same network with no normalisation anywhere.")
-state.sticky("grad_size", None)
+state.setting("grad_size")
 size_options = sorted({16, 32, 64, 96, 128, 224, spec.input_size})
 if st.session_state["grad_size"] not in size_options:
     st.session_state["grad_size"] = spec.input_size
@@ -80,6 +81,17 @@ def describe(name: str, g: archs.GradientNorms) -> str:
     return f"**{fmt.plain(name, 60)}**: the first conv's gradient is **{ratio:.3g}×** the last conv's (it {trend})."
 
 
+def describe_health(name: str, h: archs.ActivationHealth) -> str:
+    dead = h.dead_fraction
+    units = sum(b.relu_units for b in h.blocks)
+    first, last = h.blocks[0].std, h.blocks[-1].std
+    spread = f"output std {first:.3g} after the first block, {last:.3g} after the last"
+    if dead is None:
+        return f"**{fmt.plain(name, 80)}**: no ReLU; {spread}."
+    return (f"**{fmt.plain(name, 80)}**: {sum(b.dead_units for b in h.blocks):,} of {units:,} ReLU channels dead "
+            f"({100 * dead:.1f}%); {spread}.")
+
+
 st.subheader("Weight gradient per layer", divider="gray")
 st.plotly_chart(charts.gradient_lines(curves), key="grad_layers")
 notes = [describe(name, g) for name, g in curves]
@@ -98,12 +110,51 @@ st.markdown("The norm of ∂loss/∂(output of each block): how much signal reac
             "on the way back.")
 st.plotly_chart(charts.block_lines(curves), key="grad_blocks")
 
+# ------------------------------------------------------------------------------------------ activation health
+with st.container(key="health_section"):               # one box, for a screenshot
+    st.subheader("Activation health per block", divider="gray")
+    st.markdown("The same batch, forward only: the spread of each block's output (it grows or shrinks block after "
+                "block where the signal explodes or vanishes on the way forward) and the share of its ReLU "
+                "channels that are **dead**, zero for every image and position of the batch, so their filters get "
+                "no gradient. Pick a stored run to see its trained weights beside the same network at "
+                "initialisation.")
+    trained_runs = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in compute.runs()
+                    if r["has_weights"]}
+    state.setting("health_run")
+    if st.session_state["health_run"] not in ("", *trained_runs):
+        st.session_state["health_run"] = ""
+    run_id = st.selectbox("Weights", ["", *trained_runs], key="health_run",
+                          format_func=lambda i: trained_runs.get(
+                              i, "At initialisation (this network and its plain twin)"),
+                          help="A stored run is measured in eval mode: BatchNorm uses the statistics it learned.")
+    health_curves = None
+    if run_id:
+        try:
+            source = compute.run_source(run_id)
+            health_curves = [(f"{source.label}, trained", compute.run_health(run_id, batch, seed)),
+                             (f"{source.spec.name} at initialisation", compute.health(source.spec, batch, seed))]
+        except SourceError as error:
+            st.error(fmt.plain(error), icon=":material/error:")
+    else:
+        health_curves = [(curves[0][0], compute.health(measured, batch, seed))]
+        if has_twin:
+            health_curves.append(("plain twin", compute.health(twin, batch, seed)))
+    if health_curves:
+        st.plotly_chart(charts.health_lines(health_curves), key="health_chart")
+        st.markdown("  \n".join(describe_health(name, h) for name, h in health_curves))
+        st.dataframe(compute.health_table(health_curves), hide_index=True, key="health_table")
+        mode = "eval mode for the trained run, train mode at initialisation" if run_id else "train mode"
+        st.caption(f"Batch {batch} of standard normal images, seed {seed}, {mode}. A unit is one channel of a "
+                   "ReLU's output; networks without ReLU show no dead units.")
+
 # ------------------------------------------------------------------------------------------ depth sweep
 st.subheader("Depth sweep: residual vs plain", divider="gray")
 st.markdown("He et al.'s CIFAR-10 networks (a 3×3 conv, three stages of basic blocks at 16/32/64 channels) at "
             "several depths, with and without skips: the first conv's gradient norm over the last conv's. "
             "1 means the gradient reaches the input undiminished and unamplified.")
-low, high = st.select_slider("Depths", DEPTHS, value=(8, 44), key="sweep_range",
+state.setting("sweep_range")
+# value= only makes it a range slider: the session's value (a link's, or the last one) takes precedence
+low, high = st.select_slider("Depths", DEPTHS, value=state.SETTINGS["sweep_range"].default, key="sweep_range",
                              help="Four depths evenly spread over this range are measured (6n+2 layers), each "
                                   "with and without skips, as runs of the executor: side by side on a cluster.")
 inside = [d for d in DEPTHS if low <= d <= high]

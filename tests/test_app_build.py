@@ -15,7 +15,13 @@ def shown_params(at) -> int:
 
 
 def layer_table(at):
-    return at.dataframe[1].value          # the stage table comes first, on the first tab
+    assert at.session_state["build_tab"] == "Layers"        # only the open tab is drawn
+    return at.dataframe[0].value
+
+
+def open_tab(at, name: str):
+    at.session_state["build_tab"] = name
+    return run(at)
 
 
 def current(at) -> archs.NetSpec:
@@ -169,6 +175,7 @@ def test_memory_batch_and_layer_filters():
     one = metric(at, "Activations, batch 32")
     run(at.number_input(key="mem_batch").set_value(64))
     assert metric(at, "Activations, batch 64") != one
+    open_tab(at, "Layers")
     run(at.multiselect(key="layer_stages").select("stage2"))
     table = layer_table(at)
     assert set(table["stage"]) == {"stage2"} and table["depth"].max() <= 3

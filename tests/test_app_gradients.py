@@ -14,8 +14,8 @@ def gradients_page(**query):
 
 def test_layer_and_block_views_with_the_plain_twin_overlaid():
     at = gradients_page(preset="cifar-resnet20")
-    layers, blocks = at.get("plotly_chart")[:2]
-    assert len(at.get("plotly_chart")) == 2          # the sweep has not been run
+    layers, blocks, health = at.get("plotly_chart")[:3]
+    assert len(at.get("plotly_chart")) == 3          # the sweep has not been run
     notes = texts(at.markdown)
     assert "cifar-resnet20 (with skips)" in notes and "plain twin" in notes
     assert "the first conv's gradient is" in notes
@@ -50,7 +50,7 @@ def test_depth_sweep_runs_through_the_executor_with_progress_and_numbers(tmp_pat
         run(at)
     bars = at.get("progress")
     assert len(bars) == 1 and bars[0].proto.value == 100 and bars[0].proto.text == "Done: 4 networks measured."
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 4
     notes = texts(at.markdown)
     assert "depth 8: residual" in notes and "depth 14: residual" in notes
     assert len(RunStore(tmp_path / "runs").list_runs(kind="gradients")) == 4

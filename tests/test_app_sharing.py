@@ -122,3 +122,60 @@ def test_the_session_key_stays_in_the_url_and_the_share_link_leaves_it_out():
     assert other.session_state["_identity"].token != "not a key!"
     note = texts(at.sidebar.caption, raw=True)
     assert "[Link to share it](" in note and "preset=resnet18" in note and key not in note
+
+
+# ----------------------------------------------------------------------------- page settings in the link
+def test_gradients_settings_go_into_the_link_and_come_back():
+    at = open_app(preset="seed004-resnet")
+    at.session_state["grad_batch"] = 4
+    run(at.switch_page("pages/gradients.py"))
+    run(at.number_input(key="grad_seed").set_value(3))
+    run(at.toggle(key="grad_norm").set_value(False))
+    run(at.select_slider(key="grad_size").set_value(16))
+    run(at.select_slider(key="sweep_range").set_range(8, 14))
+    link = network_query(at)
+    assert link == {"preset": "seed004-resnet", "gbatch": "4", "gseed": "3", "gnorm": "0", "gsize": "16",
+                    "sweep": "8-14"}
+    # the link opens on another page: the settings wait in the session until the Gradients page draws them
+    other = open_app(**link)
+    assert network_query(other) == link                  # and stay in the address bar meanwhile
+    run(other.switch_page("pages/gradients.py"))
+    assert (other.select_slider(key="grad_batch").value, other.number_input(key="grad_seed").value,
+            other.toggle(key="grad_norm").value, other.select_slider(key="grad_size").value,
+            other.select_slider(key="sweep_range").value) == (4, 3, False, 16, (8, 14))
+    assert "without normalisation, batch 4, seed 3, input 16×16" in texts(other.caption)
+    # back to a default: out of the link
+    run(other.number_input(key="grad_seed").set_value(0))
+    assert "gseed" not in other.query_params
+
+
+def test_the_twin_switch_the_tab_and_the_batch_are_in_the_link():
+    at = open_app(preset="resnet18")
+    run(at.toggle(key="no_skips").set_value(True))
+    run(at.number_input(key="mem_batch").set_value(8))
+    at.session_state["build_tab"] = "Receptive field"
+    run(at)
+    link = network_query(at)
+    assert link == {"preset": "resnet18", "twin": "1", "batch": "8", "tab": "Receptive field"}
+    other = open_app(**link)
+    assert other.toggle(key="no_skips").value and metric(other, "Activations, batch 8")
+    assert metric(other, "Parameters") == f"{archs.plain_twin(PRESETS['resnet18']).num_params():,}"
+    assert other.session_state["build_tab"] == "Receptive field" and other.get("plotly_chart")[0].key == "rf_chart"
+
+
+@pytest.mark.parametrize("param, value, says", [
+    ("gbatch", "7", "gbatch=7 (expected one of 2, 4, 8, 16, 32, 64)"),
+    ("gseed", "-1", "gseed=-1 (expected 0 to 2147483647)"),
+    ("gnorm", "maybe", "gnorm=maybe (expected 1 or 0)"),
+    ("sweep", "44-8", "sweep=44-8 (expected two depths"),
+    ("twin", "[x](http://evil.example)", r"twin=\[x\](http://evil.example)"),
+    ("tab", "Secrets", "tab=Secrets (expected one of Per stage"),
+    ("batch", "1" * 5000, "batch=" + "1" * 40),
+])
+def test_a_bad_setting_in_a_link_is_ignored_with_a_notice(param, value, says):
+    at = open_app(preset="cifar-resnet20", **{param: value})
+    assert says in texts(at.warning, raw=param == "twin")
+    assert at.session_state["spec"] == PRESETS["cifar-resnet20"]     # the network itself is still taken
+    assert param not in at.query_params                              # the default is shown, and kept out
+    run(at.switch_page("pages/gradients.py"))
+    assert "with BatchNorm, batch 16, seed 0, input 32×32" in texts(at.caption)      # the page's defaults

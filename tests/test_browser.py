@@ -37,7 +37,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def runs_dir(tmp_path_factory):
+    """A run store of its own, with one short training run made by the command line (digits: offline)."""
+    root = tmp_path_factory.mktemp("runs")
+    subprocess.run([sys.executable, "-m", "archs", "train", "seed002-inception", "--data", "digits", "--epochs",
+                    "2", "--save"], cwd=ROOT, env={**os.environ, "ARCHS_RUNS_DIR": str(root)}, capture_output=True,
+                   timeout=300)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stored_run(runs_dir) -> str:
+    runs = [p.name for p in runs_dir.iterdir() if (p / "weights.pt").is_file()]
+    if not runs:
+        pytest.skip("the training command made no run with weights")
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def server(runs_dir):
     port = free_port()
     SHOTS.mkdir(parents=True, exist_ok=True)
     log = open(SHOTS.parent / "streamlit.log", "w")
@@ -45,7 +63,8 @@ def server():
         [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "ARCHS_RUNS_DIR": str(runs_dir)})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -137,7 +156,7 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
         page.screenshot(path=SHOTS / f"build-tab-{tab.lower()}.png", full_page=True)
 
     # ResNet-18 at 224x224 is too slow to measure unasked: the Gradients page says so and waits for a click
-    for name, title, shows in (("gradients", "Gradients", "Measure anyway"), ("compare", "Compare", "Compare with")):
+    for name, title, shows in (("gradients", "Gradients", "Measure anyway"), ("compare", "Compare", "Network B")):
         page.get_by_role("link", name=title).first.click()
         settle(page, timeout=120_000)
         page.get_by_text(shows).first.wait_for(timeout=60_000)
@@ -174,3 +193,123 @@ def test_a_broken_link_shows_a_warning_not_a_traceback(server, page):
     no_exception(page)
     assert "preset=cifar-resnet20" in page.url
     page.screenshot(path=SHOTS / "broken-link.png", full_page=True)
+
+
+# ----------------------------------------------------------------------------- the views of issue 10
+TABS = '[data-testid="stTabs"]'
+
+
+def entry_first(page, server) -> None:
+    """Open the entry page once: until some session has run dashboard.py, a fresh server runs a page file on
+    its own (Streamlit's older multipage mode), without the navigation and the wide layout."""
+    page.goto(f"{server}/?preset=cifar-resnet20")
+    settle(page, timeout=120_000)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    settle(page, timeout=180_000)
+    no_exception(page)
+
+
+def test_receptive_field_layers_measured_cost_and_export(server, page, tmp_path):
+    page.goto(f"{server}/?preset=resnet18&tab=Receptive+field")
+    settle(page)
+    page.get_by_text("one unit sees at least the whole 224×224 input").wait_for(timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    page.locator(TABS).first.screenshot(path=SHOTS / "build-receptive-field.png")
+
+    open_tab(page, "Layers")
+    page.get_by_text("Receptive field: input pixels one output unit sees").wait_for()
+    page.locator(TABS).first.screenshot(path=SHOTS / "build-layers-receptive-field.png")
+
+    # batch 1 from the link: ResNet-18 at 224x224 measures in seconds on a CPU
+    page.goto(f"{server}/?preset=resnet18&tab=Measured+cost&batch=1")
+    settle(page)
+    page.get_by_role("button", name="Measure").click()
+    page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
+    settle(page, timeout=300_000)
+    page.get_by_text("Peak memory").wait_for(timeout=60_000)
+    no_exception(page)
+    page.locator(TABS).first.screenshot(path=SHOTS / "build-measured-cost.png")
+    # a new session with the same link finds the measurement kept: no question, the numbers at once
+    other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
+    other.goto(page.url)
+    settle(other)
+    other.get_by_text("Peak memory").wait_for(timeout=60_000)
+    assert other.get_by_role("button", name="Measure").count() == 0
+    other.context.close()
+
+    open_tab(page, "Export")
+    page.get_by_role("button", name="Prepare the files").click()
+    settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="resnet18.py").click()
+    path = tmp_path / "resnet18.py"
+    download.value.save_as(path)
+    assert path.read_text().startswith('"""resnet18: 3 x 224 x 224 images -> 1000 class scores')
+    page.locator(TABS).first.screenshot(path=SHOTS / "build-export.png")
+
+
+def test_activation_health_at_init_and_for_a_stored_run(server, page, stored_run):
+    entry_first(page, server)
+    page.goto(f"{server}/gradients?preset=cifar-resnet20&gbatch=8")
+    settle(page, timeout=120_000)
+    section = page.locator(".st-key-health_section")
+    section.get_by_text("ReLU channels dead").first.wait_for(timeout=60_000)
+    section.locator(".js-plotly-plot").wait_for(timeout=60_000)
+    no_exception(page)
+    section.screenshot(path=SHOTS / "gradients-activation-health.png")
+    page.goto(f"{server}/gradients?preset=seed002-inception&gbatch=8&hrun={stored_run}")
+    settle(page, timeout=120_000)
+    section.get_by_text("trained").first.wait_for(timeout=60_000)
+    section.locator(".js-plotly-plot").wait_for(timeout=60_000)
+    no_exception(page)
+    section.screenshot(path=SHOTS / "gradients-activation-health-run.png")
+
+
+def test_compare_overlays_a_runs_curves_and_links_keep_the_choice(server, page, stored_run):
+    entry_first(page, server)
+    page.goto(f"{server}/compare?preset=seed002-inception&b=run:{stored_run}")
+    settle(page, timeout=120_000)
+    page.locator(".st-key-curves_section").get_by_text("Training curves").wait_for(timeout=60_000)
+    page.locator(".st-key-curves_section .js-plotly-plot").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
+    no_exception(page)
+    page.screenshot(path=SHOTS / "compare-run.png", full_page=True)
+    page.locator(".st-key-curves_section").screenshot(path=SHOTS / "compare-run-curves.png")
+
+    # pick B in the page itself: the address follows, and a fresh session opened on it shows the same
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Network B").click()
+    page.get_by_role("option", name="This network without skips").click()
+    settle(page)
+    page.wait_for_function("() => location.search.includes('b=twin')", timeout=30_000)
+    other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
+    other.goto(page.evaluate("location.href"))
+    settle(other)
+    other.get_by_text("B: seed002-inception without skips").wait_for(timeout=60_000)
+    no_exception(other)
+    other.context.close()
+
+
+def test_a_gradients_setting_changed_in_the_page_is_in_the_link(server, page):
+    entry_first(page, server)
+    page.goto(f"{server}/gradients?preset=cifar-resnet20&gbatch=4")
+    settle(page, timeout=120_000)
+    seed = page.get_by_label("Seed", exact=True).and_(page.get_by_test_id("stNumberInputField"))
+    seed.fill("7")
+    seed.press("Enter")
+    page.get_by_text("batch 4, seed 7").first.wait_for(timeout=120_000)      # the page has rerun with it
+    settle(page)
+    # the address changes in place (history.replaceState), not by navigating
+    page.wait_for_function("() => location.search.includes('gseed=7') && location.search.includes('gbatch=4')",
+                           timeout=60_000)
+    link = page.evaluate("location.href")
+    other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
+    other.goto(link)
+    settle(other, timeout=120_000)
+    other.get_by_text("batch 4, seed 7").first.wait_for(timeout=60_000)
+    seed_box = other.get_by_label("Seed", exact=True).and_(other.get_by_test_id("stNumberInputField"))
+    assert seed_box.input_value() == "7"
+    other.context.close()

@@ -93,3 +93,23 @@ def test_train_through_the_local_executor_prints_the_same_json_plus_run_id(tmp_p
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["runs"] == []
     assert main(["runs", "--runs-dir", runs, "--stop", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_summary_shows_receptive_fields(capsys):
+    assert main(["summary", "resnet18", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["receptive_field"] for s in data["stages"]] == [[11, 11], [43, 43], [99, 99], [211, 211], [435, 435],
+                                                             [627, 627]]
+    assert next(r for r in data["layers"] if r["name"] == "stem.0.layer1.conv")["receptive_field"] == [7, 7]
+    assert main(["summary", "cifar-resnet20"]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert first[0].split()[-1] == "field" and first[1].split()[-1] == "3"
+
+
+def test_cost_json(capsys):
+    assert main(["cost", "seed002-inception", "--batch", "2", "--repeats", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in data["parts"]] == ["stem", "stage1", "stage2", "stage3", "head"]
+    assert data["batch_size"] == 2 and data["device"] == "cpu" and data["peak_bytes"] > 0
+    assert main(["cost", "seed002-inception", "--device", "tpu"]) == 2
+    assert capsys.readouterr().err.startswith("error: device 'tpu' is not available here")

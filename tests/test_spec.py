@@ -2,6 +2,7 @@
 SpecError that names the field."""
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -167,5 +168,93 @@ def test_training_settings_use_the_same_field_metadata():
             infos["max_steps"].maximum) == ("int", True, 1, None)
     assert infos["optimizer"].choices == ("adam", "sgd") and infos["lr"].kind == "float"
     check_value(infos["max_steps"], None, "max_steps")  # optional: None means no limit
-    with pytest.raises(SpecError, match="^blocks: must be an integer, got None"):
+    with pytest.raises(SpecError, match="^blocks: must be an integer, got null"):
         check_value({f.name: f for f in spec_fields(ResidualSpec)}["blocks"], None, "blocks")
+
+
+# ----------------------------------------------------------------------------- wrong JSON types anywhere
+def _field_paths(value, path=()):
+    """Every location in a spec's JSON, as key/index tuples, parents before children."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        yield path + (key,)
+        yield from _field_paths(child, path + (key,))
+
+
+def _dotted(path) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else key)
+    return text
+
+
+def _replaced(data, path, value):
+    data = json.loads(json.dumps(data))
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return data
+
+
+WRONG_TYPES = {"an object": {"x": 1}, "a list": [1, 2], "null": None}
+
+
+def _scalar_paths():
+    out = []
+    for name in ("resnet50", "googlenet", "densenet121", "seed002-inception", "d2l-densenet"):
+        data = PRESETS[name].to_dict()
+        for path in _field_paths(data):
+            target = data
+            for key in path:
+                target = target[key]
+            if not isinstance(target, (dict, list)) and path != ("format",):
+                out.append((name, path))
+    return out
+
+
+@pytest.mark.parametrize("wrong", list(WRONG_TYPES))
+def test_an_object_list_or_null_in_place_of_any_value_names_that_field(wrong):
+    """Every scalar of five presets (names, numbers, booleans, choices, stage types), replaced in turn by
+    an object, a list and null: always a SpecError that starts with the field's path, never a TypeError."""
+    checked = 0
+    for name, path in _scalar_paths():
+        with pytest.raises(SpecError) as info:
+            NetSpec.from_json(json.dumps(_replaced(PRESETS[name].to_dict(), path, WRONG_TYPES[wrong])))
+        where = _dotted(path)
+        assert str(info.value).startswith(where + ":"), (where, str(info.value))
+        assert info.value.path == where
+        assert f"got {wrong}" in str(info.value)
+        checked += 1
+    assert checked > 500
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("stages",), {"a": 1}, "stages: must be a list, got an object"),
+    (("stem",), "conv", "stem: must be a list, got 'conv'"),
+    (("stages", 1), [1], "stages[1]: must be a JSON object, got a list"),
+    (("stem", 0), None, "stem[0]: must be a JSON object, got null"),
+    (("head",), [], "head: must be a JSON object, got a list"),
+    (("stages", 0, "type"), ["residual"], "stages[0].type: must be a stage type name (dense, inception, plain, "
+                                          "residual), got a list"),
+    (("stages", 0, "type"), 3, "stages[0].type: must be a stage type name"),
+    (("format",), {"v": 1}, "format: must be 'archs.netspec/1', got an object"),
+    (("stages", 0, "channels"), 10**400, "stages[0].channels: must be <= 2048"),
+    (("head", "dropout"), 10**400, "head.dropout: must be a finite number"),
+    (("name",), "x" * 10_000, "name: must be at most 100 characters, got 10000"),
+])
+def test_wrong_containers_and_extreme_values_name_the_field(path, value, message):
+    with pytest.raises(SpecError) as info:
+        NetSpec.from_dict(_replaced(PRESETS["cifar-resnet20"].to_dict(), path, value))
+    assert str(info.value).startswith(message)
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "spec: must be JSON text, got NoneType"),
+    (42, "spec: must be JSON text, got int"),
+    ('{"name": ' + "7" * 5000 + "}", "spec: not valid JSON"),      # Python refuses ints of over 4300 digits
+])
+def test_from_json_raises_only_spec_errors(text, message):
+    with pytest.raises(SpecError, match="^" + re.escape(message)):
+        NetSpec.from_json(text)

@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 import archs
-from archs import GradientNorms, NetSpec, Summary
+from archs import CostReport, GradientNorms, NetSpec, ReceptiveFields, Summary, sources
+from archs.export import export_bytes
+from archs.health import ActivationHealth, activation_health, stored_run_health
 
 from . import fmt
 
@@ -27,12 +29,16 @@ def summary(spec: NetSpec) -> Summary:
 @st.cache_data(max_entries=64, hash_funcs=HASH, show_spinner=False)
 def layer_table(spec: NetSpec) -> pd.DataFrame:
     rows = summary(spec).rows
+    fields = {r.name: r for r in receptive(spec).layers}
     return pd.DataFrame({
         "depth": [r.depth for r in rows],
         "stage": [r.stage for r in rows],
         "layer": [r.name for r in rows],
         "type": [r.type for r in rows],
         "output": [fmt.shape(r.output_shape[1:]) for r in rows],
+        "receptive field": [field_text(fields[r.name].size) if r.name in fields else "" for r in rows],
+        "jump": [field_text(fields[r.name].jump) if r.name in fields and fields[r.name].output_size else ""
+                 for r in rows],
         "params": [r.params for r in rows],
         "mult-adds": [r.mult_adds for r in rows],
         "trainable": [r.trainable for r in rows],
@@ -60,3 +66,156 @@ def gradients(spec: NetSpec, batch_size: int, seed: int) -> GradientNorms:
 def gradient_seconds(spec: NetSpec, batch_size: int) -> float:
     """Rough time to measure the gradients of ``spec`` at a batch size on this kind of machine."""
     return 3 * summary(spec).mult_adds * batch_size / MULT_ADDS_PER_SECOND
+
+
+# ------------------------------------------------------------------------------------------ receptive fields
+@st.cache_resource(max_entries=64, hash_funcs=HASH, show_spinner=False)
+def receptive(spec: NetSpec) -> ReceptiveFields:
+    return archs.receptive_fields(spec)
+
+
+def field_text(size: tuple) -> str:
+    """(435, 435) -> '435'; (627, 563) -> '627×563'."""
+    return str(size[0]) if len(set(size)) == 1 else "×".join(str(s) for s in size)
+
+
+@st.cache_data(max_entries=64, hash_funcs=HASH, show_spinner=False)
+def field_table(spec: NetSpec) -> pd.DataFrame:
+    """One row per top-level part: receptive field, jump, centre of the first unit, output size."""
+    rf = receptive(spec)
+    stages = rf.stages
+    return pd.DataFrame({
+        "part": [s.name for s in stages],
+        "receptive field": [field_text(s.size) for s in stages],
+        "jump": [field_text(s.jump) if s.output_size else "—" for s in stages],
+        "first centre": [field_text(s.start) if s.output_size else "—" for s in stages],
+        "output map": [fmt.shape(s.output_size) if s.output_size else "vector" for s in stages],
+        "sees the whole input": [rf.covers_input(s) for s in stages],
+    })
+
+
+# ------------------------------------------------------------------------------------------ measured cost
+def cost_seconds(spec: NetSpec, batch_size: int, repeats: int) -> float:
+    """Rough time to measure :func:`archs.measure_cost` here: a forward and ~3x that for a training step,
+    per repeat plus a warm-up, and a memory-tracked step costing ~4 more."""
+    forward = summary(spec).mult_adds * batch_size / MULT_ADDS_PER_SECOND
+    return forward * (4 * (repeats + 1) + 12) + 1.0
+
+
+def cost(spec: NetSpec, batch_size: int, device: str, repeats: int, progress=None) -> CostReport:
+    """Measured (or, for the same arguments, archs' cached) cost report."""
+    return archs.measure_cost(spec, batch_size, device, repeats, progress=progress)
+
+
+def cached_cost(spec: NetSpec, batch_size: int, device: str, repeats: int) -> CostReport | None:
+    from archs.cost import cached_cost as _cached
+
+    return _cached(spec, batch_size, device, repeats)
+
+
+@st.cache_data(max_entries=32, hash_funcs={CostReport: lambda r: (r.spec.to_json(indent=None), r.device,
+                                                                    r.batch_size, r.repeats)}, show_spinner=False)
+def cost_table(report: CostReport) -> pd.DataFrame:
+    parts = report.parts
+    total_macs = sum(p.mult_adds for p in parts) or 1
+    total_fwd = sum(p.forward_s for p in parts) or 1
+    total_train = sum(p.train_s for p in parts) or 1
+    return pd.DataFrame({
+        "part": [p.name for p in parts],
+        "what": [p.label for p in parts],
+        "mult-adds": [p.mult_adds for p in parts],
+        "% mult-adds": [100 * p.mult_adds / total_macs for p in parts],
+        "forward ms": [1e3 * p.forward_s for p in parts],
+        "% forward": [100 * p.forward_s / total_fwd for p in parts],
+        "fwd+bwd ms": [1e3 * p.train_s for p in parts],
+        "% fwd+bwd": [100 * p.train_s / total_train for p in parts],
+        "G mult-adds/s": [p.mult_adds_per_s / 1e9 for p in parts],
+        "kept MiB": [p.kept_bytes / 2**20 for p in parts],
+        "estimated MiB": [p.estimate_bytes / 2**20 for p in parts],
+    })
+
+
+# ------------------------------------------------------------------------------------------ activation health
+@st.cache_resource(max_entries=32, hash_funcs=HASH, show_spinner="Measuring activations…")
+def health(spec: NetSpec, batch_size: int, seed: int) -> ActivationHealth:
+    return activation_health(spec, batch_size, seed)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the run's weights…")
+def run_health(run_id: str, batch_size: int, seed: int) -> ActivationHealth:
+    return stored_run_health(run_id, batch_size, seed)
+
+
+# ------------------------------------------------------------------------------------------ stored runs
+@st.cache_data(ttl=5, show_spinner=False)
+def runs() -> list[dict]:
+    """The run store's rows (re-read every few seconds: runs finish in the background)."""
+    return sources.list_runs()
+
+
+@st.cache_data(max_entries=16, ttl=5, show_spinner=False)
+def run_metrics(run_id: str) -> list[dict]:
+    return sources.run_metrics(run_id)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def run_source(run_id: str) -> sources.Source:
+    return sources.run_source(run_id)
+
+
+# ------------------------------------------------------------------------------------------ export
+@st.cache_resource(max_entries=8, hash_funcs=HASH, show_spinner=False)
+def export_files(spec: NetSpec, fmt: str, run_id: str | None) -> dict[str, bytes]:
+    """The files of an export (a run's trained weights, or the spec's seed-0 initialisation)."""
+    weights = sources.run_weights(run_id) if run_id else None
+    return export_bytes(spec, fmt, weights)
+
+
+def health_table(curves) -> pd.DataFrame:
+    """Per block, for each (name, ActivationHealth): output mean and std, and dead ReLU channels out of all."""
+    blocks = curves[0][1].blocks
+    table = {"block": [b.name for b in blocks]}
+    for name, h in curves:
+        short = name if len(name) <= 28 else name[:27] + "…"
+        by_name = {b.name: b for b in h.blocks}
+        rows = [by_name.get(b.name) for b in blocks]
+        table[f"mean · {short}"] = [r.mean if r else None for r in rows]
+        table[f"std · {short}"] = [r.std if r else None for r in rows]
+        table[f"dead · {short}"] = [f"{r.dead_units}/{r.relu_units}" if r and r.relu_units else "—" for r in rows]
+    return pd.DataFrame(table)
+
+
+# ------------------------------------------------------------------------------------------ Compare's choices
+def chosen_network(choice: str, current: NetSpec) -> tuple[NetSpec, str, str | None]:
+    """A Compare side (see ``state.parse_network_choice``) as (network, label, run id or None). Raises
+    SpecError or SourceError (both ValueErrors) for a spec or run that cannot be read."""
+    kind, _, rest = choice.partition(":")
+    if choice == "build":
+        return current, current.name, None
+    if choice == "twin":
+        return archs.plain_twin(current), f"{current.name} without skips", None
+    if kind == "preset":
+        return archs.PRESETS[rest], rest, None
+    if kind == "run":
+        source = run_source(rest)
+        return source.spec, source.label, rest
+    if kind == "spec":
+        spec = archs.decode_spec(rest)
+        return spec, f"{spec.name} (file)", None
+    raise archs.SpecError(f"not a network choice: {choice[:40]!r}")
+
+
+def choice_label(choice: str, runs_by_id: dict[str, str]) -> str:
+    kind, _, rest = choice.partition(":")
+    if choice == "build":
+        return "This network (Build page)"
+    if choice == "twin":
+        return "This network without skips"
+    if kind == "preset":
+        return f"Preset · {rest}"
+    if kind == "run":
+        return f"Run · {runs_by_id.get(rest, rest)}"
+    try:
+        return f"Spec file · {archs.decode_spec(rest).name}"
+    except archs.SpecError:
+        return "Spec file (unreadable)"

@@ -39,3 +39,19 @@ def plain(text: object, limit: int = 400) -> str:
     if len(text) > limit:
         text = text[:limit] + "…"
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def seconds(s: float) -> str:
+    """0.0123 -> '12.3 ms'; 2.5 -> '2.5 s': a measured time, three significant digits."""
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
+
+
+def duration(s: float) -> str:
+    """A rough duration for a person: '5 s', '40 s', '3 min'."""
+    if s < 60:
+        return f"{max(1, round(s))} s"
+    return f"{round(s / 60)} min"

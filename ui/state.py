@@ -15,6 +15,8 @@ every control is drawn afresh from the new values.
 from __future__ import annotations
 
 import itertools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,12 +94,17 @@ def empty_spec() -> NetSpec:
 
 # ------------------------------------------------------------------------------------------ session
 def init() -> None:
-    """On a session's first run: the network the URL names, else the default one (with a notice)."""
+    """On a session's first run: the network the URL names, else the default one (with a notice), and the
+    page settings the URL carries (see SETTINGS)."""
     _leave_old_multipage_mode()
     if SPEC in st.session_state:
         return
-    spec, notice = spec_from_query(st.query_params.to_dict())
+    query = st.query_params.to_dict()
+    spec, notice = spec_from_query(query)
     load(spec)
+    ignored = settings_from_query(query)
+    if ignored:
+        notice = " ".join(filter(None, [notice, f"Ignored from the link: {'; '.join(ignored)}."]))
     st.session_state[NOTICE] = notice
     name = preset_name(spec)
     st.session_state["start_from"] = name
@@ -162,29 +169,152 @@ def preset_name(value: NetSpec) -> str | None:
     return next((name for name, preset in PRESETS.items() if preset == value), None)
 
 
+_SHADOW = "_keep."
+
+
 def sticky(key: str, default: Any) -> None:
     """Keep a widget's value across pages that do not draw it (Streamlit forgets those): call just
     before drawing the widget, and draw it without a ``value``/``index`` argument."""
-    shadow = "_keep." + key
+    shadow = _SHADOW + key
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(shadow, default)
     st.session_state[shadow] = st.session_state[key]
 
 
+# ------------------------------------------------------------------------------------------ settings in the URL
+@dataclass(frozen=True)
+class Setting:
+    """A page control mirrored in the address bar: widget key ``key`` <-> query parameter ``param``."""
+
+    key: str
+    param: str
+    default: Any                        # a value, or a function of the current network
+    parse: Callable[[str], Any]         # the URL's text -> a value; ValueError if it is not a valid one
+    show: Callable[[Any], str] = str
+
+    def default_for(self, current: NetSpec) -> Any:
+        return self.default(current) if callable(self.default) else self.default
+
+
+def _flag(text: str) -> bool:
+    if text in ("1", "true", "on"):
+        return True
+    if text in ("0", "false", "off"):
+        return False
+    raise ValueError("expected 1 or 0")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected {low} to {high}")
+        return value
+    return parse
+
+
+def _one_of(options: tuple, cast: Callable = str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(map(str, options))}")
+        return value
+    return parse
+
+
+def _depth_range(text: str) -> tuple[int, int]:
+    low, high = (int(part) for part in text.split("-"))
+    if low > high or low not in SWEEP_DEPTHS or high not in SWEEP_DEPTHS:
+        raise ValueError("expected two depths 6n+2 from 8 to 110, like 8-44")
+    return low, high
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+
+
+def parse_network_choice(text: str) -> str:
+    """A Compare side: ``build``, ``twin``, ``preset:<name>``, ``run:<id>`` or ``spec:<encoded spec>``."""
+    kind, _, rest = text.partition(":")
+    if text in ("build", "twin") or (kind == "preset" and rest in PRESETS) or (
+            kind == "run" and RUN_ID.fullmatch(rest)):
+        return text
+    if kind == "spec":
+        archs.decode_spec(rest)     # SpecError (a ValueError) names what is wrong
+        return text
+    raise ValueError("expected build, twin, preset:NAME, run:ID or spec:ENCODED")
+
+
+def _default_b(current: NetSpec) -> str:
+    return "preset:resnet34" if current == PRESETS["resnet18"] else "preset:resnet18"
+
+
+SWEEP_DEPTHS = tuple(6 * n + 2 for n in range(1, 19))      # He et al.'s CIFAR nets: 8, 14, ..., 110
+GRAD_BATCHES = (2, 4, 8, 16, 32, 64)
+BUILD_TABS = ("Per stage", "Diagram", "Layers", "Receptive field", "Measured cost", "Export")
+SETTINGS = {s.key: s for s in (
+    Setting("no_skips", "twin", False, _flag, lambda v: "1" if v else "0"),
+    Setting("mem_batch", "batch", 32, _int_in(1, 4096)),
+    Setting("build_tab", "tab", BUILD_TABS[0], _one_of(BUILD_TABS)),
+    Setting("compare_a", "a", "build", parse_network_choice),
+    Setting("compare_b", "b", _default_b, parse_network_choice),
+    Setting("grad_batch", "gbatch", 16, _one_of(GRAD_BATCHES, int)),
+    Setting("grad_seed", "gseed", 0, _int_in(0, 2**31 - 1)),
+    Setting("grad_norm", "gnorm", lambda current: current.norm == "batch", _flag, lambda v: "1" if v else "0"),
+    Setting("grad_size", "gsize", lambda current: current.input_size, _int_in(8, 1024)),
+    Setting("sweep_range", "sweep", (8, 44), _depth_range, lambda v: f"{v[0]}-{v[1]}"),
+    Setting("health_run", "hrun", "", lambda text: _run_id(text) if text else ""),
+)}
+
+
+def _run_id(text: str) -> str:
+    if not RUN_ID.fullmatch(text):
+        raise ValueError("not a run id")
+    return text
+
+
+def settings_from_query(params: dict[str, str]) -> list[str]:
+    """Take the page settings a link carries (into this session, before any page draws them); return a
+    line for each parameter that is not a valid value. Never raises: URLs are untrusted input."""
+    ignored = []
+    for s in SETTINGS.values():
+        text = params.get(s.param)
+        if text is None:
+            continue
+        try:
+            st.session_state[_SHADOW + s.key] = s.parse(text)
+        except (ValueError, TypeError) as error:
+            ignored.append(f"{s.param}={fmt.plain(text, 40)} ({fmt.plain(error, 120)})")
+    return ignored
+
+
+def setting(key: str) -> Any:
+    """Just before drawing the widget ``key`` (without a value argument): its value from this session,
+    else from the link the session was opened with, else its default. Kept across pages, as ``sticky``."""
+    sticky(key, SETTINGS[key].default_for(spec()))
+    return st.session_state[key]
+
+
 # ------------------------------------------------------------------------------------------ URL
 def write_url() -> None:
-    """Put the current network in the address bar: ``?preset=name`` if it is one, else ``?spec=...``."""
+    """Put the current network in the address bar (``?preset=name`` if it is one, else ``?spec=...``) and
+    every page setting that differs from its default, so that a copied address shows what its sender saw."""
     current = st.session_state.get(SPEC)
     if current is None:
         return
     name = preset_name(current)
     wanted = {"preset": name} if name else {"spec": archs.encode_spec(current)}
+    for setting in SETTINGS.values():
+        # the shadow ``setting`` keeps: a widget not drawn on this page may read back half-restored
+        value = st.session_state.get(_SHADOW + setting.key)
+        if value is not None and value != setting.default_for(current):
+            wanted[setting.param] = setting.show(value)
     params = st.query_params
-    for key in ("spec", "preset"):
+    for key in ("spec", "preset", *(s.param for s in SETTINGS.values())):
         if key not in wanted and key in params:
             del params[key]
     for key, value in wanted.items():
-        params[key] = value         # sent on every run: a page switch drops the query from the address bar
+        if params.get(key) != value:
+            params[key] = value     # sent on every run: a page switch drops the query from the address bar
 
 
 def sidebar_note() -> None:
@@ -355,3 +485,21 @@ def upload() -> None:
         return
     load(new)
     st.session_state["start_from"] = preset_name(new)
+
+
+def compare_upload(side: str) -> None:
+    """on_change of a Compare side's uploader: a valid spec becomes that side's network; a bad file says why."""
+    file = st.session_state.get(f"compare_{side}_upload")
+    error_key = f"compare_{side}_error"
+    st.session_state[error_key] = None
+    if file is None:
+        return
+    data = file.getvalue()
+    try:
+        if len(data) > 1_000_000:
+            raise SpecError("the file is over 1 MB, not a spec")
+        new = NetSpec.from_json(data)
+    except SpecError as error:
+        st.session_state[error_key] = f"{fmt.plain(file.name, 80)}: {fmt.plain(error)}"
+        return
+    st.session_state[f"compare_{side}"] = "spec:" + archs.encode_spec(new)

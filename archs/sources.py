@@ -1,0 +1,115 @@
+"""Where a network comes from: a preset, a spec file, or a stored training run (its spec, its trained
+weights and its metric records).
+
+This is the only module of ``archs`` that reads the run store: :func:`_run_store` is the one place that
+imports it, so everything else (export, activation health, the Compare page) asks here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .fields import SpecError
+from .presets import PRESETS
+from .spec import NetSpec
+
+__all__ = ["Source", "SourceError", "resolve", "list_runs", "run_spec", "run_weights", "run_metrics", "run_label"]
+
+
+class SourceError(ValueError):
+    """A run that does not exist or has no weights, or a name that is neither a preset, a file nor a run."""
+
+
+def _run_store():
+    """The run store and its error type (the one import of the run store in archs)."""
+    from archs.training.store import RunError, RunStore
+
+    return RunStore(), RunError
+
+
+@dataclass(frozen=True)
+class Source:
+    spec: NetSpec
+    label: str                                  # what to call it: a preset name, a file name, a run's label
+    run_id: str | None = None                   # set for a stored run
+
+    def weights(self) -> dict[str, torch.Tensor] | None:
+        """The run's trained weights; None for a preset or a spec file (freshly initialised)."""
+        return run_weights(self.run_id) if self.run_id else None
+
+
+def _open_run(run_id: str):
+    store, RunError = _run_store()
+    try:
+        return store.get(run_id)
+    except RunError as error:
+        raise SourceError(str(error)) from None
+
+
+def list_runs() -> list[dict]:
+    """Rows of the run store, newest first: ``id``, ``label``, ``network``, ``data``, ``status``, …, and
+    ``has_weights``. An unreadable store gives no rows."""
+    store, RunError = _run_store()
+    try:
+        rows = store.list_runs(kind="train")  # not the depth sweep's measurements
+    except (OSError, RunError):
+        return []
+    out = []
+    for row in rows:
+        try:
+            has_weights = store.get(row["id"]).has_weights()
+        except (OSError, RunError):
+            has_weights = False
+        out.append({**row, "has_weights": has_weights})
+    return out
+
+
+def run_spec(run_id: str) -> NetSpec:
+    run = _open_run(run_id)
+    try:
+        return run.spec()
+    except SpecError as error:
+        raise SourceError(f"run {run_id}: its spec.json is not a valid network ({error})") from None
+    except (OSError, ValueError) as error:
+        raise SourceError(f"run {run_id}: no readable network ({error})") from None
+
+
+def run_weights(run_id: str) -> dict[str, torch.Tensor]:
+    run = _open_run(run_id)
+    if not run.has_weights():
+        raise SourceError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
+    try:
+        return run.weights()
+    except Exception as error:  # noqa: BLE001 - a truncated or foreign file: say so, do not crash a page
+        raise SourceError(f"run {run_id}: its weights cannot be read ({type(error).__name__})") from None
+
+
+def run_metrics(run_id: str) -> list[dict]:
+    return _open_run(run_id).metrics()
+
+
+def run_label(run_id: str) -> str:
+    info = _open_run(run_id).info()
+    return f"{info.get('label') or run_id} ({run_id[-6:]})"
+
+
+def run_source(run_id: str) -> Source:
+    return Source(run_spec(run_id), run_label(run_id), run_id)
+
+
+def resolve(name: str) -> Source:
+    """A preset name, the path of a JSON spec file, or the id of a stored run."""
+    from .cli import load_spec
+
+    if name in PRESETS or name.lower().endswith(".json") or Path(name).exists():
+        return Source(load_spec(name), Path(name).stem if name not in PRESETS else name)
+    store, RunError = _run_store()
+    try:
+        store.get(name)
+    except RunError:
+        raise SourceError(f"{name!r} is not a preset, a spec file or a run in {store.root} (presets: "
+                          f"{', '.join(PRESETS)})") from None
+    return run_source(name)

@@ -1,0 +1,99 @@
+"""A run store in memory, standing in for ``archs.training.store`` where a test needs stored runs without training.
+
+It offers exactly the part of the run store's interface that ``archs.sources`` uses (``list_runs``,
+``get``; a run's ``spec``, ``has_weights``, ``weights``, ``metrics``, ``info``), and ``install`` points
+``archs.sources._run_store`` at it, so the code under test goes through its one real entry point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+import archs.sources
+from archs import NetSpec, build_model
+
+
+class FakeRunError(ValueError):
+    pass
+
+
+def trained_like(spec: NetSpec, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Weights that look trained: seeded, and BatchNorm running statistics taken from a batch (so an eval
+    pass is normalised, as in a real trained net, instead of blowing up through identity norms)."""
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+    with torch.no_grad():
+        model.train()(torch.randn(16, spec.in_channels, spec.input_size, spec.input_size))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def curve(steps: int = 4, start: float = 2.3) -> list[dict]:
+    """Metric records shaped like a training run's: step records and one evaluation."""
+    records = [{"kind": "step", "step": s, "loss": start / s, "train_accuracy": 0.2 * s} for s in range(1, steps + 1)]
+    return records + [{"kind": "eval", "step": steps, "test_loss": start / steps, "test_accuracy": 0.5}]
+
+
+class FakeRun:
+    def __init__(self, run_id: str, spec: NetSpec, weights: dict | None = None, metrics: list | None = None,
+                 label: str | None = None, status: str = "completed"):
+        self.id, self._spec, self._weights = run_id, spec, weights
+        self._metrics, self._label, self._status = metrics or [], label or f"{spec.name} run", status
+
+    def spec(self) -> NetSpec:
+        return self._spec
+
+    def has_weights(self) -> bool:
+        return self._weights is not None
+
+    def weights(self) -> dict:
+        if self._weights is None:
+            raise FakeRunError(f"run {self.id} has no saved weights")
+        return self._weights
+
+    def load_model(self):
+        model = build_model(self._spec)
+        model.load_state_dict(self.weights())
+        return model.eval()
+
+    def metrics(self) -> list[dict]:
+        return list(self._metrics)
+
+    def info(self) -> dict:
+        return {"id": self.id, "label": self._label, "network": self._spec.name, "data": "digits",
+                "status": self._status}
+
+
+class FakeStore:
+    root = Path("fake-runs")
+
+    def __init__(self, runs: list[FakeRun]):
+        self.runs = {run.id: run for run in runs}
+
+    def list_runs(self, kind: str | None = None) -> list[dict]:
+        return [run.info() for run in self.runs.values()]
+
+    def get(self, run_id: str) -> FakeRun:
+        if run_id not in self.runs:
+            raise FakeRunError(f"no run {run_id!r} in {self.root}")
+        return self.runs[run_id]
+
+
+def install(monkeypatch, runs: list[FakeRun]) -> FakeStore:
+    store = FakeStore(runs)
+    monkeypatch.setattr(archs.sources, "_run_store", lambda: (store, FakeRunError))
+    return store
+
+
+def install_for_app(monkeypatch, runs: list[FakeRun]) -> FakeStore:
+    """``install``, and forget what the dashboard cached about runs (its caches outlive one AppTest)."""
+    from ui import compute
+
+    store = install(monkeypatch, runs)
+    for cached in (compute.runs, compute.run_metrics, compute.run_source, compute.run_health, compute.export_files):
+        cached.clear()
+    return store
