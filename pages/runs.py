@@ -47,7 +47,8 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
     "Images/s": st.column_config.NumberColumn(format="%.0f"),
 })
 st.caption("**failed**: the run raised an error, or its worker process died (killed, out of memory); "
-           "**interrupted**: whatever relayed the run's records went away. Records up to then are kept.")
+           "**interrupted**: whatever relayed the run's records went away. Records up to then are kept. Every run "
+           f"also writes TensorBoard event files into its folder: `tensorboard --logdir {fmt.plain(store.root)}`.")
 
 labels = {r["id"]: f"{r['label']} · {r['status']} · {identity.describe(r['owner'], r['owner_name'])} · {r['id']}"
           for r in rows}
@@ -71,11 +72,14 @@ info = run.info()
 mine = info["owner"] in (None, me.owner)
 if info["error"]:
     st.error(fmt.plain(info["error"]), icon=":material/error:")
-cols = st.columns([1, 1, 1, 1, 2], vertical_alignment="center")
+cols = st.columns([1, 1, 1, 1, 1, 1], vertical_alignment="center")
 spec_text = run.spec_json()
 if spec_text is not None:
     cols[0].download_button("Spec (JSON)", spec_text, file_name=f"{picked}.spec.json", mime="application/json",
                             key="runs_dl_spec", icon=":material/download:", width="stretch")
+cols[4].download_button("Metrics (CSV)", run.metrics_csv, file_name=f"{picked}.metrics.csv", mime="text/csv",
+                        key="runs_dl_csv", icon=":material/download:", width="stretch",
+                        help="Every step, epoch and evaluation record, one row each.")
 if run.has_weights():
     weights = run.path / "weights.pt"  # read only when clicked: a ResNet-50's weights are ~100 MB
     cols[1].download_button("Weights (.pt)", weights.read_bytes, file_name=f"{picked}.pt",

@@ -112,7 +112,7 @@ def test_a_tiny_run_shows_progress_curves_and_then_lists_and_deletes_on_the_runs
     assert list(frame["Data"]) == ["digits"]
     assert frame["Steps"][0] == 12
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Spec (JSON)", "Weights (.pt)"]
+    assert labels == ["Spec (JSON)", "Weights (.pt)", "Metrics (CSV)"]
 
     run(at.button(key="runs_delete").click())
     assert "for good" in texts(at.warning)

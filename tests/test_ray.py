@@ -39,6 +39,7 @@ def test_two_runs_on_ray_one_stopped_midway(local_ray, tmp_path):
     assert 2 <= b.status()["result"]["steps"] < 500 * 8
     assert len(b.metrics("step")) >= 2 and b.has_weights()
     assert a.load_model() is not None
+    assert len(list(a.path.glob("events.out.tfevents.*"))) == 1  # relayed records go to one TensorBoard file
     assert executor.relay_error is None
 
 

@@ -181,8 +181,26 @@ def test_run_folder_contents_and_model_reload(executor):
     run_id = executor.submit(request(train=quick(max_steps=8)))
     executor.wait(run_id, timeout=TIMEOUT)
     run = executor.store.get(run_id)
-    assert sorted(p.name for p in run.path.iterdir()) == [
+    files = sorted(p.name for p in run.path.iterdir())
+    assert [f for f in files if not f.startswith("events.out.tfevents.")] == [
         "metrics.jsonl", "settings.json", "spec.json", "status.json", "weights.pt"]
+    assert len(files) == 6  # and one TensorBoard event file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run.path), size_guidance={"scalars": 0, "histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/accuracy", "train/lr", "train/images_per_second", "test/loss",
+            "test/accuracy"} <= set(tags["scalars"]) and tags["histograms"] == ["grad_norm/log10"]
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6, 8]
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx([r["loss"] for r in run.metrics("step")])
+    assert [e.step for e in events.Histograms("grad_norm/log10")] == [4, 8]
+    layer_tags = [t for t in tags["scalars"] if t.startswith("grad_norm/")]
+    assert len(layer_tags) == len(run.metrics("grad")[0]["layers"]) and layer_tags[0].startswith("grad_norm/001 ")
+    csv_rows = run.metrics_csv().splitlines()
+    assert csv_rows[0] == "kind,step,epoch,loss,train_accuracy,test_loss,test_accuracy,lr,images_per_second,elapsed"
+    assert [row.split(",")[:2] for row in csv_rows[1:]] == [["step", "2"], ["step", "4"], ["step", "6"],
+                                                             ["step", "8"], ["epoch", "8"]]
     assert run.spec() == SPEC
     assert TrainConfig.from_dict(run.settings()["train"]) == quick(max_steps=8)
     assert [r["step"] for r in run.metrics("step")] == [2, 4, 6, 8]

@@ -8,6 +8,7 @@ A run is a folder under the runs directory (``$ARCHS_RUNS_DIR`` or ``./runs``)::
         settings.json   {"train": TrainConfig, "data": DataConfig, "label", "group", "owner", "created", ...}
         status.json     status, progress, result or error; rewritten atomically (tmp + os.replace)
         metrics.jsonl   one JSON record per line as they arrive (see :func:`archs.training.loop.train`)
+        events.out.tfevents.*  the same records for TensorBoard (:mod:`archs.training.events`)
         weights.pt      final ``state_dict`` (completed or stopped runs), written atomically
         error.txt       the traceback of an unexpected failure
         stop            present once someone asked the run to stop
@@ -26,6 +27,7 @@ runs along without loading torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -250,6 +252,12 @@ class Run:
         records = read_jsonl(self.path / "metrics.jsonl")
         return records if kind is None else [r for r in records if r.get("kind") == kind]
 
+    def metrics_csv(self) -> str:
+        """The step, epoch and evaluation records as CSV text."""
+        from archs.training.events import metrics_csv
+
+        return metrics_csv(self.metrics())
+
     def has_weights(self) -> bool:
         return (self.path / "weights.pt").is_file()
 
@@ -313,18 +321,29 @@ class Run:
             data = _read_json(self.path / "status.json", default={}) or {}
             data.update(fields, updated=time.time())
             write_json_atomic(self.path / "status.json", data)
+        if fields.get("status") in FINAL_STATUSES and "events" in self.__dict__:
+            self.events.close()  # the run is over: flush its event file
         return data
 
     def append_metric(self, record: dict) -> None:
         self.append_metrics([record])
 
     def append_metrics(self, records: list[dict]) -> None:
+        """Records appended to metrics.jsonl, and to the run's TensorBoard event files."""
         if not records:
             return
         text = "".join(json.dumps(r, default=_json_default, allow_nan=True) + "\n" for r in records)
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+        self.events.write(records)
+
+    @functools.cached_property
+    def events(self):
+        """This handle's TensorBoard writer (one per process that records the run)."""
+        from archs.training.events import EventLog
+
+        return EventLog(self.path)
 
     def write_spec(self, spec) -> None:
         write_text_atomic(self.path / "spec.json", spec.to_json())

@@ -179,6 +179,7 @@ class RayExecutor(Executor):
         self.channel = ray.remote(num_cpus=0)(RunChannel).remote()
         self.task = ray.remote(_remote_run)
         self.refs: dict[str, object] = {}
+        self.handles: dict[str, Run] = {}
         self.lock = threading.Lock()
         self.relay_error: str | None = None
         self._relay = threading.Thread(target=self._relay_loop, daemon=True, name="archs-ray-relay")
@@ -231,10 +232,17 @@ class RayExecutor(Executor):
             except Exception as error:  # noqa: BLE001 - keep relaying; say what went wrong
                 self.relay_error = f"{type(error).__name__}: {error}"
 
+    def _run(self, run_id: str) -> Run:
+        """One handle per run while it is relayed, so its TensorBoard events go to one file."""
+        run = self.handles.get(run_id)
+        if run is None:
+            run = self.handles[run_id] = self.store.get(run_id)
+        return run
+
     def _apply(self, pending: dict[str, list]) -> None:
         for run_id, operations in pending.items():
             try:
-                run = self.store.get(run_id)
+                run = self._run(run_id)
             except RunError:
                 continue  # deleted meanwhile
             metrics: list[dict] = []
@@ -284,4 +292,7 @@ class RayExecutor(Executor):
                 pass
             with self.lock:
                 self.refs.pop(run_id, None)
+            handle = self.handles.pop(run_id, None)
+            if handle is not None:
+                handle.events.close()
             self.channel.forget.remote(run_id)
