@@ -15,17 +15,19 @@ from archs.training.config import ACTIVE_STATUSES, ConfigError, DataConfig, Trai
 from archs.training.data import DATASETS, DataError, dataset_info
 from archs.training.device import resolve_device
 from archs.training.limits import LimitError
+from archs.training.recipes import RECIPES
 from archs.training.request import RunRequest
 from archs.training.store import RunError, grad_heatmap
 from ui import fmt, identity, runs, state, train_charts
-from ui.train_form import config_controls, field_control
+from ui.train_form import apply_recipe, config_controls, field_control
 
 REFRESH_SECONDS = 1.0
 FOLDER = "folder"
 RUN_KEY = "train_run"
 MAIN_FIELDS = ("epochs", "batch_size", "max_steps", "optimizer", "lr", "target_accuracy", "device")
-MORE_FIELDS = ("schedule", "warmup_steps", "weight_decay", "momentum", "label_smoothing", "augment", "seed",
-               "log_every", "grad_every", "eval_every", "amp", "channels_last")
+MORE_FIELDS = ("schedule", "warmup_steps", "warmup_fraction", "weight_decay", "decay_all", "momentum",
+               "label_smoothing", "augment", "seed", "log_every", "grad_every", "eval_every", "eval_from", "amp",
+               "channels_last", "compile")
 
 state.init()  # idempotent; the server's first request may open this page without dashboard.py
 st.title("Train")
@@ -96,6 +98,10 @@ with st.container(border=True):
 
 with st.container(border=True):
     st.subheader("Training", anchor=False)
+    state.sticky("train.recipe", "default")
+    recipe = st.selectbox("Recipe", list(RECIPES), key="train.recipe", on_change=apply_recipe,
+                          args=("train", "train.recipe"), help="Fills the settings below (they stay editable): "
+                          + " ".join(f"**{r.name}**: {r.description}" for r in RECIPES.values()))
     values = config_controls(TrainConfig, MAIN_FIELDS, "train", columns=3, special={"device": device_control})
     with st.expander("More settings"):
         values.update(config_controls(TrainConfig, MORE_FIELDS, "train", columns=3))
@@ -117,7 +123,7 @@ if start:
         if not data_name:
             raise DataError("name an image folder first")
         request = RunRequest(spec, TrainConfig(**values), DataConfig(name=data_name, root=root, download=download),
-                             owner=me.owner, owner_name=me.name)
+                             owner=me.owner, owner_name=me.name, recipe=recipe)
         st.session_state[RUN_KEY] = executor.submit(request)
         st.rerun()
     except (DataError, ConfigError, LimitError) as error:

@@ -278,3 +278,19 @@ def test_server_limits_show_where_they_bite(runs_dir, monkeypatch):
     run(at.button(key="train_start").click())
     [made] = RunStore(runs_dir).runs()
     assert made.settings()["train"]["max_steps"] == 30
+
+
+def test_a_recipe_fills_the_settings_which_stay_editable_and_the_run_records_it(runs_dir):
+    at = open_page("train")
+    run(at.selectbox(key="train.recipe").set_value("fast"))
+    assert at.selectbox(key="train.optimizer").value == "sgd" and at.number_input(key="train.lr").value == 0.1
+    assert at.selectbox(key="train.schedule").value == "onecycle" and at.number_input(key="train.batch_size").value == 128
+    assert at.checkbox(key="train.decay_all").value is False
+    at.number_input(key="train.lr").set_value(0.05)  # still editable
+    set_settings(at, max_steps=3, target_accuracy=0.5, grad_every=0)
+    run(at.button(key="train_start").click())
+    [made] = RunStore(runs_dir).runs()
+    train = made.settings()["train"]
+    assert made.settings()["recipe"] == "fast"
+    assert (train["optimizer"], train["lr"], train["label_smoothing"], train["target_accuracy"]) == ("sgd", 0.05, 0.1,
+                                                                                                  0.5)

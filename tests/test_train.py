@@ -6,6 +6,7 @@ import argparse
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -205,3 +206,33 @@ def test_a_stop_during_an_evaluation_ends_the_run_as_stopped():
     config = TrainConfig(epochs=3, batch_size=16, grad_every=0)
     result = train(StopOnEval(), tiny_data(), config, stop_event=stop)
     assert (result.status, result.steps, result.message) == ("stopped", 4, "stopped at step 4")
+
+
+def test_cli_recipe_then_flags(capsys):
+    from archs.training.cli import train_config
+
+    parser = argparse.ArgumentParser(prog="archs")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", "--recipe", "fast", "--lr", "0.05", "--decay-all", "yes",
+                              "--target-accuracy", "0.98"])
+    config = train_config(args, keep_records=False)
+    assert (config.optimizer, config.schedule, config.batch_size, config.label_smoothing) == ("sgd", "onecycle",
+                                                                                            128, 0.1)
+    assert (config.lr, config.decay_all, config.target_accuracy, config.grad_every) == (0.05, True, 0.98, 0)
+    assert train_config(parser.parse_args(["train"]), keep_records=True) == TrainConfig()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--recipe", "slow"])
+    assert "invalid choice: 'slow'" in capsys.readouterr().err
+
+
+def test_a_target_accuracy_ends_the_run_early_as_completed():
+    records = []
+    config = TrainConfig(epochs=20, batch_size=16, lr=1e-2, target_accuracy=0.9, grad_every=0, amp="off",
+                         channels_last="off")
+    result = train(tiny_model(), tiny_data(), config, on_metrics=records.append)
+    evals = [r for r in records if r["kind"] in ("eval", "epoch")]
+    assert result.status == "completed" and result.test_accuracy >= 0.9 and result.steps < 20 * 4
+    assert result.message == f"reached the target test accuracy 90.00% at step {result.steps}"
+    assert evals[-1]["step"] == result.steps and all(r["test_accuracy"] < 0.9 for r in evals[:-1])
+    never = train(tiny_model(), tiny_data(), replace(config, epochs=1, target_accuracy=1.0, lr=1e-6))
+    assert never.status == "completed" and never.message == "ended without reaching the target test accuracy 100.00%"

@@ -25,11 +25,25 @@ def field_control(info: FieldInfo, key: str, where: Any = st,
     common = dict(label=_label(info), help=info.help, key=key)
     if info.kind == "choice":
         return where.selectbox(options=list(info.choices), format_func=format_choice or str, **common)
+    if info.kind == "bool":
+        return where.checkbox(**common)
     if info.kind == "float":
         return where.number_input(min_value=float(info.minimum or 0.0), max_value=info.maximum, step=1e-4,
                                   format="%g", **common)
     return where.number_input(min_value=info.minimum, max_value=info.maximum, step=1,
                               placeholder="no limit" if info.optional else None, **common)
+
+
+def apply_recipe(prefix: str, recipe_key: str) -> None:
+    """on_change of a recipe selectbox: the recipe's values into the fields' widgets (still editable)."""
+    from archs.training.recipes import RECIPES
+
+    recipe = RECIPES.get(st.session_state.get(recipe_key))
+    if recipe is None:
+        return
+    for name, value in recipe.settings.items():
+        st.session_state[f"{prefix}.{name}"] = value
+        st.session_state[f"_keep.{prefix}.{name}"] = value
 
 
 def config_controls(cls: type, names: Iterable[str], prefix: str, columns: int = 3,

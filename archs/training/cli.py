@@ -25,10 +25,13 @@ STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interr
 
 def add_parsers(subparsers) -> None:
     """Add ``train`` and ``runs`` to an ``argparse`` sub-parsers object."""
-    defaults = TrainConfig()
+    from archs.fields import spec_fields
+    from archs.training.recipes import RECIPES
+
     parser = subparsers.add_parser(
         "train", help="train a network briefly and report its accuracy",
-        description="Train a preset or a spec file on a data set and report loss, accuracy and speed.")
+        description="Train a preset or a spec file on a data set and report loss, accuracy and speed. Every "
+                    "setting of TrainConfig is a flag; --recipe fills several at once and flags given override it.")
     parser.add_argument("spec", nargs="?", default=DEFAULT_PRESET,
                         help=f"preset name or spec JSON file (default {DEFAULT_PRESET})")
     parser.add_argument("--data", default=DEFAULT_DATA,
@@ -38,17 +41,18 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--download", action="store_true", help="download a missing torchvision data set")
     parser.add_argument("--train-limit", type=int, default=None, help="train on a fixed random subset of N images")
     parser.add_argument("--test-limit", type=int, default=None, help="test on a fixed random subset of N images")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=defaults.optimizer)
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default=defaults.schedule)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument("--augment", choices=("auto", "none", "crop", "flip", "crop-flip"), default=defaults.augment)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=defaults.device)
-    parser.add_argument("--amp", choices=("auto", "bf16", "off"), default=defaults.amp)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default=None,
+                        help="; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()).replace("%", "%%"))
+    settings = parser.add_argument_group("training settings (default: the recipe's, else TrainConfig's)")
+    for info in spec_fields(TrainConfig):
+        flag = "--" + info.name.replace("_", "-")
+        if info.kind == "bool":
+            settings.add_argument(flag, type=_yes_no, default=None, metavar="yes|no",
+                                  help=f"{info.help} (default {'yes' if info.default else 'no'})".replace("%", "%%"))
+        else:
+            kind = {"int": int, "float": float}.get(info.kind, str)
+            settings.add_argument(flag, type=kind, default=None, choices=info.choices,
+                                  help=f"{info.help} (default {info.default})".replace("%", "%%"))
     parser.add_argument("--save", action="store_true",
                         help="record the run in the run store ($ARCHS_RUNS_DIR or ./runs), trained in this process")
     parser.add_argument("--executor", choices=("local", "ray"), default=None,
@@ -63,7 +67,32 @@ def add_parsers(subparsers) -> None:
     runs.add_argument("--json", action="store_true", help="print one JSON object")
     runs.add_argument("--stop", metavar="RUN_ID", help="ask a queued or running run to stop")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete a finished run (a live one is stopped first)")
+    runs.add_argument("--csv", metavar="RUN_ID", help="print a run's step, epoch and evaluation records as CSV")
     runs.set_defaults(run=runs_main)
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "on", "1"):
+        return True
+    if text.lower() in ("no", "false", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+
+
+def train_config(args: argparse.Namespace, keep_records: bool) -> TrainConfig:
+    """TrainConfig's defaults, then the recipe's settings, then every flag given. Gradient norms are
+    recorded only where the records are kept, unless asked for."""
+    import dataclasses
+
+    from archs.fields import spec_fields
+    from archs.training.recipes import apply_recipe
+
+    config = apply_recipe(args.recipe) if args.recipe else TrainConfig()
+    given = {info.name: getattr(args, info.name) for info in spec_fields(TrainConfig)
+             if getattr(args, info.name, None) is not None}
+    if "grad_every" not in given and not keep_records:
+        given["grad_every"] = 0
+    return dataclasses.replace(config, **given)
 
 
 def build_request(args: argparse.Namespace):
@@ -72,14 +101,10 @@ def build_request(args: argparse.Namespace):
     from archs.training.request import RunRequest
 
     spec = load_spec(args.spec)
-    keep_records = args.save or args.executor is not None
-    config = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, schedule=args.schedule, weight_decay=args.weight_decay,
-                         augment=args.augment, device=args.device, amp=args.amp, seed=args.seed,
-                         grad_every=TrainConfig().grad_every if keep_records else 0)
+    config = train_config(args, keep_records=args.save or args.executor is not None)
     data = DataConfig(name=args.data, root=args.data_root, download=args.download, train_limit=args.train_limit,
                       test_limit=args.test_limit)
-    return RunRequest(spec, config, data)
+    return RunRequest(spec, config, data, recipe=args.recipe)
 
 
 def train_main(args: argparse.Namespace) -> int:
@@ -209,6 +234,9 @@ def runs_main(args: argparse.Namespace) -> int:
 
     store = RunStore(args.runs_dir)
     try:
+        if args.csv:
+            print(store.get(args.csv).metrics_csv(), end="")
+            return 0
         if args.stop or args.delete:
             from archs.training.executors import get_executor
 

@@ -44,8 +44,13 @@ class TrainConfig:
     optimizer: str = param("adam", "Optimizer.", choices=("adam", "sgd"))
     weight_decay: float = param(0.0, "L2 weight decay.", range=(0.0, 1.0))
     momentum: float = param(0.9, "SGD momentum (ignored by Adam).", range=(0.0, 0.999))
-    schedule: str = param("cosine", "Learning-rate schedule after warm-up.", choices=("constant", "cosine"))
+    schedule: str = param("cosine", "Learning-rate schedule after warm-up (onecycle: a straight line down to 0).",
+                          choices=("constant", "cosine", "onecycle"))
     warmup_steps: int = param(0, "Linear learning-rate warm-up steps.", range=(0, None))
+    warmup_fraction: float = param(0.0, "Linear warm-up over this fraction of the run's steps (when warm-up "
+                                        "steps is 0).", range=(0.0, 0.5))
+    decay_all: bool = param(True, "Weight decay on every parameter (off: only on conv and linear weights, not on "
+                                  "norm layers and biases).")
     device: str = param("auto", "Where to train (auto: cuda, then mps, then cpu).",
                         choices=("auto", "cpu", "cuda", "mps"))
     augment: str = param("auto", "Batch augmentation (auto: the data set's usual one).",
@@ -57,6 +62,8 @@ class TrainConfig:
     target_accuracy: float | None = param(None, "End the run as completed the first time the test accuracy "
                                                 "reaches this (0..1; empty: train to the end).",
                                           range=(0.0, 1.0), kind="float", optional=True)
+    eval_from: float = param(0.0, "Periodic evaluations start after this fraction of the run (a target cannot "
+                                  "be reached earlier anyway; each evaluation costs time).", range=(0.0, 1.0))
     label_smoothing: float = param(0.0, "Label smoothing of the cross-entropy loss.", range=(0.0, 0.5))
     seed: int = param(0, "Random seed for initialisation, order and augmentation.", range=(0, None))
     amp: str = param("auto", "bf16 autocast (auto: measured by a short probe, where the device computes bf16 "

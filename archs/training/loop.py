@@ -72,24 +72,35 @@ def plan_steps(config: TrainConfig, train_size: int) -> tuple[int, int, int]:
     return batch, per_epoch, total
 
 
+def warmup_steps(config: TrainConfig, total: int) -> int:
+    return config.warmup_steps or int(round(config.warmup_fraction * total))
+
+
 def lr_at(config: TrainConfig, step: int, total: int) -> float:
-    """Learning rate for 0-based ``step`` of ``total``."""
-    if config.warmup_steps and step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+    """Learning rate for 0-based ``step`` of ``total``: linear warm-up, then constant, cosine or a straight
+    line down to 0 (onecycle)."""
+    warm = warmup_steps(config, total)
+    if warm and step < warm:
+        return config.lr * (step + 1) / warm
+    if config.schedule == "constant":
+        return config.lr
+    progress = min((step - warm) / max(total - warm, 1), 1.0)
     if config.schedule == "cosine":
-        span = max(total - config.warmup_steps, 1)
-        progress = min((step - config.warmup_steps) / span, 1.0)
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return config.lr
+    return config.lr * (1.0 - progress)
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimizer over ``params`` (a model's ``parameters()``; frozen ones are left out)."""
+    """The configured optimizer over ``params`` (a model's ``parameters()``; frozen ones are left out).
+    Without ``decay_all``, weight decay skips 1-dimensional parameters (norm layers' scales, biases)."""
     params = [p for p in params if p.requires_grad]
+    decayed = [p for p in params if config.decay_all or p.ndim > 1]
+    groups = [{"params": decayed, "weight_decay": config.weight_decay}]
+    if len(decayed) < len(params):
+        groups.append({"params": [p for p in params if not (config.decay_all or p.ndim > 1)], "weight_decay": 0.0})
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+    return torch.optim.Adam(groups, lr=config.lr)
 
 
 @torch.inference_mode()
@@ -228,6 +239,7 @@ class _Loop:
                  stop_event: threading.Event | None):
         if data.num_classes < 2:
             raise ConfigError("the data set needs at least two classes")
+        self.start_time = time.perf_counter()  # a run's seconds include placing its data and the probe
         device = resolve_device(config.device)
         self.dist = context(device.type)  # one process alone, or one rank of a torchrun run
         self.device = self.dist.device(device)
@@ -259,6 +271,7 @@ class _Loop:
         self.check_every = 1 if self.device.type == "cpu" and not self.dist.enabled else config.log_every
         # a target accuracy is noticed at evaluations: four per epoch unless asked otherwise
         self.eval_every = config.eval_every or (max(1, self.per_epoch // 4) if config.target_accuracy else 0)
+        self.eval_start = int(config.eval_from * self.total)
         self.step = 0
         self.status, self.message = "completed", ""
         self.lr = lr_at(config, 0, self.total)
@@ -266,7 +279,6 @@ class _Loop:
         self.window = Meter(self.device)         # the steps since the last "step" record
         self.last_step_record: dict | None = None
         self.last_eval: dict | None = None
-        self.start_time = time.perf_counter()
 
     @property
     def going(self) -> bool:
@@ -326,7 +338,7 @@ class _Loop:
                     return self.stop()
             if self.config.grad_every and self.step % self.config.grad_every == 0 and self.dist.is_main:
                 self.sink({"kind": "grad", "step": self.step, "layers": _gradient_norm_records(self.module, x, y)})
-            if (self.eval_every and self.step % self.eval_every == 0
+            if (self.eval_every and self.step % self.eval_every == 0 and self.step >= self.eval_start
                     and index != self.per_epoch - 1 and self.step != self.total):
                 self.evaluate("eval", {"epoch": position})
             started = time.perf_counter()  # records and evaluations are not training time

@@ -51,11 +51,12 @@ class RunRequest:
     owner: str | None = None
     owner_name: str | None = None
     model_factory: str | None = None
+    recipe: str | None = None  # the recipe the settings came from, for the record (they may have been edited)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"kind: must be one of {', '.join(map(repr, KINDS))}, got {self.kind!r}", "kind")
-        for name in ("label", "group", "owner", "owner_name", "model_factory"):
+        for name in ("label", "group", "owner", "owner_name", "model_factory", "recipe"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or len(value) > 200):
                 raise ConfigError(f"{name}: must be a string of at most 200 characters", name)
@@ -70,7 +71,7 @@ class RunRequest:
         """Everything but the spec, as settings.json holds it."""
         return {"kind": self.kind, "label": self.display_label, "group": self.group, "owner": self.owner,
                 "owner_name": self.owner_name, "network": self.spec.name, "model_factory": self.model_factory,
-                "train": self.train.to_dict(), "data": self.data.to_dict()}
+                "recipe": self.recipe, "train": self.train.to_dict(), "data": self.data.to_dict()}
 
     def to_dict(self) -> dict:
         return {"spec": self.spec.to_dict(), **self.settings_dict(), "label": self.label}
@@ -104,7 +105,8 @@ class RunRequest:
         return cls(spec=spec, train=TrainConfig.from_dict(values.get("train") or {}),
                    data=DataConfig.from_dict(values.get("data") or {}), kind=values.get("kind", "train"),
                    label=values.get("label"), group=values.get("group"), owner=values.get("owner"),
-                   owner_name=values.get("owner_name"), model_factory=values.get("model_factory"))
+                   owner_name=values.get("owner_name"), model_factory=values.get("model_factory"),
+                   recipe=values.get("recipe"))
 
 
 class MemoryRecorder:
