@@ -197,4 +197,3 @@ with right:
         with tabs["Export"]:
             inspect_views.export(shown)
 
-state.write_url()  # also here: a server's very first request runs this page without dashboard.py

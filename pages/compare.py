@@ -98,4 +98,3 @@ if trained:
     curves.caption("Loss and accuracy of the stored run(s) against the optimizer step: training (solid) and test "
                "(dotted, at each evaluation).")
 
-state.write_url()  # also here: a server's very first request runs this page without dashboard.py
