@@ -10,7 +10,7 @@ way forward, as the gradient views show it on the way back.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ class ActivationHealth:
     blocks: tuple[BlockActivity, ...]
     batch_size: int
     train_mode: bool                # BatchNorm used batch statistics (train) or running ones (eval)
+    inputs: str = "random normal images"
 
     @property
     def dead_fraction(self) -> float | None:
@@ -52,7 +53,8 @@ class ActivationHealth:
         return sum(b.dead_units for b in self.blocks) / units if units else None
 
     def to_dict(self) -> dict:
-        return {"batch_size": self.batch_size, "train_mode": self.train_mode, "dead_fraction": self.dead_fraction,
+        return {"batch_size": self.batch_size, "train_mode": self.train_mode, "inputs": self.inputs,
+                "dead_fraction": self.dead_fraction,
                 "blocks": [dict(asdict(b), dead_fraction=b.dead_fraction) for b in self.blocks]}
 
 
@@ -124,12 +126,19 @@ def activation_health(spec: NetSpec, batch_size: int = 64, seed: int = 0, train_
     return activation_stats(model, random_batch(spec, batch_size, seed), train_mode)
 
 
-def stored_run_health(run_id: str, batch_size: int = 64, seed: int = 0, train_mode: bool = False) -> ActivationHealth:
-    """Activation health of a stored run's trained weights, in eval mode by default (BatchNorm with the
-    running statistics it learned), on the same seeded random batch as at initialisation."""
-    from .sources import run_spec, run_weights
+def stored_run_health(run_id: str, batch_size: int = 64, seed: int = 0, train_mode: bool = False,
+                      trained: bool = True) -> ActivationHealth:
+    """Activation health of a stored run's trained weights (``trained=False``: the same network freshly
+    initialised with ``seed``), in eval mode by default (BatchNorm with the running statistics it learned),
+    on a seeded batch of the run's own test images, normalised as in training; on seeded random images
+    where the run's data cannot be read here (``inputs`` says which)."""
+    from .sources import run_batch, run_spec, run_weights
 
     spec = run_spec(run_id)
-    model = build_model(spec, init_weights=False)
-    model.load_state_dict(run_weights(run_id))
-    return activation_stats(model, random_batch(spec, batch_size, seed), train_mode)
+    torch.manual_seed(seed)
+    model = build_model(spec, init_weights=not trained)
+    if trained:
+        model.load_state_dict(run_weights(run_id))
+    batch = run_batch(run_id, batch_size, seed)
+    inputs, words = batch if batch is not None else (random_batch(spec, batch_size, seed), "random normal images")
+    return replace(activation_stats(model, inputs, train_mode), inputs=words)

@@ -132,7 +132,9 @@ with st.container(key="health_section"):               # one box, for a screensh
         try:
             source = compute.run_source(run_id)
             health_curves = [(f"{source.label}, trained", compute.run_health(run_id, batch, seed)),
-                             (f"{source.spec.name} at initialisation", compute.health(source.spec, batch, seed))]
+                             (f"{source.spec.name} at initialisation",
+                              compute.run_health(run_id, batch, seed, trained=False))]
+            st.caption(f"Both measured in eval mode on the same batch: {health_curves[0][1].inputs}.")
         except SourceError as error:
             st.error(fmt.plain(error), icon=":material/error:")
     else:

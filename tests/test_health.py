@@ -94,9 +94,26 @@ def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(monkeypa
     model = build_model(spec)
     model.load_state_dict(weights)
     expected = activation_stats(model.eval(), random_batch(spec, 4, 0))
-    assert health == expected and not health.train_mode
+    assert health.inputs == "random normal images"                     # a fake run: no data to read
+    assert replace(health, inputs=expected.inputs) == expected and not health.train_mode
     assert health != activation_health(spec, 4, 0)                    # not the network at initialisation
+    fresh = stored_run_health("r1", batch_size=4, seed=0, trained=False)
+    torch.manual_seed(0)
+    assert replace(fresh, inputs=expected.inputs) == activation_stats(build_model(spec).eval(), random_batch(spec, 4, 0))
     with pytest.raises(SourceError, match="run r2 has no saved weights"):
         stored_run_health("r2")
     with pytest.raises(SourceError, match="no run 'r9'"):
         stored_run_health("r9")
+
+
+def test_a_real_stored_run_is_measured_on_its_own_test_images(tmp_path, monkeypatch):
+    from archs.training import DataConfig, RunRequest, RunStore, TrainConfig, execute_request
+
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path))
+    spec = PRESETS["seed002-inception"]
+    run = RunStore(tmp_path).create(RunRequest(spec, TrainConfig(max_steps=3, batch_size=16, grad_every=0),
+                                               DataConfig(name="digits", test_limit=40)))
+    assert execute_request(run.request(), run)["status"] == "completed"
+    health = stored_run_health(run.id, batch_size=8, seed=0)
+    assert health.inputs == "8 test images of digits" and not health.train_mode
+    assert len(health.blocks) > 3 and all(b.std > 0 for b in health.blocks)

@@ -141,9 +141,9 @@ def health(spec: NetSpec, batch_size: int, seed: int) -> ActivationHealth:
     return activation_health(spec, batch_size, seed)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Loading the run's weights…")
-def run_health(run_id: str, batch_size: int, seed: int) -> ActivationHealth:
-    return stored_run_health(run_id, batch_size, seed)
+@st.cache_resource(max_entries=16, show_spinner="Loading the run's weights and test images…")
+def run_health(run_id: str, batch_size: int, seed: int, trained: bool = True) -> ActivationHealth:
+    return stored_run_health(run_id, batch_size, seed, trained=trained)
 
 
 # ------------------------------------------------------------------------------------------ stored runs
