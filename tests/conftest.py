@@ -25,3 +25,21 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def torchvision_root(tmp_path_factory) -> Path:
+    """A temporary copy of the real MNIST and Fashion-MNIST ``.gz`` files (torchvision layout)."""
+    import shutil
+
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir() or not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
+        pytest.skip(f"real MNIST / Fashion-MNIST files not found in {SHARED_DATA}")
+    root = tmp_path_factory.mktemp("tvdata")
+    for folder in ("MNIST", "FashionMNIST"):
+        (root / folder / "raw").mkdir(parents=True)
+        for gz in (SHARED_DATA / folder / "raw").glob("*.gz"):
+            shutil.copy(gz, root / folder / "raw" / gz.name)
+    return root

@@ -17,22 +17,6 @@ import archs
 
 from archs.training.data import DataError, augment_batch, check_dataset, load_dataset
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def torchvision_root(tmp_path_factory) -> Path:
-    """A temporary copy of the real MNIST and Fashion-MNIST ``.gz`` files (torchvision layout)."""
-    if not (SHARED_DATA / "MNIST" / "raw").is_dir() or not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
-        pytest.skip(f"real MNIST / Fashion-MNIST files not found in {SHARED_DATA}")
-    root = tmp_path_factory.mktemp("tvdata")
-    for folder in ("MNIST", "FashionMNIST"):
-        (root / folder / "raw").mkdir(parents=True)
-        for gz in (SHARED_DATA / folder / "raw").glob("*.gz"):
-            shutil.copy(gz, root / folder / "raw" / gz.name)
-    return root
-
-
 def copy_mnist(source: Path, dest: Path) -> Path:
     shutil.copytree(source / "MNIST", dest / "MNIST")
     return dest

@@ -16,6 +16,9 @@ EXPECTED_PARAMS = {
     "cifar-resnet20": 269_722, "cifar-resnet32": 464_154, "cifar-resnet44": 658_586,
     "cifar-resnet56": 853_018, "cifar-resnet110": 1_727_962,
     "cifar-plain20": 269_722, "cifar-plain56": 853_018, "cifar-plain110": 1_727_962,
+    # by hand: conv 1->16 (144) + BN (32); conv 16->32 (4,608) + BN (64); conv 32->64 (18,432) + BN (128);
+    # linear 64 x 7 x 7 -> 10 (31,370)
+    "speedrun-mnist": 54_778, "speedrun-fashion-mnist": 54_778,
 }
 
 TORCHVISION = {

@@ -61,6 +61,21 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(run=train_main)
 
+    from archs.training.speedrun import SPEEDRUNS
+
+    speed = subparsers.add_parser("speedrun", help="train the project's fastest network and recipe for a data set "
+                                                   "to its target accuracy",
+                                  description="Train the network and recipe the project holds fastest for MNIST or "
+                                              "Fashion-MNIST until the test accuracy reaches the target, and report "
+                                              "the seconds it took.")
+    speed.add_argument("data", choices=tuple(SPEEDRUNS))
+    speed.add_argument("--data-root", default=None, help="folder holding the data set in torchvision's layout "
+                                                         "(default $ARCHS_DATA_DIR or ./data)")
+    speed.add_argument("--download", action="store_true", help="download a missing data set")
+    speed.add_argument("--seed", type=int, default=0)
+    speed.add_argument("--json", action="store_true", help="print one JSON object")
+    speed.set_defaults(run=speedrun_main)
+
     runs = subparsers.add_parser("runs", help="list the run store (and stop or delete a run)",
                                  description="List the runs in the run store, newest first.")
     runs.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
@@ -268,3 +283,29 @@ def runs_main(args: argparse.Namespace) -> int:
         when = dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started else ""
         print(f"{row['id']:<48} {row['status']:<11} {step:>11} {acc:>8} {ips:>9}  {when:<16} {row['label']}")
     return 0
+
+
+def speedrun_main(args: argparse.Namespace) -> int:
+    from archs.training.data import DataError
+    from archs.training.speedrun import run_speedrun
+
+    try:
+        figures = run_speedrun(args.data, args.data_root, seed=args.seed, download=args.download,
+                               on_metric=None if args.json else _print_speedrun_progress)
+    except (DataError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"{args.data}: {100 * figures['test_accuracy']:.2f} % test accuracy (target {100 * figures['target']:.1f} "
+              f"%) in {figures['seconds']:.1f} s, {figures['steps']} steps ({figures['epochs']:.2f} epochs) of "
+              f"{figures['preset']} with the {figures['recipe']} recipe ({figures['runtime']}); reading the data "
+              f"took {figures['load_seconds']:.1f} s more")
+    return 0 if figures["reached"] else 1
+
+
+def _print_speedrun_progress(record: dict) -> None:
+    if record.get("kind") in ("eval", "epoch"):
+        print(f"step {record['step']}: test accuracy {100 * record['test_accuracy']:.2f} % after "
+              f"{record['elapsed']:.1f} s", flush=True)
