@@ -347,13 +347,16 @@ def show_notice() -> None:
 # ------------------------------------------------------------------------------------------ draft <-> widgets
 def _reseed(cls: type, old: dict[str, Any]) -> dict[str, Any]:
     """Values for a part whose type changed: keep the fields the new type shares (if still valid)."""
+    from archs.fields import check_value
+
     values = {}
     for info in spec_fields(cls):
         value = old.get(info.name, info.default)
-        ok = type(value) is type(info.default) and (
-            info.choices is None or value in info.choices) and (
-            info.minimum is None or info.minimum <= value <= info.maximum)
-        values[info.name] = value if ok else info.default
+        try:
+            check_value(info, value, info.name)  # the one validator of field metadata
+        except SpecError:
+            value = info.default
+        values[info.name] = value
     return values
 
 
