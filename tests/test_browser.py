@@ -311,5 +311,6 @@ def test_a_gradients_setting_changed_in_the_page_is_in_the_link(server, page):
     settle(other, timeout=120_000)
     other.get_by_text("batch 4, seed 7").first.wait_for(timeout=60_000)
     seed_box = other.get_by_label("Seed", exact=True).and_(other.get_by_test_id("stNumberInputField"))
-    assert seed_box.input_value() == "7"
+    # the caption can be drawn a frame before the box takes the session's value (seen: "0" for <0.5 s)
+    sync_api.expect(seed_box).to_have_value("7", timeout=10_000)
     other.context.close()

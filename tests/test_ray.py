@@ -22,8 +22,24 @@ def local_ray():
     ray.shutdown()
 
 
-def test_two_runs_on_ray_one_stopped_midway(local_ray, tmp_path):
-    executor = RayExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=2), cpus_per_run=1)
+@pytest.fixture
+def ray_executor(local_ray, tmp_path):
+    """RayExecutor(limits, cpus_per_run) over a fresh store; closed (its relay stopped) after the test."""
+    made = []
+
+    def make(max_concurrent: int, cpus_per_run: int) -> RayExecutor:
+        made.append(RayExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=max_concurrent),
+                                cpus_per_run=cpus_per_run))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.close()
+        assert not executor._relay.is_alive()
+
+
+def test_two_runs_on_ray_one_stopped_midway(ray_executor):
+    executor = ray_executor(max_concurrent=2, cpus_per_run=1)
     assert executor.describe()["executor"] == "ray" and executor.describe()["cpus_per_run"] == 1
     done = executor.submit(request(label="completes"))
     stopped = executor.submit(long_request(label="stopped midway"))
@@ -43,8 +59,8 @@ def test_two_runs_on_ray_one_stopped_midway(local_ray, tmp_path):
     assert executor.relay_error is None
 
 
-def test_a_queued_ray_run_is_cancelled_and_a_failing_one_recorded(local_ray, tmp_path):
-    executor = RayExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), cpus_per_run=2)
+def test_a_queued_ray_run_is_cancelled_and_a_failing_one_recorded(ray_executor):
+    executor = ray_executor(max_concurrent=1, cpus_per_run=2)
     first = executor.submit(long_request())
     waiting = executor.submit(request())  # needs the 2 CPUs the first one holds
     time.sleep(0.5)

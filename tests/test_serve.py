@@ -87,8 +87,9 @@ class Server:
 
 
 def test_make_serve_and_the_dockerfile_run_the_same_command():
-    make = subprocess.run(["make", "-n", "serve", "PORT=8501", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout.strip().splitlines()[-1]
+    # --no-print-directory: under `make test` this is a sub-make, which would add "Leaving directory" lines
+    make = subprocess.run(["make", "--no-print-directory", "-n", "serve", "PORT=8501", "HOST=0.0.0.0"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     made = shlex.split(make)
     cmd = dockerfile_cmd()
     assert made[1:] == cmd[1:]  # all but the interpreter (.venv/bin/python here, the image's python there)

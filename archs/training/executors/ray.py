@@ -182,8 +182,14 @@ class RayExecutor(Executor):
         self.handles: dict[str, Run] = {}
         self.lock = threading.Lock()
         self.relay_error: str | None = None
+        self._closed = threading.Event()
         self._relay = threading.Thread(target=self._relay_loop, daemon=True, name="archs-ray-relay")
         self._relay.start()
+
+    def close(self) -> None:
+        """Stop relaying (before ``ray.shutdown()``); records a run sends afterwards stay in its channel."""
+        self._closed.set()
+        self._relay.join(timeout=2 * RELAY_SECONDS + 5)
 
     def describe(self) -> dict:
         return {**super().describe(), "address": self.address or "local Ray instance",
@@ -224,8 +230,9 @@ class RayExecutor(Executor):
     # ----- the relay
     def _relay_loop(self) -> None:
         ray = _ray()
-        while True:
-            time.sleep(RELAY_SECONDS)
+        while not self._closed.wait(RELAY_SECONDS):
+            if not ray.is_initialized():
+                return  # Ray was shut down: calling it now would start a new instance (its auto-init hook)
             try:
                 self._apply(ray.get(self.channel.drain.remote()))
                 self._collect_finished(ray)
