@@ -89,7 +89,7 @@ def browser_run(page, chrome: int, server, store: RunStore) -> dict:
     wall = time.monotonic() - wall0
     status = run.status()
     return {"images_per_second": status["result"]["images_per_second"], "test_accuracy": status["result"][
-        "test_accuracy"], "wall_seconds": wall, "server_cpu_share": (cpu_seconds(server_pids) - cpu0) / wall,
+        "test_accuracy"], "runtime": (status.get("runtime") or {}).get("chosen"), "wall_seconds": wall, "server_cpu_share": (cpu_seconds(server_pids) - cpu0) / wall,
             "browser_cpu_share": (cpu_seconds(descendants(chrome)) - bcpu0) / wall}
 
 
@@ -97,7 +97,9 @@ def cli_run(runs_dir: Path) -> dict:
     out = subprocess.run([sys.executable, "-m", "archs", "train", "cifar-resnet20", "--data", "digits", "--save",
                           "--runs-dir", str(runs_dir), "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
-    return {"images_per_second": result["images_per_second"], "test_accuracy": result["test_accuracy"]}
+    start = next(r for r in RunStore(runs_dir).get(result["run_id"]).metrics("start"))
+    return {"images_per_second": result["images_per_second"], "test_accuracy": result["test_accuracy"],
+            "runtime": (start.get("runtime") or {}).get("chosen")}
 
 
 def stop_latency(page, store: RunStore) -> float:
@@ -149,9 +151,9 @@ def main(argv=None) -> int:
                 time.sleep(2)
                 rows.append((web, cli))
                 print(f"round {n + 1}: page {web['images_per_second']:7.1f} images/s (test acc "
-                      f"{100 * web['test_accuracy']:.1f} %, server CPU {100 * web['server_cpu_share']:.1f} % of a "
+                      f"{100 * web['test_accuracy']:.1f} %, {web['runtime']}, server CPU {100 * web['server_cpu_share']:.1f} % of a "
                       f"core, browser {100 * web['browser_cpu_share']:.1f} %) | CLI {cli['images_per_second']:7.1f} "
-                      f"images/s (test acc {100 * cli['test_accuracy']:.1f} %) | ratio "
+                      f"images/s (test acc {100 * cli['test_accuracy']:.1f} %, {cli['runtime']}) | ratio "
                       f"{web['images_per_second'] / cli['images_per_second']:.3f}", flush=True)
             latency = stop_latency(page, store)
             browser.close()

@@ -203,4 +203,4 @@ saved = st.session_state.get("sweep")
 if saved:
     _, done_now, total_now = depth_sweep_results(runs.executor().store, saved[1])
     measuring = done_now < total_now
-    st.fragment(run_every=1.0 if measuring else None)(sweep_view)(*saved, measuring)
+    st.fragment(run_every=runs.STATUS_SECONDS if measuring else None)(sweep_view)(*saved, measuring)

@@ -21,7 +21,7 @@ from archs.training.store import RunError, grad_heatmap
 from ui import fmt, identity, runs, state, train_charts
 from ui.train_form import apply_recipe, config_controls, field_control
 
-REFRESH_SECONDS = 1.0
+LIVE_CHART = {"staticPlot": True}  # while a run goes on: no hover or zoom layers to rebuild on every redraw
 FOLDER = "folder"
 RUN_KEY = "train_run"
 MAIN_FIELDS = ("epochs", "batch_size", "max_steps", "optimizer", "lr", "target_accuracy", "device")
@@ -177,17 +177,31 @@ def show_run(run_id: str, was_active: bool) -> None:
     cols[2].metric("Test accuracy", fmt_pct(info["test_accuracy"]))
     cols[3].metric("Images/s", fmt_number(info["images_per_second"], "{:,.0f}"))
     cols[4].metric("Device", info["device"] or "–")
+    if not active:
+        show_charts(run_id, False)
+
+
+def show_charts(run_id: str, live: bool) -> None:
+    try:
+        run = store.get(run_id)
+    except RunError:
+        return
+    if live and run.status().get("status") not in ACTIVE_STATUSES:
+        return  # the status fragment redraws the whole page, charts included
     records = run.metrics()
     if any(r.get("kind") in ("step", "epoch", "eval") for r in records):
-        st.plotly_chart(train_charts.curves([(info["label"], records)]), width="stretch", key="train_curves")
-    elif active:
+        label = run.settings().get("label") or run_id
+        st.plotly_chart(train_charts.curves([(label, records)]), width="stretch", key="train_curves",
+                        config=LIVE_CHART if live else None)
+    elif live:
         st.caption("Waiting for the first records…")
     matrix = grad_heatmap(records)
     if matrix["steps"]:
         st.markdown("**Gradient norm per layer during training** (every "
                     f"{run.settings().get('train', {}).get('grad_every', '?')} steps; colour is log₁₀ of "
                     "‖∂loss/∂W‖). Rows fading to dark at the top mean the early layers barely learn.")
-        st.plotly_chart(train_charts.grad_heatmap(matrix), width="stretch", key="train_heatmap")
+        st.plotly_chart(train_charts.grad_heatmap(matrix), width="stretch", key="train_heatmap",
+                        config=LIVE_CHART if live else None)
 
 
 def fmt_number(value, pattern: str = "{:.4g}") -> str:
@@ -207,7 +221,9 @@ if run_id is None:
             icon=":material/model_training:")
 else:
     was_active = store.get(run_id).status()["status"] in ACTIVE_STATUSES
-    st.fragment(run_every=REFRESH_SECONDS if was_active else None)(show_run)(run_id, was_active)
+    st.fragment(run_every=runs.STATUS_SECONDS if was_active else None)(show_run)(run_id, was_active)
+    if was_active:
+        st.fragment(run_every=runs.CHART_SECONDS)(show_charts)(run_id, True)
 
 # ------------------------------------------------------------------------------------------ He et al.
 from ui import degradation  # noqa: E402  (its own section, below the single run)

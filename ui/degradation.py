@@ -17,7 +17,7 @@ from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings
                                         submit_degradation)
 from archs.training.limits import LimitError
 
-from . import fmt, state, train_charts
+from . import fmt, runs, state, train_charts
 
 NETS = DEGRADATION_PRESETS
 GROUP_PREFIX = "degradation"
@@ -101,7 +101,7 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
                 "can be small, noisy, or absent, and test accuracy says little about it: these are single seeds, "
                 "not the paper's 64k iterations on CIFAR-10. Runs that diverged show an ✕ where the loss broke.")
 
-    st.fragment(run_every=1.0 if active else None)(draw)(active)
+    st.fragment(run_every=runs.STATUS_SECONDS if active else None)(draw)(active)
 
 
 def verdict(summary: dict) -> str:

@@ -12,6 +12,13 @@ from archs.training.executors import Executor, get_executor
 
 from . import fmt
 
+# How often a view of runs that go on redraws itself. Measured (benchmarks/bench_web.py, headless Chromium on
+# the 2-core server): each refresh of the Train page's figures cost the browser ~0.1 s of CPU and each plotly
+# redraw ~0.25 s; at 1 s for both, with Streamlit's post-run gc.collect, the run beside them trained at 0.57-0.83
+# of the command line's images/s. TensorBoard reloads every 30 s.
+STATUS_SECONDS = 2.0
+CHART_SECONDS = 6.0
+
 
 def executor() -> Executor:
     """The configured executor (``ARCHS_EXECUTOR``) for the configured run store (``ARCHS_RUNS_DIR``), shared
