@@ -13,8 +13,8 @@ than contiguous float32, while for a small Inception net at batch 32 channels_la
   when its measured saving over the run's steps pays back its compile time.
 
 The probe runs a copy of the model on random input of the run's shape (the run's weights and random
-state are untouched), times a few optimizer steps of each candidate after a warm-up step, and costs at
-most ``PROBE_SECONDS`` (more steps per candidate when steps are quick). It is skipped when the run is
+state are untouched), times a few optimizer steps of each candidate after a warm-up step, in alternated
+rounds, and costs about ``PROBE_SECONDS`` (more rounds when steps are quick). It is skipped when the run is
 too short for any choice to save the probe's cost, and its decision is cached on disk
 (``$ARCHS_CACHE_DIR``, default ``~/.cache/archs``) per network structure, input shape, optimizer, device,
 threads and torch version. What was chosen, and the probe's figures, go into the run's ``start`` record.
@@ -90,41 +90,63 @@ def _apply_backend(choice: Choice) -> None:
         torch.backends.cudnn.allow_tf32 = choice.tf32
 
 
+class _Candidate:
+    """One choice ready to step: its own copy of the model and optimizer, and the input in its layout."""
+
+    def __init__(self, model: nn.Module, optimizer_factory: Callable, choice: Choice, x: torch.Tensor,
+                 y: torch.Tensor, device: torch.device):
+        self.choice = choice
+        fmt = torch.channels_last if choice.channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=fmt)
+        self.step_model = torch.compile(self.model) if choice.compile else self.model
+        self.optimizer = optimizer_factory(self.model.parameters())
+        self.x, self.y = x.to(memory_format=fmt), y
+        self.runtime = choice.runtime(device)
+
+    def step(self) -> float:
+        """Seconds of one optimizer step."""
+        _apply_backend(self.choice)
+        started = time.perf_counter()
+        with self.runtime.autocast():
+            loss = F.cross_entropy(self.step_model(self.x).float(), self.y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.runtime.synchronize()
+        return time.perf_counter() - started
+
+
 def _timed_steps(model: nn.Module, optimizer_factory: Callable, choice: Choice, x: torch.Tensor, y: torch.Tensor,
                  steps: int, device: torch.device) -> tuple[float, float]:
     """(seconds of the first step, median seconds of the next ``steps``) for one candidate."""
-    _apply_backend(choice)
-    fmt = torch.channels_last if choice.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    step_model = torch.compile(model) if choice.compile else model
-    optimizer = optimizer_factory(model.parameters())
-    x = x.to(memory_format=fmt)
-    runtime = choice.runtime(device)
-    times = []
-    for _ in range(steps + 1):
-        started = time.perf_counter()
-        with runtime.autocast():
-            loss = F.cross_entropy(step_model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        runtime.synchronize()
-        times.append(time.perf_counter() - started)
+    candidate = _Candidate(model, optimizer_factory, choice, x, y, device)
+    times = [candidate.step() for _ in range(steps + 1)]
     return times[0], statistics.median(times[1:]) if steps else times[0]
 
 
 def probe(model: nn.Module, optimizer_factory: Callable, choices: list[Choice], input_shape: tuple[int, ...],
           num_classes: int, device: torch.device, step_seconds: float, budget: float = PROBE_SECONDS
           ) -> dict[Choice, float]:
-    """Seconds per optimizer step of each choice (median after a warm-up step), on a copy of ``model``
-    with random input, timing as many steps (1 to 8) as ``budget`` allows at about ``step_seconds`` a
-    step; the caller's random state is left as it was."""
+    """Seconds per optimizer step of each choice, on copies of ``model`` with random input: a warm-up step
+    each, then rounds in which every candidate takes one timed step (alternated, so a noisy moment of a
+    shared machine hurts all alike), 2 to 8 rounds as ``budget`` allows at about ``step_seconds`` a step;
+    the median per candidate. The caller's random state is left as it was."""
     rng = torch.random.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    started = time.perf_counter()
     try:
         x, y = _sample(input_shape, num_classes, device)
-        steps = int(max(1, min(8, budget / max(len(choices), 1) / max(step_seconds, 1e-4) - 1)))
-        return {c: _timed_steps(copy.deepcopy(model), optimizer_factory, c, x, y, steps, device)[1] for c in choices}
+        ready = [_Candidate(copy.deepcopy(model), optimizer_factory, c, x, y, device) for c in choices]
+        for candidate in ready:
+            candidate.step()  # warm-up: kernels chosen, buffers allocated
+        rounds = int(max(2, min(8, budget / max(len(choices), 1) / max(step_seconds, 1e-4) - 1)))
+        times: dict[Choice, list[float]] = {c: [] for c in choices}
+        for done in range(rounds):
+            if done >= 2 and time.perf_counter() - started > budget:
+                break  # slower than estimated: what is timed so far decides
+            for candidate in ready:
+                times[candidate.choice].append(candidate.step())
+        return {c: statistics.median(t) for c, t in times.items()}
     finally:
         torch.random.set_rng_state(rng)
         if cuda_rng is not None:
@@ -199,10 +221,10 @@ def choose(config: TrainConfig, model: nn.Module, device: torch.device, input_sh
                              f"(about {estimated_probe:.1f} s)")
         return _finish(fallback, device, report, "default (run too short to probe)")
     shape = input_shape
-    if 2 * step * len(choices) > PROBE_SECONDS and input_shape[0] > 4:
-        # steps too slow to time each candidate twice within the budget: probe a smaller batch (the ratios
-        # between layouts and precisions carry over closely; the report says which batch was timed)
-        batch = max(4, int(input_shape[0] * PROBE_SECONDS / (2 * step * len(choices))))
+    if 3 * step * len(choices) > PROBE_SECONDS and input_shape[0] > 4:
+        # steps too slow for a warm-up and two timed steps of each candidate within the budget: probe a smaller
+        # batch (the ratios between layouts and precisions carry over closely; the report says which was timed)
+        batch = max(4, int(input_shape[0] * PROBE_SECONDS / (3 * step * len(choices))))
         shape = (batch, *input_shape[1:])
         step *= batch / input_shape[0]
         report["probe_batch"] = batch
