@@ -178,12 +178,7 @@ def fields_from_dict(cls: type, data: Any, path: str, nested: dict[str, Any] | N
     for name, info in infos.items():
         if name not in data:
             raise field_error(join_path(path, name), "missing field")
-        value = data[name]
-        if info.kind == "float" and type(value) is int:
-            try:
-                value = float(value)
-            except OverflowError:
-                raise field_error(join_path(path, name), f"must be a finite number, got {describe(value)}") from None
+        value = _json_float(info.kind, data[name], join_path(path, name))
         check_value(info, value, join_path(path, name))
         values[name] = value
     values.update(nested)
@@ -202,5 +197,16 @@ def settings_from_dict(cls: type, values: Any, what: str, error: type[SpecError]
     if unknown:
         raise error(f"unknown {what} setting {unknown[0]!r}", unknown[0])
     kinds = {info.name: info.kind for info in spec_fields(cls)}
-    values = {k: float(v) if kinds.get(k) == "float" and type(v) is int else v for k, v in values.items()}
+    values = {k: _json_float(kinds.get(k), v, k, error) for k, v in values.items()}
     return cls(**values)
+
+
+def _json_float(kind: str | None, value: Any, path: str, error: type[SpecError] = SpecError) -> Any:
+    """JSON writes 3.0 as 3: an int where a float belongs becomes one (one too large for a float is an error
+    naming the field, not an OverflowError)."""
+    if kind != "float" or type(value) is not int:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise error(f"{path}: must be a finite number, got {describe(value)}", path) from None

@@ -92,12 +92,13 @@ def run_batch(run_id: str, batch_size: int, seed: int) -> tuple[torch.Tensor, st
     words saying what it is; None when the run's data cannot be read here (moved, never downloaded)."""
     run = _open_run(run_id)
     try:
-        from archs.training.data import load_dataset
+        from archs.training.data import load_dataset, normalize_batch
 
         data_settings = run.settings().get("data") or {}
         spec = run.spec()
         data = load_dataset(data_settings.get("name", "digits"), root=data_settings.get("root"),
                             input_size=spec.input_size, in_channels=spec.in_channels,
+                            train_limit=data_settings.get("train_limit"),  # its mean and std, as trained
                             test_limit=data_settings.get("test_limit"))
         x, _ = next(data.test_batches(max(data.test_size, 1)))
     except Exception:  # noqa: BLE001 - any unreadable data: the caller falls back to random images
@@ -105,7 +106,7 @@ def run_batch(run_id: str, batch_size: int, seed: int) -> tuple[torch.Tensor, st
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size]
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
-    return x[pick].float().div(255.0).sub(mean).div(std), f"{len(pick)} test images of {data.name}"
+    return normalize_batch(x[pick], mean, std), f"{len(pick)} test images of {data.name}"
 
 
 def run_metrics(run_id: str) -> list[dict]:

@@ -1,38 +1,25 @@
-"""``streamlit run dashboard.py`` for the benchmarks that time the dashboard in a real browser."""
+"""``streamlit run dashboard.py`` for the benchmarks that time the dashboard in a real browser: the tests'
+server (the Dockerfile's command on a free port, with a start deadline), over a throwaway runs folder."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 @contextlib.contextmanager
 def dashboard_server():
-    """Start the dashboard on a free port and wait until it is healthy; yield its URL; stop the process group."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+    """Start the dashboard, wait until it is healthy (or fail), yield its URL; stop it afterwards."""
+    from test_serve import Server
+
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as work:
+        server = Server(Path(work) / "runs", Path(work) / "server.log")
+        try:
+            yield server.url
+        finally:
+            server.stop()

@@ -178,7 +178,7 @@ def sweep_view(key: tuple, group: str, was_measuring: bool) -> None:
     if was_measuring and done == total:
         st.rerun()  # finished: redraw without the timer
     if done < total:
-        ahead = len([r for r in store.active() if store.get(r).settings().get("group") != group])
+        ahead = len([r for r in runs.executor().active() if store.get(r).settings().get("group") != group])
         st.progress(done / max(total, 1), text=f"Measured {done} of {total} networks"
                     + (f" · waiting behind {ahead} other run{'s' if ahead != 1 else ''}" if ahead and not done else ""))
         return

@@ -21,7 +21,6 @@ from archs.training.store import RunError, grad_heatmap
 from ui import fmt, identity, runs, state, train_charts
 from ui.train_form import apply_recipe, config_controls, field_control
 
-LIVE_CHART = {"staticPlot": True}  # while a run goes on: no hover or zoom layers to rebuild on every redraw
 FOLDER = "folder"
 RUN_KEY = "train_run"
 MAIN_FIELDS = ("epochs", "batch_size", "max_steps", "optimizer", "lr", "target_accuracy", "device")
@@ -138,7 +137,7 @@ def show_run(run_id: str, was_active: bool) -> None:
         st.info("That run was deleted.")
         return
     info = run.info()
-    queue = store.queued()
+    queue = executor.queue()  # not the store's: a Ray executor's queue is Ray's
     info["queue_position"] = queue.index(run_id) + 1 if run_id in queue else None
     status_data = run.status()
     if info["test_accuracy"] is None:  # the latest evaluation while the run goes on
@@ -192,7 +191,7 @@ def show_charts(run_id: str, live: bool) -> None:
     if any(r.get("kind") in ("step", "epoch", "eval") for r in records):
         label = run.settings().get("label") or run_id
         st.plotly_chart(train_charts.curves([(label, records)]), width="stretch", key="train_curves",
-                        config=LIVE_CHART if live else None)
+                        config=runs.LIVE_CHART if live else None)
     elif live:
         st.caption("Waiting for the first records…")
     matrix = grad_heatmap(records)
@@ -201,7 +200,7 @@ def show_charts(run_id: str, live: bool) -> None:
                     f"{run.settings().get('train', {}).get('grad_every', '?')} steps; colour is log₁₀ of "
                     "‖∂loss/∂W‖). Rows fading to dark at the top mean the early layers barely learn.")
         st.plotly_chart(train_charts.grad_heatmap(matrix), width="stretch", key="train_heatmap",
-                        config=LIVE_CHART if live else None)
+                        config=runs.LIVE_CHART if live else None)
 
 
 def fmt_number(value, pattern: str = "{:.4g}") -> str:
@@ -213,7 +212,7 @@ def fmt_pct(value) -> str:
 
 
 run_id = my_run_id()
-others = [r for r in store.active() if r != run_id]
+others = [r for r in executor.active() if r != run_id]
 if others:
     st.caption(f"{len(others)} other run{'s are' if len(others) != 1 else ' is'} running or waiting: see **Runs**.")
 if run_id is None:

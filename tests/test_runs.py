@@ -81,6 +81,8 @@ def test_a_request_round_trips_through_json_and_its_run_folder(tmp_path):
         request(model_factory="nocolon")
     with pytest.raises(ConfigError, match="unknown data setting 'path'"):
         RunRequest.from_dict({**req.to_dict(), "data": {"path": "x"}})
+    with pytest.raises(ConfigError, match="^lr: must be a finite number"):  # not an OverflowError
+        RunRequest.from_dict({**req.to_dict(), "train": {**req.to_dict()["train"], "lr": 10**400}})
     with pytest.raises(archs.SpecError, match="stages\\[0\\]"):
         RunRequest.from_dict({**req.to_dict(), "spec": {**SPEC.to_dict(), "stages": [{"type": "residual"}]}})
 

@@ -81,7 +81,7 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
     active = any(r["status"] in ACTIVE_STATUSES for r in rows)
 
     def draw(was_active: bool) -> None:
-        _, now = latest_group(executor.store, me.owner)
+        now = executor.store.list_runs(group=group)  # this group: a newer one of someone else's waits for a rerun
         summary = degradation_summary(executor.store, group)
         if any(r["status"] in ACTIVE_STATUSES for r in now) != was_active:
             st.rerun()
@@ -92,7 +92,8 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
             f"{fmt.plain(r['label'])}: {r['status']}" for r in now))
         curves = [(r["label"], executor.store.get(r["id"]).metrics()) for r in now]
         if any(records for _, records in curves):
-            st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="deg_curves")
+            st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="deg_curves",
+                            config=runs.LIVE_CHART if was_active else None)
             st.markdown(verdict(summary))
             st.caption(
                 "What to look for: on the **training loss**, plain-56 above plain-20 is the degradation He et al. "
@@ -101,7 +102,7 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
                 "can be small, noisy, or absent, and test accuracy says little about it: these are single seeds, "
                 "not the paper's 64k iterations on CIFAR-10. Runs that diverged show an ✕ where the loss broke.")
 
-    st.fragment(run_every=runs.STATUS_SECONDS if active else None)(draw)(active)
+    st.fragment(run_every=runs.CHART_SECONDS if active else None)(draw)(active)  # its chart is most of a redraw
 
 
 def verdict(summary: dict) -> str:

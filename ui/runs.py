@@ -18,6 +18,7 @@ from . import fmt
 # of the command line's images/s. TensorBoard reloads every 30 s.
 STATUS_SECONDS = 2.0
 CHART_SECONDS = 6.0
+LIVE_CHART = {"staticPlot": True}  # plotly config while runs go on: no hover or zoom layers to rebuild each time
 
 
 def executor() -> Executor:

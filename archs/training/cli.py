@@ -164,24 +164,17 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def _in_this_process(request, args) -> tuple[dict, str | None]:
-    import threading
-
     from archs.training.request import MemoryRecorder, execute_request
     from archs.training.store import RunStore, process_identity
 
     progress = None if args.json or not _main_rank() else _print_progress
-    stop = threading.Event()
     if args.save and _main_rank():
         run = RunStore(args.runs_dir).create(request, executor="cli")
         recorder, run_id = _Echo(run, progress), run.id
     else:
         recorder, run_id = MemoryRecorder(on_metric=progress), None
-    try:
-        status = execute_request(request, recorder, stop_event=stop, worker=process_identity())
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    return status, run_id
+    # no stop event: Ctrl-C interrupts the process, and an event would add stop hooks to every block
+    return execute_request(request, recorder, worker=process_identity()), run_id
 
 
 def _main_rank() -> bool:

@@ -182,7 +182,6 @@ class StreamingData:
         self.name, self.train, self.test, self.classes = name, train, test, classes
         self.in_channels, self.input_size, self.augment, self.source = channels, size, augment, source
         self.workers = workers
-        self.train_y, self.test_y = train.targets, test.targets
         self.mean, self.std = _mean_std(torch.stack([train[i][0] for i in _spread(len(train), 512)]))
 
     device = torch.device("cpu")
@@ -577,10 +576,9 @@ def _data_workers() -> int:
     try:
         return max(0, int(os.environ["ARCHS_DATA_WORKERS"]))
     except (KeyError, ValueError):
-        try:
-            return min(4, len(os.sched_getaffinity(0)))
-        except (AttributeError, OSError):
-            return 2
+        from archs.training.device import cpu_count  # device imports this module
+
+        return min(4, cpu_count())
 
 
 def _first_line(exc: BaseException) -> str:
@@ -690,10 +688,7 @@ def load_dataset(
     size = input_size or train_x.shape[-1]
     train_x = _fit_size(_fit_channels(train_x, channels, info.title), size)
     test_x = _fit_size(_fit_channels(test_x, channels, info.title), size)
-    scaled = train_x.float().div_(255.0)
-    mean = tuple(float(v) for v in scaled.mean(dim=(0, 2, 3)))
-    std = tuple(max(float(v), 1e-3) for v in scaled.std(dim=(0, 2, 3)))
-    del scaled
+    mean, std = _mean_std(train_x)
     data = TensorData(
         name=str(name), train_x=train_x.contiguous(), train_y=train_y.contiguous(),
         test_x=test_x.contiguous(), test_y=test_y.contiguous(), classes=classes,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -36,10 +35,9 @@ class LimitError(ValueError):
 
 
 def gpu_count() -> int:
-    """CUDA devices here (0 without torch's CUDA). Imports torch only if something already has."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        import torch
+    """CUDA devices here (0 without torch's CUDA). Imports torch: call it where torch is loaded anyway."""
+    import torch
+
     try:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # noqa: BLE001 - a broken driver is "no GPU" here
@@ -71,10 +69,9 @@ class Limits:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
         env = os.environ if env is None else env
-        queued = env.get("ARCHS_MAX_QUEUED_PER_OWNER")
         return cls(
             max_concurrent=_positive(env, "ARCHS_MAX_CONCURRENT_RUNS") or default_max_concurrent(),
-            max_queued_per_owner=_positive(env, "ARCHS_MAX_QUEUED_PER_OWNER") if queued else 5,
+            max_queued_per_owner=_positive(env, "ARCHS_MAX_QUEUED_PER_OWNER") or 5,
             max_steps=_positive(env, "ARCHS_MAX_STEPS_PER_RUN"),
             max_epochs=_positive(env, "ARCHS_MAX_EPOCHS_PER_RUN"),
             max_params=_positive(env, "ARCHS_MAX_TRAIN_PARAMS"),

@@ -10,7 +10,6 @@ far kept.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import threading
 import time
@@ -105,15 +104,11 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, data: TensorData, runtime: Runtime | None = None, batch_size: int = 512,
-             split: str = "test", dist: Context = Context()) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (0..1) of ``model`` on a split, in eval mode (on several processes,
-    each evaluates its share and the sums are combined)."""
+             dist: Context = Context()) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (0..1) of ``model`` on the test split, in eval mode (on several
+    processes, each evaluates its share and the sums are combined)."""
     runtime = runtime or resolve_runtime(TrainConfig(device=next(model.parameters()).device.type))
-    if split == "test":
-        batches = data.test_batches(batch_size, dist.rank, dist.world_size)
-    else:
-        xs, ys = data.train_x[dist.rank :: dist.world_size], data.train_y[dist.rank :: dist.world_size]
-        batches = ((xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, len(ys), batch_size))
+    batches = data.test_batches(batch_size, dist.rank, dist.world_size)
     device = runtime.device
     mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)

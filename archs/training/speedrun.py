@@ -52,7 +52,6 @@ SPEEDRUNS: dict[str, Speedrun] = {
     "fashion-mnist": Speedrun("fashion-mnist", "speedrun-fashion-mnist", 0.91, 2.5,
                               {"lr": 0.3, "augment": "none"}),
 }
-TRAIN_SIZE = 60_000  # both data sets
 
 
 def run_speedrun(name: str, root: str | None = None, *, seed: int = 0, download: bool = False,
@@ -65,9 +64,10 @@ def run_speedrun(name: str, root: str | None = None, *, seed: int = 0, download:
     run = SPEEDRUNS[name]
     spec = PRESETS[run.preset]
     started = time.perf_counter()
-    load_dataset(run.data, root=root, input_size=spec.input_size, in_channels=spec.in_channels, download=download)
+    data = load_dataset(run.data, root=root, input_size=spec.input_size, in_channels=spec.in_channels,
+                        download=download)  # kept in the process's cache: the run finds it there
     load_seconds = time.perf_counter() - started
-    request = RunRequest(spec, run.train_config(TRAIN_SIZE, seed), DataConfig(name=run.data, root=root),
+    request = RunRequest(spec, run.train_config(data.train_size, seed), DataConfig(name=run.data, root=root),
                          label=f"speedrun {name}", recipe=run.recipe)
     recorder = MemoryRecorder(on_metric)
     status = execute_request(request, recorder)

@@ -42,7 +42,7 @@ from typing import Any
 from archs.training.config import ACTIVE_STATUSES, FINAL_STATUSES
 
 __all__ = ["ACTIVE_STATUSES", "FINAL_STATUSES", "Run", "RunError", "RunStore", "default_runs_dir", "grad_heatmap",
-           "process_alive", "process_identity", "read_jsonl", "write_json_atomic"]
+           "process_alive", "process_identity", "read_json", "read_jsonl", "write_json_atomic"]
 
 QUEUE = ".queue"
 CLAIMED = "claimed-"
@@ -84,7 +84,7 @@ def _json_default(value):
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def _read_json(path: Path, default=None):
+def read_json(path: Path, default=None):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -180,7 +180,7 @@ class Run:
 
     # ----- reading
     def stored_status(self) -> dict:
-        data = _read_json(self.path / "status.json", default=None)
+        data = read_json(self.path / "status.json", default=None)
         return data if isinstance(data, dict) else {"status": "interrupted",
                                                     "error": "status.json is missing or unreadable"}
 
@@ -205,9 +205,6 @@ class Run:
             return data
         if stored == "queued" and self._queue_entry() is not None:
             return data
-        if stored == "running" and "pid" in data:  # run in a process of its own (the CLI's --save)
-            if process_alive({k: data.get(k) for k in ("pid", "host", "start")}) is not False:
-                return data
         return {**data, "status": "interrupted", "stored_status": stored,
                 "error": data.get("error") or "the process that held this run stopped before it ended"}
 
@@ -221,7 +218,7 @@ class Run:
         return None
 
     def settings(self) -> dict:
-        return _read_json(self.path / "settings.json", default={}) or {}
+        return read_json(self.path / "settings.json", default={}) or {}
 
     @property
     def owner(self) -> str | None:
@@ -318,7 +315,7 @@ class Run:
     # ----- writing (by the one process responsible for the run at the time)
     def write_status(self, **fields: Any) -> dict:
         with _STATUS_LOCK:  # read-modify-write by threads of one process; one process writes at a time
-            data = _read_json(self.path / "status.json", default={}) or {}
+            data = read_json(self.path / "status.json", default={}) or {}
             data.update(fields, updated=time.time())
             write_json_atomic(self.path / "status.json", data)
         if fields.get("status") in FINAL_STATUSES and "events" in self.__dict__:

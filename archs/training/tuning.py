@@ -170,10 +170,17 @@ def _device_name(device: torch.device) -> str:
 
 
 def _key(model: nn.Module, input_shape: tuple[int, ...], config: TrainConfig, device: torch.device,
-         choices: list[Choice]) -> str:
+         choices: list[Choice], total_steps: int) -> str:
+    # whether to compile depends on the setting and, when it is auto on CUDA, on how long the run is
+    compile_for = total_steps if _decides_compile(config, device) else None
     text = json.dumps([repr(model), [list(p.shape) for p in model.parameters()], list(input_shape), config.optimizer,
-                       _device_name(device), torch.__version__, [c.name for c in choices]])
+                       _device_name(device), torch.__version__, [c.name for c in choices], config.compile,
+                       compile_for])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _decides_compile(config: TrainConfig, device: torch.device) -> bool:
+    return device.type == "cuda" and config.compile == "auto"
 
 
 def _read_cache() -> dict:
@@ -203,11 +210,11 @@ def choose(config: TrainConfig, model: nn.Module, device: torch.device, input_sh
     choices = candidates(config, device)
     fallback = default_choice(config, device)
     report: dict = {"candidates": [c.name for c in choices]}
-    if len(choices) == 1 and (config.compile != "auto" or device.type != "cuda"):
+    if len(choices) == 1 and not _decides_compile(config, device):
         return _finish(fallback, device, report, "settings")
     if not probe_allowed:
         return _finish(fallback, device, report, "default (no probe in a distributed run)")
-    key = _key(model, input_shape, config, device, choices)
+    key = _key(model, input_shape, config, device, choices, total_steps)
     cached = _read_cache().get(key)
     if cached is not None:
         report["images_per_second"] = cached["images_per_second"]
@@ -231,18 +238,19 @@ def choose(config: TrainConfig, model: nn.Module, device: torch.device, input_sh
     timings = probe(model, optimizer_factory, choices, shape, num_classes, device, step)
     best = min(timings, key=timings.get)
     report["images_per_second"] = {c.name: shape[0] / t for c, t in timings.items()}
-    if device.type == "cuda" and config.compile == "auto":
-        best = _maybe_compile(best, model, optimizer_factory, input_shape, num_classes, device, total_steps,
-                              timings[best], report)
+    if _decides_compile(config, device):  # timed at the probe's batch, the saving scaled to the run's
+        best = _maybe_compile(best, model, optimizer_factory, shape, num_classes, device,
+                              total_steps * input_shape[0] / shape[0], timings[best], report)
     report["probe_seconds"] = time.perf_counter() - started
     _write_cache(key, {"choice": asdict(best), "images_per_second": report["images_per_second"],
                        "when": time.time()})
     return _finish(best, device, report, "probe")
 
 
-def _maybe_compile(best: Choice, model, optimizer_factory, input_shape, num_classes, device, total_steps: int,
+def _maybe_compile(best: Choice, model, optimizer_factory, input_shape, num_classes, device, total_steps: float,
                    eager_seconds: float, report: dict) -> Choice:
-    """Compile the fastest eager choice if its saving over the run pays back the compile time."""
+    """Compile the fastest eager choice if its saving over the run pays back the compile time
+    (``eager_seconds`` timed at ``input_shape``; ``total_steps`` in steps of that batch)."""
     compiled = Choice(best.channels_last, best.bf16, best.tf32, True)
     x, y = _sample(input_shape, num_classes, device)
     try:

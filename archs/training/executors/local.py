@@ -22,7 +22,6 @@ The supervisor imports neither torch nor the network code: it only moves files a
 from __future__ import annotations
 
 import fcntl
-import json
 import multiprocessing
 import os
 import signal
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from archs.training.executors.base import Executor
 from archs.training.limits import Limits
-from archs.training.store import Run, RunError, RunStore, process_alive
+from archs.training.store import Run, RunError, RunStore, read_json, process_alive, write_json_atomic
 
 __all__ = ["LocalExecutor", "serve"]
 
@@ -51,7 +50,9 @@ class LocalExecutor(Executor):
         from archs.training.limits import gpu_count
 
         self.gpus = gpu_count()
-        cores = _cores()
+        from archs.training.device import cpu_count  # here, not at the top: the supervisor imports no torch
+
+        cores = cpu_count()
         self.threads = threads or max(1, cores // self.limits.max_concurrent)
         self.spare = spare
         self._write_config()
@@ -66,10 +67,8 @@ class LocalExecutor(Executor):
         config = {"max_concurrent": self.limits.max_concurrent, "threads": self.threads, "gpus": self.gpus,
                   "spare": self.spare}
         path = self.store.queue_dir / CONFIG
-        if _read_json(path) != config:
-            tmp = path.with_name(f".{CONFIG}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(config))
-            os.replace(tmp, path)
+        if read_json(path) != config:
+            write_json_atomic(path, config)
 
     def _start(self, run: Run, request) -> None:
         self.store.enqueue(run)
@@ -88,25 +87,11 @@ class LocalExecutor(Executor):
             log.close()
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _pythonpath() -> str:
     """The worker must import this very package, wherever the caller found it."""
     here = str(Path(__file__).resolve().parents[3])
     parts = [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
     return os.pathsep.join(parts)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _supervisor_running(store: RunStore) -> bool:
@@ -152,7 +137,7 @@ class _Supervisor:
 
     # ----- one pass
     def read_config(self) -> None:
-        self.config = _read_json(self.store.queue_dir / CONFIG) or {"max_concurrent": 1, "threads": 1, "gpus": 0}
+        self.config = read_json(self.store.queue_dir / CONFIG) or {"max_concurrent": 1, "threads": 1, "gpus": 0}
 
     def adopt(self) -> None:
         """Count the live workers of an earlier supervisor against the limit; re-queue runs it had claimed
@@ -161,7 +146,6 @@ class _Supervisor:
             stored = run.stored_status()
             if stored.get("status") == "running" and process_alive(stored.get("worker")):
                 self.adopted[run.id] = stored["worker"]
-        self.requeue_stale_claims()
 
     def requeue_stale_claims(self, age: float = 60.0) -> None:
         """A run claimed long ago whose worker never recorded "running" (the launcher died between the

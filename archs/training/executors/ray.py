@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -149,7 +148,7 @@ def _remote_run(request_json: str, run_id: str, channel, threads: int) -> dict:
     threading.Thread(target=watch, daemon=True, name="archs-stop-watch").start()
     try:
         status = execute_request(request, recorder, stop_event=stop_event,
-                                 worker={"pid": os.getpid(), "host": socket.gethostname(), "start": None})
+                                 worker=process_identity())
     finally:
         done.set()
         recorder.flush()
@@ -168,10 +167,9 @@ class RayExecutor(Executor):
             package = str(Path(__file__).resolve().parents[2])
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                      runtime_env={"py_modules": [package]})
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
+        from archs.training.device import cpu_count
+
+        cores = cpu_count()
         env_cpus = os.environ.get("ARCHS_RAY_CPUS_PER_RUN", "")
         self.cpus_per_run = cpus_per_run or (int(env_cpus) if env_cpus.isdigit() and int(env_cpus) > 0
                                              else max(1, cores // self.limits.max_concurrent))
