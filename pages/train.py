@@ -181,19 +181,40 @@ def show_run(run_id: str, was_active: bool) -> None:
 
 
 def show_charts(run_id: str, live: bool) -> None:
+    show_curves(run_id, live)
+    show_heatmap(run_id, live)
+
+
+def live_records(run_id: str, live: bool) -> tuple | None:
+    """The run and its records; None once a live view's run has ended (the status fragment then redraws the
+    whole page, charts included) or was deleted."""
     try:
         run = store.get(run_id)
     except RunError:
-        return
+        return None
     if live and run.status().get("status") not in ACTIVE_STATUSES:
-        return  # the status fragment redraws the whole page, charts included
-    records = run.metrics()
+        return None
+    return run, run.metrics()
+
+
+def show_curves(run_id: str, live: bool) -> None:
+    found = live_records(run_id, live)
+    if found is None:
+        return
+    run, records = found
     if any(r.get("kind") in ("step", "epoch", "eval") for r in records):
         label = run.settings().get("label") or run_id
         st.plotly_chart(train_charts.curves([(label, records)]), width="stretch", key="train_curves",
                         config=runs.LIVE_CHART if live else None)
     elif live:
         st.caption("Waiting for the first records…")
+
+
+def show_heatmap(run_id: str, live: bool) -> None:
+    found = live_records(run_id, live)
+    if found is None:
+        return
+    run, records = found
     matrix = grad_heatmap(records)
     if matrix["steps"]:
         st.markdown("**Gradient norm per layer during training** (every "
@@ -221,8 +242,9 @@ if run_id is None:
 else:
     was_active = store.get(run_id).status()["status"] in ACTIVE_STATUSES
     st.fragment(run_every=runs.STATUS_SECONDS if was_active else None)(show_run)(run_id, was_active)
-    if was_active:
-        st.fragment(run_every=runs.CHART_SECONDS)(show_charts)(run_id, True)
+    if was_active:  # each chart in a fragment of its own: a plotly redraw is most of what a live page costs
+        st.fragment(run_every=runs.CHART_SECONDS)(show_curves)(run_id, True)
+        st.fragment(run_every=runs.HEATMAP_SECONDS)(show_heatmap)(run_id, True)
 
 # ------------------------------------------------------------------------------------------ He et al.
 from ui import degradation  # noqa: E402  (its own section, below the single run)

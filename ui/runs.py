@@ -12,12 +12,15 @@ from archs.training.executors import Executor, get_executor
 
 from . import fmt
 
-# How often a view of runs that go on redraws itself. Measured (benchmarks/bench_web.py, headless Chromium on
-# the 2-core server): each refresh of the Train page's figures cost the browser ~0.1 s of CPU and each plotly
-# redraw ~0.25 s; at 1 s for both, with Streamlit's post-run gc.collect, the run beside them trained at 0.57-0.83
-# of the command line's images/s. TensorBoard reloads every 30 s.
-STATUS_SECONDS = 2.0
-CHART_SECONDS = 6.0
+# How often a view of runs that go on redraws itself. Measured (benchmarks/bench_web.py and a CPU profile of
+# headless Chromium on the 2-core server, a run streaming beside it): a refresh of the Train page's status
+# (progress, metrics) costs the browser ~0.09 s of CPU, a plotly redraw ~0.3 s per chart. With status every 2 s
+# and both charts every 6 s the browser took 13-14 % of a core, the run's own threads lost as much, and the page's
+# run trained at 0.76-0.88 of the command line's images/s; at 3 s / 8 s / 24 s the browser takes 9-10 %.
+# TensorBoard reloads every 30 s.
+STATUS_SECONDS = 3.0
+CHART_SECONDS = 8.0  # the loss and accuracy curves
+HEATMAP_SECONDS = 24.0  # gradient norms are recorded every grad_every steps (50 by default): fewer new columns
 LIVE_CHART = {"staticPlot": True}  # plotly config while runs go on: no hover or zoom layers to rebuild each time
 
 
