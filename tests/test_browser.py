@@ -55,14 +55,15 @@ def stored_run(runs_dir) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(runs_dir):
+def served(runs_dir):
+    """The dashboard as `make run` starts it (the README's command): settings from .streamlit/config.toml,
+    only the port and address added. Yields (url, process)."""
     port = free_port()
     SHOTS.mkdir(parents=True, exist_ok=True)
     log = open(SHOTS.parent / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--browser.gatherUsageStats", "false",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "ARCHS_RUNS_DIR": str(runs_dir)})
     url = f"http://127.0.0.1:{port}"
@@ -78,7 +79,7 @@ def server(runs_dir):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start; see {SHOTS.parent / 'streamlit.log'}")
             time.sleep(0.3)
-        yield url
+        yield url, proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)             # the process group we started, by its id
         try:
@@ -86,6 +87,11 @@ def server(runs_dir):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(served) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +178,31 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
         f"() => document.querySelector('{METRIC_VALUE}')?.innerText === {after!r}", timeout=60_000)
     no_exception(other)
     other.context.close()
+
+
+def inotify_watches(pid: int) -> int:
+    """How many paths the process watches through inotify (its /proc fdinfo lists one line per watch)."""
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:inotify":
+                total += Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().count("inotify wd:")
+        except OSError:
+            pass
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="needs Linux /proc")
+def test_the_server_started_as_the_readme_says_watches_no_files(served, page):
+    # Streamlit's default file watcher schedules the script's folder recursively: with `make run`'s .venv in
+    # it, 2,301 inotify watches, and each import of torch by a run's worker overflowed the queue into a re-scan
+    # of the whole tree. The server took a whole core and the page's run trained at 25-35 images/s where the
+    # CLI ran at 697. .streamlit/config.toml turns the watcher off for every way of starting the dashboard.
+    url, proc = served
+    page.goto(f"{url}/train")
+    settle(page)
+    no_exception(page)
+    assert inotify_watches(proc.pid) == 0
 
 
 def test_gradient_sweep_shows_progress_then_a_chart(server, page):
