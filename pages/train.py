@@ -180,42 +180,24 @@ def show_run(run_id: str, was_active: bool) -> None:
         show_charts(run_id, False)
 
 
-def show_charts(run_id: str, live: bool) -> None:
-    show_curves(run_id, live)
-    show_heatmap(run_id, live)
-
-
-def live_records(run_id: str, live: bool) -> tuple | None:
-    """The run and its records; None once a live view's run has ended (the status fragment then redraws the
-    whole page, charts included) or was deleted."""
+def show_charts(run_id: str, live: bool, curves: bool = True, heatmap: bool = True) -> None:
+    """The run's curves and gradient-norm heatmap (each can be left out: a live page redraws them in
+    fragments of their own, at different rates)."""
     try:
         run = store.get(run_id)
     except RunError:
-        return None
+        return
     if live and run.status().get("status") not in ACTIVE_STATUSES:
-        return None
-    return run, run.metrics()
-
-
-def show_curves(run_id: str, live: bool) -> None:
-    found = live_records(run_id, live)
-    if found is None:
-        return
-    run, records = found
-    if any(r.get("kind") in ("step", "epoch", "eval") for r in records):
-        label = run.settings().get("label") or run_id
-        st.plotly_chart(train_charts.curves([(label, records)]), width="stretch", key="train_curves",
-                        config=runs.LIVE_CHART if live else None)
-    elif live:
-        st.caption("Waiting for the first records…")
-
-
-def show_heatmap(run_id: str, live: bool) -> None:
-    found = live_records(run_id, live)
-    if found is None:
-        return
-    run, records = found
-    matrix = grad_heatmap(records)
+        return  # the status fragment redraws the whole page, charts included
+    records = run.metrics()
+    if curves:
+        if any(r.get("kind") in ("step", "epoch", "eval") for r in records):
+            label = run.settings().get("label") or run_id
+            st.plotly_chart(train_charts.curves([(label, records)]), width="stretch", key="train_curves",
+                            config=runs.LIVE_CHART if live else None)
+        elif live:
+            st.caption("Waiting for the first records…")
+    matrix = grad_heatmap(records) if heatmap else {"steps": []}
     if matrix["steps"]:
         st.markdown("**Gradient norm per layer during training** (every "
                     f"{run.settings().get('train', {}).get('grad_every', '?')} steps; colour is log₁₀ of "
@@ -243,8 +225,8 @@ else:
     was_active = store.get(run_id).status()["status"] in ACTIVE_STATUSES
     st.fragment(run_every=runs.STATUS_SECONDS if was_active else None)(show_run)(run_id, was_active)
     if was_active:  # each chart in a fragment of its own: a plotly redraw is most of what a live page costs
-        st.fragment(run_every=runs.CHART_SECONDS)(show_curves)(run_id, True)
-        st.fragment(run_every=runs.HEATMAP_SECONDS)(show_heatmap)(run_id, True)
+        st.fragment(run_every=runs.CHART_SECONDS)(show_charts)(run_id, True, heatmap=False)
+        st.fragment(run_every=runs.HEATMAP_SECONDS)(show_charts)(run_id, True, curves=False)
 
 # ------------------------------------------------------------------------------------------ He et al.
 from ui import degradation  # noqa: E402  (its own section, below the single run)
