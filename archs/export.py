@@ -13,15 +13,25 @@ Every export writes the spec beside it (``<name>.json``), so the files can be re
 Weights are the given ``state_dict`` (a stored run's trained weights) or, without one, the spec's own
 initialisation from seed 0. A module the code exporter does not know, or a network ONNX cannot express,
 raises :class:`ExportError` naming it.
+
+A spec's name comes from a link, an upload or a stored run, so it is treated as hostile (issue 13): file
+names are :func:`file_stem` slugs that cannot leave the output folder, and generated code holds the name
+only as a ``repr()`` literal (``NAME``); the docstring repeats it only when it is plain letters, digits,
+spaces and ``_.+-``. Comments and messages show text with its control characters escaped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import keyword
 import logging
+import os
 import re
+import sys
 import tempfile
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -43,10 +53,47 @@ class ExportError(ValueError):
     """A network, module or format the exporter cannot handle."""
 
 
+MAX_STEM = 64
+# a stem never names a module the generated code imports (a torch.py beside it would shadow torch) or a
+# Windows device (CON.py opens the console there)
+_RESERVED_STEMS = frozenset(sys.stdlib_module_names) | {"torch", "archs", "numpy", "onnx", "onnxruntime",
+                                                         "safetensors"}
+_WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                              *(f"lpt{i}" for i in range(10))})
+_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+(?: [A-Za-z0-9_.+-]+)*")
+
+
 def file_stem(name: str) -> str:
-    """A file and Python module name for a network name: 'cifar-resnet20' -> 'cifar_resnet20'."""
-    stem = re.sub(r"\W+", "_", name).strip("_") or "network"
-    return f"net_{stem}" if stem[0].isdigit() else stem
+    """A file and Python module name for a network name: 'cifar-resnet20' -> 'cifar_resnet20'.
+
+    Whatever ``name`` holds (path separators, '..', NUL, control characters, any script, any length), the
+    stem is ASCII letters, digits and underscores, at most :data:`MAX_STEM` characters, starting with a
+    letter, and neither a Python keyword, a module the generated code imports, nor a Windows device name:
+    a file name that stays in the folder it is written to, and a module name that imports."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")     # 'réseau' -> 'reseau'
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "network"
+    if (not stem[0].isalpha() or keyword.iskeyword(stem) or stem.lower() in _RESERVED_STEMS
+            or stem.lower() in _WINDOWS_DEVICES):
+        stem = f"net_{stem}"
+    if len(stem) > MAX_STEM:              # cut, with a digest of the whole name so long names stay apart
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem = f"{stem[:MAX_STEM - 9].rstrip('_')}_{digest}"
+    return stem
+
+
+def _escaped(text: str) -> str:
+    """``text`` for a terminal, an error message or a ``#`` comment: every character that is not printable
+    (newlines, CR, escape sequences, bidi overrides, lone surrogates) and every backslash as its Python
+    escape, so the text stays on one line and shows what it holds. Printable text is unchanged."""
+    return "".join(ch if ch.isprintable() and ch != "\\" else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def _check_file_name(file_name: str) -> str:
+    if not _SAFE_FILE_NAME.fullmatch(file_name):
+        raise ExportError(f"refusing to write {file_name!r}: not a plain file name")
+    return file_name
 
 
 def initial_weights(spec: NetSpec, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -65,8 +112,8 @@ def _model(spec: NetSpec, state_dict: dict | None) -> nn.Module:
         model.load_state_dict(state_dict, assign=True)
     except RuntimeError as error:
         first = str(error).strip().splitlines()
-        raise ExportError(f"the weights do not fit {spec.name}: {first[1].strip() if len(first) > 1 else first[0]}"
-                          ) from None
+        raise ExportError(f"the weights do not fit {_escaped(spec.name)}: "
+                          f"{_escaped(first[1].strip() if len(first) > 1 else first[0])}") from None
     return model.eval()
 
 
@@ -79,10 +126,20 @@ def export(spec: NetSpec, fmt: str, out_dir: str | Path, state_dict: dict | None
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for filename, data in files.items():
-        path = out / filename
-        path.write_bytes(data)
+        path = out / _check_file_name(filename)
+        _write_new(path, data)
         paths.append(path)
     return paths
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` itself: a symbolic link there (pointing out of the folder) is refused, not
+    followed."""
+    if path.is_symlink():
+        raise ExportError(f"refusing to write {_escaped(str(path))}: it is a symbolic link")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    with os.fdopen(os.open(path, flags, 0o666), "wb") as handle:
+        handle.write(data)
 
 
 def export_bytes(spec: NetSpec, fmt: str, state_dict: dict | None = None,
@@ -128,8 +185,8 @@ def _onnx_bytes(spec: NetSpec, model: nn.Module) -> bytes:
                                   external_data=False)
             onnx.checker.check_model(str(path))
         except Exception as error:  # noqa: BLE001 - torch.export raises many types; report the root cause
-            raise ExportError(f"ONNX export of {spec.name} failed: {_root_cause(error)}. The weights can still "
-                              "be exported as pt or safetensors.") from None
+            raise ExportError(f"ONNX export of {_escaped(spec.name)} failed: {_root_cause(error)}. The weights "
+                              "can still be exported as pt or safetensors.") from None
         return path.read_bytes()
 
 
@@ -139,7 +196,7 @@ def _root_cause(error: BaseException) -> str:
         error = error.__cause__
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     first = next((line for line in lines if line), "")
-    return f"{type(error).__name__}: {first[:300]}"
+    return f"{type(error).__name__}: {_escaped(first[:300])}"
 
 
 @contextlib.contextmanager
@@ -296,7 +353,8 @@ class _Writer:
             if all(name.isdigit() for name, _ in children):
                 items = [self.module(child, f"{path}.{name}", indent + 4) for name, child in children]
                 return "nn.Sequential(\n" + "".join(f"{inner}{item},\n" for item in items) + f"{pad})"
-            items = [f"{name}={self.module(child, f'{path}.{name}', indent + 4)}" for name, child in children]
+            items = [f"{_identifier(name, path)}={self.module(child, f'{path}.{name}', indent + 4)}"
+                     for name, child in children]
             return "nn.Sequential(OrderedDict(\n" + "".join(f"{inner}{item},\n" for item in items) + f"{pad}))"
         if kind is nn.ModuleDict:
             items = [f"{name!r}: {self.module(child, f'{path}.{name}', indent + 4)}"
@@ -327,29 +385,41 @@ class _Writer:
         return f"{kind.__name__}(\n" + "".join(f"{inner}{a},\n" for a in args) + f"{pad})"
 
 
+def _identifier(name: str, path: str = "") -> str:
+    """A module's attribute name, where the generated code writes it as a Python name (``conv1=…``)."""
+    if name.isascii() and name.isidentifier() and not keyword.iskeyword(name):
+        return name
+    where = f"{path}." if path else ""
+    raise ExportError(f"code export: {where + name!r} is not a Python name; export as onnx, pt or "
+                      "safetensors instead")
+
+
 def generate_code(spec: NetSpec, model: nn.Module | None = None, weights_file: str | None = None) -> str:
     """A Python file that needs only torch and defines ``spec``'s network: ``build()`` makes it (the same
     module tree, so the same ``state_dict`` keys), ``load()`` adds the weights exported beside it."""
     model = model if model is not None else build_model(spec, init_weights=False)
-    weights_file = weights_file or f"{file_stem(spec.name)}.pt"
+    weights_file = _check_file_name(weights_file or f"{file_stem(spec.name)}.pt")
     writer = _Writer()
     plans = {plan.name: plan for plan in spec.plan()}
     parts = []
     for name, child in model.named_children():
-        plan = plans.get(name)
+        plan = plans.get(_identifier(name))
         code = writer.module(child, name, 4)
         note = ""
         if plan is not None and name != "head":
             h, w = plan.out_size
-            note = f"    # {plan.label}: N x {plan.out_channels} x {h} x {w}\n"
+            note = f"    # {_escaped(plan.label)}: N x {plan.out_channels} x {h} x {w}\n"
         elif name == "head":
-            note = f"    # {plans['head'].label}: N x {spec.num_classes}\n"
+            note = f"    # {_escaped(plans['head'].label)}: N x {spec.num_classes}\n"
         parts.append((name, note, code))
     blocks = "".join("\n" + BLOCK_SOURCES[kind] for kind in BLOCK_SOURCES if kind in writer.blocks)
     body = "".join(f"{note}    {name} = {code}\n" for name, note, code in parts)
     names = ", ".join(f"{name}={name}" for name, _, _ in parts)
     size = f"{spec.in_channels} x {spec.input_size} x {spec.input_size}"
-    return f'''"""{spec.name}: {size} images -> {spec.num_classes} class scores, {spec.num_params():,} parameters.
+    # the name is user text: verbatim in the docstring only when plain (it then cannot end the string, start
+    # an escape or a line); otherwise only in NAME, as repr() writes it
+    title = spec.name if _PLAIN_NAME.fullmatch(spec.name) else "The network named in NAME"
+    return f'''"""{title}: {size} images -> {spec.num_classes} class scores, {spec.num_params():,} parameters.
 
 Written by `python -m archs export` from an archs NetSpec; needs only PyTorch.
 
@@ -364,6 +434,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+NAME = {spec.name!r}
 WEIGHTS = Path(__file__).with_name({weights_file!r})
 INPUT_SHAPE = ({spec.in_channels}, {spec.input_size}, {spec.input_size})
 {blocks}
@@ -418,7 +489,7 @@ def _cmd_export(args) -> int:
         print(f"error: cannot write to {args.out}: {error.strerror}", file=sys.stderr)
         return 2
     weights = f"trained weights of run {source.run_id}" if source.run_id else "weights initialised from seed 0"
-    print(f"{source.spec.name} ({weights}):")
+    print(f"{_escaped(source.spec.name)} ({weights}):")
     for path in paths:
         print(f"  {path}")
     return 0

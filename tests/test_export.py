@@ -205,4 +205,7 @@ def test_weights_of_another_network_are_refused():
 def test_file_names():
     assert file_stem("cifar-resnet20") == "cifar_resnet20" and file_stem("2 nets!") == "net_2_nets"
     assert file_stem("") == "network"
+    assert file_stem("réseau") == "reseau" and file_stem("../../etc/passwd") == "etc_passwd"   # ASCII, no path
+    assert (file_stem("torch"), file_stem("class"), file_stem("CON")) == ("net_torch", "net_class", "net_CON")
+    assert len(file_stem("x" * 5000)) == 64 and file_stem("x" * 5000) != file_stem("x" * 4999)
     assert json.loads(export_bytes(PRESETS["cifar-resnet20"], "pt", name="x")["x.json"])["name"] == "cifar-resnet20"
