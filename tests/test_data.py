@@ -202,3 +202,121 @@ def test_a_run_trains_on_a_streamed_folder(tmp_path, monkeypatch):
     assert status["data"]["streamed"] and status["data"]["train"] == 48
     assert status["result"]["steps"] == 6 * (48 // 8)
     assert status["result"]["test_accuracy"] >= 0.75  # brightness tells the classes apart: it learns
+
+
+class Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2 did for CIFAR-10's own files: ``bytes`` as Python 2's ``str`` (read back as text
+    with latin-1) and NumPy's globals under NumPy 1's ``numpy.core`` names."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj):
+        size = len(obj)
+        self.write((pickle.SHORT_BINSTRING + bytes([size]) if size < 256 else
+                    pickle.BINSTRING + size.to_bytes(4, "little")) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+
+def dump(obj, protocol) -> bytes:
+    if protocol == "py2":
+        buffer = __import__("io").BytesIO()
+        Python2Pickler(buffer, protocol=2).dump(obj)
+        return buffer.getvalue()
+    return pickle.dumps(obj, protocol=protocol)
+
+
+@pytest.mark.parametrize("protocol", ["py2", 2, 4, 5])
+@pytest.mark.parametrize("keys", ["str", "bytes"])
+def test_cifar_batches_in_each_pickle_format_are_read_as_torchvision_reads_them(tmp_path, monkeypatch, protocol,
+                                                                                keys):
+    key = (lambda k: k.encode()) if keys == "bytes" else (lambda k: k)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batches[name] = (rng.integers(0, 256, (3, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 10, 3)])
+        entry = {key("data"): batches[name][0], key("labels"): batches[name][1], key("batch_label"): key(name)}
+        (folder / name).write_bytes(dump(entry, protocol))
+    labels = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (folder / "batches.meta").write_bytes(dump({key("label_names"): [key(n) for n in labels],
+                                                key("num_vis"): 3072}, protocol))
+    data = load_dataset("cifar10", root=tmp_path, cache=False)
+    train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+    assert data.train_x.dtype == torch.uint8 and data.train_x.shape == (15, 3, 32, 32)
+    assert torch.equal(data.train_x, torch.from_numpy(np.concatenate([d for d, _ in train]).reshape(-1, 3, 32, 32)))
+    assert data.train_y.tolist() == sum((lab for _, lab in train), [])
+    assert torch.equal(data.test_x, torch.from_numpy(batches["test_batch"][0].reshape(-1, 3, 32, 32)))
+    assert data.test_y.tolist() == batches["test_batch"][1] and data.classes == tuple(labels)
+    if keys == "str":  # torchvision's own reader (pickle.load, fine on files made here) gives the same tensors
+        from archs._compat import import_torchvision
+
+        tv = import_torchvision()
+        monkeypatch.setattr(tv.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)  # not the md5s
+        for split, x, y in ((True, data.train_x, data.train_y), (False, data.test_x, data.test_y)):
+            theirs = tv.datasets.CIFAR10(str(tmp_path), train=split)
+            assert torch.equal(x, torch.from_numpy(theirs.data).permute(0, 3, 1, 2))
+            assert y.tolist() == theirs.targets and data.classes == tuple(theirs.classes)
+
+
+def test_cifar_batches_that_are_not_cifar_are_refused(tmp_path):
+    root = write_cifar(tmp_path / "float")
+    (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(pickle.dumps({"data": np.zeros((2, 3072)),
+                                                                               "labels": [0, 1]}))
+    with pytest.raises(DataError, match="data_batch_2: its data is not rows of 3072 bytes"):
+        load_dataset("cifar10", root=root, cache=False)
+    root = write_cifar(tmp_path / "label")
+    (root / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8),
+                                                                             "labels": [0, 10]}))
+    with pytest.raises(DataError, match="a label is outside the 10 classes"):
+        load_dataset("cifar10", root=root, cache=False)
+    root = write_cifar(tmp_path / "list")
+    (root / "cifar-10-batches-py" / "batches.meta").write_bytes(pickle.dumps(["airplane"]))
+    with pytest.raises(DataError, match="batches.meta: it holds a list, not a dict"):
+        load_dataset("cifar10", root=root, cache=False)
+
+
+def test_the_command_line_still_names_any_folder(tmp_path):
+    """Plain paths (the operator's ``--data PATH --data-root DIR``) are not confined to the data folder."""
+    from archs.cli import build_parser
+    from archs.training.cli import build_request
+
+    root = write_cifar(tmp_path / "tv")
+    assert load_dataset("cifar10", root=root / "cifar-10-batches-py", cache=False).train_size == 20  # root/<folder>
+    images = write_folder(tmp_path / "elsewhere", per_class=3)
+    args = build_parser().parse_args(["train", "seed002-inception", "--data", str(images), "--data-root", str(root)])
+    request = build_request(args)
+    assert (request.data.name, request.data.root) == (str(images), str(root))
+    assert "3 classes" in request.data.check()
+
+
+def test_an_image_folder_named_inside_the_data_dir(tmp_path, monkeypatch):
+    from archs.training.datadir import image_folders
+
+    data_dir = tmp_path / "data"
+    folder = write_folder(data_dir / "shapes" / "grey", per_class=5)
+    (data_dir / "MNIST" / "raw").mkdir(parents=True)
+    (data_dir / "linked").symlink_to(folder)  # a link that stays inside is fine
+    (data_dir / "shapes" / "one" / "only").mkdir(parents=True)
+    monkeypatch.setenv("ARCHS_DATA_DIR", str(data_dir))
+    assert image_folders() == ["linked", "shapes/grey"]
+    assert check_dataset("folder:shapes/grey") == "image folder 'shapes/grey' of the data folder (3 classes)"
+    inside = load_dataset("folder:shapes/grey", input_size=8, cache=False)
+    plain = load_dataset(str(folder), input_size=8, cache=False)
+    assert torch.equal(inside.train_x, plain.train_x) and inside.classes == plain.classes
+    assert inside.name == "folder:shapes/grey" and str(tmp_path) not in inside.summary()["source"]
+    assert load_dataset("folder:linked", input_size=8, cache=False).train_size == plain.train_size
+    with pytest.raises(DataError, match="^image folder 'shapes/missing' not found$"):
+        check_dataset("folder:shapes/missing")
+    with pytest.raises(DataError, match="image folder 'shapes/one' needs at least two class sub-folders, found 1"):
+        load_dataset("folder:shapes/one")
+    for name in ("folder:", "folder:.", "folder:shapes/.."):
+        with pytest.raises(DataError, match="not inside the data folder"):
+            check_dataset(name)

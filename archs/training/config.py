@@ -86,10 +86,16 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data set a run trains on. Image size and channels follow the network's spec."""
+    """Which data set a run trains on. Image size and channels follow the network's spec.
 
-    name: str = param(DEFAULT_DATA, "digits, mnist, fashion-mnist, cifar10, or the path of an image folder.",
-                      max_length=4096)
+    A request from the dashboard holds no server path: an image folder is ``folder:<relative/path>``, resolved
+    inside ``$ARCHS_DATA_DIR`` wherever it is checked or loaded (a name that leads out of it is refused with
+    a DataError there, so a stored request is checked as well), and ``root`` is empty (the data folder).
+    """
+
+    name: str = param(DEFAULT_DATA, "digits, mnist, fashion-mnist, cifar10, folder:<path> (an image folder inside "
+                                    "$ARCHS_DATA_DIR, named relative to it: how the dashboard names one), or the "
+                                    "path of an image folder (the command line).", max_length=4096)
     root: str | None = param(None, "Folder holding torchvision data sets (empty: $ARCHS_DATA_DIR or ./data).",
                              kind="str", optional=True, max_length=4096)
     download: bool = param(False, "Download a missing torchvision data set (needs the internet).")

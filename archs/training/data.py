@@ -15,6 +15,12 @@ Sources (see :data:`DATASETS`):
 - any other string is a folder of images in torchvision ``ImageFolder`` layout: either
   ``<path>/train/<class>/*`` plus ``<path>/test/<class>/*`` (or ``val``), or ``<path>/<class>/*``
   split 80/20 with a fixed seed.
+- ``folder:<relative/path>`` is such a folder inside the server's data folder (``$ARCHS_DATA_DIR``),
+  resolved there when it is checked or loaded and refused if it leads out of it: how the dashboard
+  names image folders (see :mod:`archs.training.datadir`). Plain paths are for the operator (the CLI).
+
+CIFAR-10's python batches are pickles: they are read with an unpickler that accepts only what those
+files hold (dicts, lists, strings, numbers and NumPy arrays), never with ``pickle.load``.
 
 Anything missing, partial or unreadable raises :class:`DataError` with a message a UI can show.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -33,12 +40,15 @@ import torch
 import torch.nn.functional as F
 
 from archs.training.config import AUGMENTATIONS
+from archs.training.datadir import (FOLDER_PREFIX, class_dirs, confined_file, data_dir, is_folder_name,
+                                    relative_part, resolve_folder, split_folder)
 
 __all__ = [
     "AUGMENTATIONS",
     "StreamingData",
     "memory_budget",
     "DATASETS",
+    "FOLDER_PREFIX",
     "DataError",
     "DatasetInfo",
     "TensorData",
@@ -89,14 +99,14 @@ DATASETS: dict[str, DatasetInfo] = {
 
 def default_data_root() -> Path:
     """``$ARCHS_DATA_DIR`` or ``./data``."""
-    return Path(os.environ.get("ARCHS_DATA_DIR", "data"))
+    return data_dir()
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Info for a named data set, or for an image folder when ``name`` is a path."""
+    """Info for a named data set, or for an image folder when ``name`` is a path or ``folder:<relative>``."""
     if name in DATASETS:
         return DATASETS[name]
-    return DatasetInfo(str(name), f"Image folder {name}", "folder", 3, 0, "crop-flip")
+    return DatasetInfo(str(name), f"Image folder {relative_part(str(name))}", "folder", 3, 0, "crop-flip")
 
 
 @dataclass(frozen=True)
@@ -283,29 +293,31 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _mnist_root(name: str, root: Path) -> Path:
-    """The torchvision root for ``name``: accepts ``root``, ``root/MNIST`` or ``root/MNIST/raw``."""
+def _mnist_root(name: str, root: Path, lenient: bool = True) -> Path:
+    """The torchvision root for ``name``: accepts ``root``, ``root/MNIST`` or ``root/MNIST/raw`` (only
+    ``root`` itself when not ``lenient``: the data folder, whose parents are not the dashboard's to read)."""
     folder = _TV_CLASS[name]
-    for candidate in (root, root.parent, root.parent.parent):
+    for candidate in (root, root.parent, root.parent.parent) if lenient else (root,):
         if (candidate / folder / "raw").is_dir():
             return candidate
     return root
 
 
-def _check_mnist(name: str, root: Path) -> Path:
+def _check_mnist(name: str, root: Path, lenient: bool = True) -> Path:
     """Make sure the four decompressed IDX files exist; decompress verified ``.gz`` files.
 
     Never touches the network. Returns the torchvision root to read from.
     """
     tv = _torchvision()
     cls = getattr(tv.datasets, _TV_CLASS[name])
-    tv_root = _mnist_root(name, root)
+    tv_root = _mnist_root(name, root, lenient)
     raw = tv_root / _TV_CLASS[name] / "raw"
     title = DATASETS[name].title
     if not raw.is_dir():
         raise DataError(
             f"{title} not found: expected its files in {raw} "
-            f"(torchvision layout <root>/{_TV_CLASS[name]}/raw); name a folder that holds them"
+            f"(torchvision layout <root>/{_TV_CLASS[name]}/raw)"
+            + ("; name a folder that holds them" if lenient else "")
         )
     missing, corrupt = [], []
     for gz_name, md5 in cls.resources:
@@ -334,66 +346,157 @@ def _check_mnist(name: str, root: Path) -> Path:
     return tv_root
 
 
-def _cifar_classes(tv):
-    base = tv.datasets.CIFAR10
-
-    class FolderCIFAR10(base):
-        """CIFAR-10 read from a folder that holds its pickles, checking presence, not checksums.
-
-        torchvision checks every batch file's md5; a user's (or a test's) re-pickled copy in the
-        same format is accepted here, and a damaged one still fails when it is unpickled.
-        """
-
-        def _check_integrity(self) -> bool:
-            return all(
-                os.path.isfile(os.path.join(self.root, self.base_folder, name))
-                for name, _ in self.train_list + self.test_list
-            )
-
-        def _load_meta(self) -> None:
-            import pickle
-
-            path = os.path.join(self.root, self.base_folder, self.meta["filename"])
-            with open(path, "rb") as infile:
-                data = pickle.load(infile, encoding="latin1")
-            self.classes = data[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-
-    return FolderCIFAR10
+# CIFAR-10's python version: five training batches, a test batch and the class names, each a pickle
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = ("test_batch",)
+CIFAR_META = "batches.meta"
 
 
-def _cifar_root(root: Path) -> Path:
-    for candidate in (root, root.parent):
-        if (candidate / "cifar-10-batches-py").is_dir():
+class _Refused(pickle.UnpicklingError):
+    """A pickle names a global a data file may not use."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _latin1(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode`` as Python 3 pickles ``bytes`` at protocol 2, for latin-1 only (no other codec)."""
+    if not isinstance(text, str) or str(encoding).lower().replace("-", "").replace("_", "") != "latin1":
+        raise _Refused(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+def _data_globals() -> dict[tuple[str, str], object]:
+    """The globals a CIFAR batch may name: NumPy's array and dtype as pickled by NumPy 1 and 2 (classic
+    ``_reconstruct`` and protocol 5's ``_frombuffer``), and Python 3's protocol-2 ``bytes``."""
+    import numpy as np
+
+    sample = np.zeros(1, np.uint8)
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = sample.__reduce__()[0]
+        allowed[(f"{core}.numeric", "_frombuffer")] = sample.__reduce_ex__(5)[0]
+    return allowed
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles only plain data (dicts, lists, tuples, strings, bytes, numbers) and NumPy arrays; any
+    other global (``os.system``, ``builtins.eval``, a class) is refused before it is looked up."""
+
+    def __init__(self, file):
+        super().__init__(file, encoding="latin1")  # Python 2's str, as torchvision reads these files
+        self._allowed = _data_globals()
+
+    def find_class(self, module: str, name: str):
+        import _compat_pickle
+
+        if (module, name) in self._allowed:
+            return self._allowed[(module, name)]
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        raise _Refused(f"{module}.{name}")
+
+
+def _unpickle_data(path: Path, what: str):
+    """The contents of a data file that is a pickle, through :class:`_DataUnpickler`."""
+    try:
+        with open(path, "rb") as handle:
+            return _DataUnpickler(handle).load()
+    except _Refused as refused:
+        raise DataError(f"could not read {what} {path}: it refers to {refused.name}, which a data file may "
+                        "not") from None
+    except Exception as exc:  # truncated, not a pickle, an array NumPy refuses: the file is bad
+        raise DataError(f"could not read {what} {path}: {_first_line(exc)}") from exc
+
+
+def _text_keys(entry, path: Path, what: str) -> dict:
+    if not isinstance(entry, dict):
+        raise DataError(f"could not read {what} {path}: it holds a {type(entry).__name__}, not a dict")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
+
+
+def _read_cifar_batch(path: Path):
+    """(data N x 3072 uint8, labels N int64) of one CIFAR batch."""
+    import numpy as np
+
+    what = "CIFAR-10 batch"
+    entry = _text_keys(_unpickle_data(path, what), path, what)
+    data = entry.get("data")
+    labels = entry.get("labels", entry.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"could not read {what} {path}: its data is not rows of 3072 bytes (uint8, N x 3072)")
+    if labels is None:
+        raise DataError(f"could not read {what} {path}: it has no labels")
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        labels = labels.astype(np.int64)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"could not read {what} {path}: its labels are not a list of integers")
+    if len(labels) != len(data):
+        raise DataError(f"CIFAR-10 in {path.parent}: image and label counts differ in {path.name}")
+    return data, labels.astype(np.int64)
+
+
+def _read_cifar_meta(path: Path) -> tuple[str, ...]:
+    what = "CIFAR-10 meta file"
+    entry = _text_keys(_unpickle_data(path, what), path, what)
+    names = entry.get("label_names")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DataError(f"could not read {what} {path}: it has no list of label_names")
+    return tuple(n.decode("latin1") if isinstance(n, bytes) else n for n in names)
+
+
+def _cifar_root(root: Path, lenient: bool = True) -> Path:
+    for candidate in (root, root.parent) if lenient else (root,):
+        if (candidate / CIFAR_FOLDER).is_dir():
             return candidate
     return root
 
 
-def _check_cifar(root: Path) -> Path:
-    tv = _torchvision()
-    cls = tv.datasets.CIFAR10
-    tv_root = _cifar_root(root)
-    folder = tv_root / cls.base_folder
+def _check_cifar(root: Path, lenient: bool = True) -> Path:
+    tv_root = _cifar_root(root, lenient)
+    folder = tv_root / CIFAR_FOLDER
     if not folder.is_dir():
         raise DataError(
-            f"CIFAR-10 not found: expected {folder} (torchvision layout "
-            "<root>/cifar-10-batches-py); name a folder that holds it"
+            f"CIFAR-10 not found: expected {folder} (torchvision layout <root>/{CIFAR_FOLDER})"
+            + ("; name a folder that holds it" if lenient else "")
         )
-    names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    names = list(CIFAR_TRAIN + CIFAR_TEST) + [CIFAR_META]
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 in {folder} is incomplete: missing " + ", ".join(missing))
     return tv_root
 
 
-def _split_folder(path: Path) -> tuple[Path, Path | None]:
-    for train_name, test_names in (("train", ("test", "val", "valid", "validation")),):
-        if (path / train_name).is_dir():
-            for test_name in test_names:
-                if (path / test_name).is_dir():
-                    return path / train_name, path / test_name
-            return path / train_name, None
-    return path, None
+def _check_folder(path: Path, label: str, real_base: Path | None = None) -> tuple[Path, list[Path]]:
+    """(train folder, its class folders) of an image folder; ``label`` names it in messages. With
+    ``real_base`` (a folder of the data folder) every class folder must lie inside it too."""
+    if not path.exists():
+        raise DataError(f"{label} not found")
+    if not path.is_dir():
+        raise DataError(f"{label} is not a folder of class sub-folders")
+    train_dir, test_dir = split_folder(path)
+    classes = class_dirs(train_dir)
+    if len(classes) < 2:
+        shown = label if real_base is not None else f"image folder {train_dir}"
+        raise DataError(f"{shown} needs at least two class sub-folders, found {len(classes)}")
+    if real_base is not None:
+        every = [train_dir] + classes + ([test_dir] + class_dirs(test_dir) if test_dir is not None else [])
+        if not all(confined_file(p, real_base) for p in every):
+            raise DataError(f"{label}: a link in it leads outside the data folder, which is not allowed")
+    return train_dir, classes
+
+
+def _confined(name: str) -> tuple[Path, str, Path]:
+    """(real path, label for messages, real data folder) of a ``folder:<relative>`` name; DataError when it
+    leads outside the data folder."""
+    relative = relative_part(name)
+    path = resolve_folder(relative)
+    return path, f"image folder {relative!r}", data_dir().resolve()
 
 
 def check_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> str:
@@ -402,34 +505,38 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, download: bo
     Returns a one-line description of where it will be read from; raises :class:`DataError`
     otherwise. Used before a run is queued, so no run starts on a missing data set.
     With ``download=True`` a missing torchvision data set is not an error (it will be fetched).
+    A ``folder:<relative>`` name is looked for inside the data folder only (``root`` does not apply), and
+    without ``root`` torchvision data sets are looked for in the data folder itself, not beside it.
     """
+    lenient = root is not None
     root = Path(root) if root is not None else default_data_root()
     if name == "digits":
         return "scikit-learn bundled digits"
     if name in ("mnist", "fashion-mnist"):
         try:
-            return f"{DATASETS[name].title} from {_check_mnist(name, root)}"
+            return f"{DATASETS[name].title} from {_check_mnist(name, root, lenient)}"
         except DataError:
             if download:
                 return f"{DATASETS[name].title}: will be downloaded into {root}"
             raise
     if name == "cifar10":
         try:
-            return f"CIFAR-10 from {_check_cifar(root)}"
+            return f"CIFAR-10 from {_check_cifar(root, lenient)}"
         except DataError:
             if download:
                 return f"CIFAR-10: will be downloaded into {root}"
             raise
+    if is_folder_name(name):
+        path, label, real_base = _confined(name)
+        _, classes = _check_folder(path, label, real_base)
+        return f"{label} of the data folder ({len(classes)} classes)"
     path = Path(name)
     if not path.exists():
         known = ", ".join(DATASETS)
         raise DataError(f"unknown data set {name!r}: use one of {known}, or the path of an image folder")
     if not path.is_dir():
         raise DataError(f"data set path {path} is not a folder of class sub-folders")
-    train_dir, _ = _split_folder(path)
-    classes = [p for p in sorted(train_dir.iterdir()) if p.is_dir()]
-    if len(classes) < 2:
-        raise DataError(f"image folder {train_dir} needs at least two class sub-folders, found {len(classes)}")
+    _, classes = _check_folder(path, f"image folder {path}")
     return f"image folder {path} ({len(classes)} classes)"
 
 
@@ -449,12 +556,12 @@ def _load_digits():
     return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], classes, "scikit-learn"
 
 
-def _load_mnist(name: str, root: Path, download: bool):
+def _load_mnist(name: str, root: Path, download: bool, lenient: bool = True):
     tv = _torchvision()
     cls = getattr(tv.datasets, _TV_CLASS[name])
     if download:
         try:
-            tv_root = _check_mnist(name, root)
+            tv_root = _check_mnist(name, root, lenient)
         except DataError:
             tv_root = root
             try:
@@ -462,7 +569,7 @@ def _load_mnist(name: str, root: Path, download: bool):
             except Exception as exc:
                 raise DataError(f"could not download {DATASETS[name].title} into {root}: {_first_line(exc)}") from exc
     else:
-        tv_root = _check_mnist(name, root)
+        tv_root = _check_mnist(name, root, lenient)
     try:
         train = cls(str(tv_root), train=True, download=False)
         test = cls(str(tv_root), train=False, download=False)
@@ -474,33 +581,41 @@ def _load_mnist(name: str, root: Path, download: bool):
     return (*tensors, tuple(train.classes), str(tv_root / _TV_CLASS[name]))
 
 
-def _load_cifar(root: Path, download: bool):
+def _download_cifar(root: Path) -> None:
+    """Fetch and unpack torchvision's CIFAR-10 archive into ``root`` (its md5 checked); reads nothing."""
     tv = _torchvision()
+    cls = tv.datasets.CIFAR10
+    tv.datasets.utils.download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5)
+
+
+def _load_cifar(root: Path, download: bool, lenient: bool = True):
+    """CIFAR-10 from its python batches, read with :class:`_DataUnpickler` (never ``pickle.load``): the
+    same tensors as torchvision's CIFAR10 (N x 3 x 32 x 32 uint8, labels in file order, class names
+    from ``batches.meta``)."""
+    import numpy as np
+
     if download:
         try:
-            tv_root = _check_cifar(root)
+            tv_root = _check_cifar(root, lenient)
         except DataError:
-            tv_root = root
             try:
-                tv.datasets.CIFAR10(str(root), train=True, download=True)
+                _download_cifar(root)
             except Exception as exc:
                 raise DataError(f"could not download CIFAR-10 into {root}: {_first_line(exc)}") from exc
+            tv_root = _check_cifar(root, lenient=False)
     else:
-        tv_root = _check_cifar(root)
-    cls = _cifar_classes(tv)
-    try:
-        train = cls(str(tv_root), train=True)
-        test = cls(str(tv_root), train=False)
-        to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-        tensors = (
-            to_nchw(train.data), torch.tensor(train.targets, dtype=torch.long),
-            to_nchw(test.data), torch.tensor(test.targets, dtype=torch.long),
-        )
-    except Exception as exc:
-        raise DataError(f"could not read CIFAR-10 in {tv_root / 'cifar-10-batches-py'}: {_first_line(exc)}") from exc
-    if tensors[0].shape[0] != tensors[1].shape[0] or tensors[2].shape[0] != tensors[3].shape[0]:
-        raise DataError(f"CIFAR-10 in {tv_root}: image and label counts differ")
-    return (*tensors, tuple(train.classes), str(tv_root / "cifar-10-batches-py"))
+        tv_root = _check_cifar(root, lenient)
+    folder = tv_root / CIFAR_FOLDER
+    classes = _read_cifar_meta(folder / CIFAR_META)
+    splits = []
+    for names in (CIFAR_TRAIN, CIFAR_TEST):
+        batches = [_read_cifar_batch(folder / n) for n in names]
+        data = np.concatenate([b[0] for b in batches]).reshape(-1, 3, 32, 32)
+        labels = np.concatenate([b[1] for b in batches])
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise DataError(f"CIFAR-10 in {folder}: a label is outside the {len(classes)} classes of {CIFAR_META}")
+        splits += [torch.from_numpy(data), torch.from_numpy(labels)]
+    return (*splits, classes, str(folder))
 
 
 def _to_rgb(img):
@@ -530,22 +645,46 @@ class _Decoded:
         return targets if self.indices is None else targets[torch.as_tensor(self.indices, dtype=torch.long)]
 
 
-def _folder_splits(path: Path, channels: int, size: int) -> tuple[_Decoded, _Decoded, tuple[str, ...]]:
-    """The train and test splits of an image folder, decoded lazily (nothing is read yet)."""
+def _check_samples(ds, label: str, real_base: Path) -> None:
+    """Every image of an ImageFolder inside the data folder: its folders' real paths, and each file that is
+    a link (one ``lstat`` per file; a folder's real path once)."""
+    folders: set[str] = set()
+    for sample, _ in ds.samples:
+        parent = os.path.dirname(sample)
+        if parent not in folders:
+            if not confined_file(parent, real_base):
+                raise DataError(f"{label}: a link in it leads outside the data folder, which is not allowed")
+            folders.add(parent)
+        if os.path.islink(sample) and not confined_file(sample, real_base):
+            raise DataError(f"{label}: a link in it leads outside the data folder, which is not allowed")
+
+
+def _folder_splits(path: Path, channels: int, size: int, label: str | None = None,
+                   real_base: Path | None = None) -> tuple[_Decoded, _Decoded, tuple[str, ...]]:
+    """The train and test splits of an image folder, decoded lazily (nothing is read yet). With
+    ``real_base`` (a folder of the data folder) every image must lie inside it."""
     tv = _torchvision()
     T = tv.transforms
-    check_dataset(str(path))
+    label = label or f"image folder {path}"
+    if real_base is None:
+        check_dataset(str(path))
+    else:
+        _check_folder(path, label, real_base)
     to_mode = T.Grayscale(1) if channels == 1 else T.Lambda(_to_rgb)
     transform = T.Compose([to_mode, T.Resize((size, size), antialias=True), T.PILToTensor()])
-    train_dir, test_dir = _split_folder(path)
+    train_dir, test_dir = split_folder(path)
 
     def scan(folder: Path, class_to_idx=None):
+        shown = label if real_base is not None else f"image folder {folder}"
         try:
             ds = tv.datasets.ImageFolder(str(folder), transform=transform)
         except Exception as exc:
-            raise DataError(f"could not read image folder {folder}: {_first_line(exc)}") from exc
+            raise DataError(f"could not read {shown}: {_first_line(exc)}") from exc
         if class_to_idx is not None and ds.class_to_idx != class_to_idx:
-            raise DataError(f"class folders of {folder} differ from those of the training folder")
+            raise DataError(f"class folders of {shown if real_base is not None else folder} differ from those of "
+                            "the training folder")
+        if real_base is not None:
+            _check_samples(ds, label, real_base)
         return ds
 
     train = scan(train_dir)
@@ -560,15 +699,15 @@ def _folder_splits(path: Path, channels: int, size: int) -> tuple[_Decoded, _Dec
     return _Decoded(train, train_idx), _Decoded(train, test_idx), tuple(train.classes)
 
 
-def _load_folder(path: Path, channels: int, size: int):
-    train, test, classes = _folder_splits(path, channels, size)
+def _load_folder(splits, source: str):
+    train, test, classes = splits
 
     def read(split: _Decoded):  # once, at load time: never in the training loop
         return torch.stack([split[i][0] for i in range(len(split))]), split.targets
 
     train_x, train_y = read(train)
     test_x, test_y = read(test)
-    return train_x, train_y, test_x, test_y, classes, str(path)
+    return train_x, train_y, test_x, test_y, classes, source
 
 
 def _data_workers() -> int:
@@ -640,8 +779,10 @@ def load_dataset(
 ) -> TensorData | StreamingData:
     """Load a data set as uint8 tensors fitted to ``in_channels`` x ``input_size`` x ``input_size``.
 
-    ``name`` is a key of :data:`DATASETS` or the path of an image folder. ``root`` is where the
-    torchvision data sets live (default :func:`default_data_root`). ``None`` for size or
+    ``name`` is a key of :data:`DATASETS`, the path of an image folder, or ``folder:<relative>``: an
+    image folder inside the data folder, refused (DataError) when it leads out of it. ``root`` is where the
+    torchvision data sets live (default :func:`default_data_root`, then only that folder itself, not its
+    parents). ``None`` for size or
     channels keeps the data set's own (image folders default to 3 x 32 x 32). ``train_limit``
     and ``test_limit`` keep a fixed random subset. Results are cached in-process (two entries).
     An image folder whose images would take more than the memory budget (:func:`memory_budget`, or
@@ -652,8 +793,11 @@ def load_dataset(
                               ("train_limit", train_limit), ("test_limit", test_limit)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise DataError(f"{field_name} must be a positive integer, got {value!r}")
+    lenient = root is not None
     root = Path(root) if root is not None else default_data_root()
-    key = (str(name), str(root.resolve()), input_size, in_channels, train_limit, test_limit, memory_budget_bytes)
+    confined = _confined(str(name)) if is_folder_name(str(name)) else None  # checked again on every load
+    where = str(confined[0]) if confined else str(root.resolve())
+    key = (str(name), where, input_size, in_channels, train_limit, test_limit, memory_budget_bytes)
     if cache:
         with _CACHE_LOCK:
             if key in _CACHE:
@@ -663,22 +807,29 @@ def load_dataset(
     if name == "digits":
         raw = _load_digits()
     elif name in ("mnist", "fashion-mnist"):
-        raw = _load_mnist(name, root, download)
+        raw = _load_mnist(name, root, download, lenient)
     elif name == "cifar10":
-        raw = _load_cifar(root, download)
+        raw = _load_cifar(root, download, lenient)
     else:
         channels, size = in_channels or 3, input_size or 32
-        train, test, classes = _folder_splits(Path(name), channels, size)
+        if confined:
+            path, label, real_base = confined
+            splits = _folder_splits(path, channels, size, label, real_base)
+            source = f"{label} of the data folder"
+        else:
+            splits = _folder_splits(Path(name), channels, size)
+            source = str(name)
+        train, test, classes = splits
         budget = memory_budget() if memory_budget_bytes is None else memory_budget_bytes
         if (len(train) + len(test)) * channels * size * size > budget:
             train, test = _limit(train, train_limit, seed=0), _limit(test, test_limit, seed=1)
-            data = StreamingData(str(name), train, test, classes, channels, size, info.augment, str(name),
+            data = StreamingData(str(name), train, test, classes, channels, size, info.augment, source,
                                  workers=_data_workers())
             if cache:
                 with _CACHE_LOCK:
                     _CACHE[key] = data
             return data
-        raw = _load_folder(Path(name), channels, size)
+        raw = _load_folder(splits, source)
     train_x, train_y, test_x, test_y, classes, source = raw
     if len(train_y) == 0 or len(test_y) == 0:
         raise DataError(f"{info.title} has an empty train or test split")
