@@ -2,7 +2,9 @@
 #   make run    install into .venv and start the dashboard
 #   make test   install into .venv (and Chromium for the browser test) and run the tests
 # and, for a deployment:
-#   make serve  install and start the server as a deployment would (the Dockerfile runs the same command)
+#   make serve       install and start the server as a deployment would (the Dockerfile runs the same command)
+#   make image-test  build the Dockerfile's image with podman and run it: healthy, a run trained from the
+#                    browser, kept across a restart, not root (not part of `make test`; needs root and podman)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,8 +13,13 @@ PORT   ?= 8501
 # The server as a deployment runs it: headless, no usage statistics, no file watcher. Runs go to the executor
 # that ARCHS_EXECUTOR names (local worker processes by default); see the README's "Deploying" section.
 SERVE_FLAGS := --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
+# make image-test: the image it builds and the base it builds it FROM (made with debootstrap when missing).
+# IMAGE_CONTEXT=<folder> builds from another checkout (e.g. a worktree of HEAD); IMAGE_TEST_COLD=1 builds with
+# --no-cache first; more settings at the top of deploy/image-test.sh.
+IMAGE      ?= localhost/archs-lab:test
+IMAGE_BASE ?= localhost/archs-base:bookworm
 
-.PHONY: run serve test install install-test browser bench
+.PHONY: run serve test install install-test browser bench image-test
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +48,7 @@ test: install-test browser
 
 bench: install-test
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# The image, built here (offline: Debian base from debootstrap, wheels from this machine's pip) and run with podman.
+image-test: install-test browser
+	IMAGE=$(IMAGE) IMAGE_BASE=$(IMAGE_BASE) PY=$(PY) bash deploy/image-test.sh
