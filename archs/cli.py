@@ -8,16 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from .cost import add_parser as add_cost_parser
-from .export import add_parser as add_export_parser
 from .fields import SpecError
-from .presets import PRESETS
-from .spec import NetSpec
-from .training.cli import add_parsers as add_training_parsers
 
 
-def load_spec(name_or_path: str) -> NetSpec:
+def load_spec(name_or_path: str):
     """A preset name, or the path of a JSON spec file."""
+    from .presets import PRESETS
+    from .spec import NetSpec
+
     if name_or_path in PRESETS:
         return PRESETS[name_or_path]
     path = Path(name_or_path)
@@ -45,6 +43,8 @@ def _input_size(text: str | None) -> tuple[int, ...] | None:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import PRESETS
+
     rows = [{"name": name, "params": spec.num_params(), "input": [spec.in_channels, spec.input_size,
                                                                   spec.input_size], "classes": spec.num_classes}
             for name, spec in PRESETS.items()]
@@ -105,6 +105,10 @@ def _cmd_grads(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cost import add_parser as add_cost_parser
+    from .export import add_parser as add_export_parser
+    from .training.cli import add_parsers as add_training_parsers
+
     parser = argparse.ArgumentParser(prog="python -m archs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("presets", help="list the preset networks with their parameter counts")
@@ -126,8 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _light_parser(command: str) -> argparse.ArgumentParser | None:
+    """The parser of a command that must start without torch (listing the run store), or None."""
+    if command != "runs":
+        return None
+    from .training.cli import add_runs_parser
+
+    parser = argparse.ArgumentParser(prog="python -m archs", description=__doc__)
+    add_runs_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _light_parser(argv[0]) if argv else None
+    args = (parser or build_parser()).parse_args(argv)
     if getattr(args, "batch", 1) < 1:
         print("error: --batch: must be >= 1", file=sys.stderr)
         return 2

@@ -9,8 +9,9 @@ way forward, as the gradient views show it on the way back.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -19,8 +20,7 @@ from .builder import build_model
 from .inspect import _block_modules
 from .spec import NetSpec
 
-__all__ = ["BlockActivity", "ActivationHealth", "activation_health", "activation_stats", "random_batch",
-           "stored_run_health"]
+__all__ = ["BlockActivity", "ActivationHealth", "activation_health", "activation_stats", "random_batch"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,13 @@ class ActivationHealth:
         return {"batch_size": self.batch_size, "train_mode": self.train_mode, "inputs": self.inputs,
                 "dead_fraction": self.dead_fraction,
                 "blocks": [dict(asdict(b), dead_fraction=b.dead_fraction) for b in self.blocks]}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ActivationHealth:
+        """Back from :meth:`to_dict` (a measurement made in a worker process and stored as a run's result)."""
+        names = [f.name for f in dataclasses.fields(BlockActivity)]
+        blocks = tuple(BlockActivity(**{k: b[k] for k in names}) for b in values["blocks"])
+        return cls(blocks, int(values["batch_size"]), bool(values["train_mode"]), str(values["inputs"]))
 
 
 def activation_stats(model: nn.Module, inputs: torch.Tensor, train_mode: bool | None = None) -> ActivationHealth:
@@ -124,21 +131,3 @@ def activation_health(spec: NetSpec, batch_size: int = 64, seed: int = 0, train_
     torch.manual_seed(seed)
     model = build_model(spec)
     return activation_stats(model, random_batch(spec, batch_size, seed), train_mode)
-
-
-def stored_run_health(run_id: str, batch_size: int = 64, seed: int = 0, train_mode: bool = False,
-                      trained: bool = True) -> ActivationHealth:
-    """Activation health of a stored run's trained weights (``trained=False``: the same network freshly
-    initialised with ``seed``), in eval mode by default (BatchNorm with the running statistics it learned),
-    on a seeded batch of the run's own test images, normalised as in training; on seeded random images
-    where the run's data cannot be read here (``inputs`` says which)."""
-    from .sources import run_batch, run_spec, run_weights
-
-    spec = run_spec(run_id)
-    torch.manual_seed(seed)
-    model = build_model(spec, init_weights=not trained)
-    if trained:
-        model.load_state_dict(run_weights(run_id))
-    batch = run_batch(run_id, batch_size, seed)
-    inputs, words = batch if batch is not None else (random_batch(spec, batch_size, seed), "random normal images")
-    return replace(activation_stats(model, inputs, train_mode), inputs=words)

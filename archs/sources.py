@@ -87,28 +87,6 @@ def run_weights(run_id: str) -> dict[str, torch.Tensor]:
         raise SourceError(f"run {run_id}: its weights cannot be read ({type(error).__name__})") from None
 
 
-def run_batch(run_id: str, batch_size: int, seed: int) -> tuple[torch.Tensor, str] | None:
-    """A seeded batch of the run's own test images, normalised as its training normalised them, and a few
-    words saying what it is; None when the run's data cannot be read here (moved, never downloaded)."""
-    run = _open_run(run_id)
-    try:
-        from archs.training.data import load_dataset, normalize_batch
-
-        data_settings = run.settings().get("data") or {}
-        spec = run.spec()
-        data = load_dataset(data_settings.get("name", "digits"), root=data_settings.get("root"),
-                            input_size=spec.input_size, in_channels=spec.in_channels,
-                            train_limit=data_settings.get("train_limit"),  # its mean and std, as trained
-                            test_limit=data_settings.get("test_limit"))
-        x, _ = next(data.test_batches(max(data.test_size, 1)))
-    except Exception:  # noqa: BLE001 - any unreadable data: the caller falls back to random images
-        return None
-    pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size]
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    return normalize_batch(x[pick], mean, std), f"{len(pick)} test images of {data.name}"
-
-
 def run_metrics(run_id: str) -> list[dict]:
     return _open_run(run_id).metrics()
 

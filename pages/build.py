@@ -3,7 +3,7 @@
 import streamlit as st
 
 import archs
-from archs import PRESETS, STAGE_TYPES, HeadSpec, NetSpec, PlainSpec
+from archs import PRESETS, STAGE_TYPES, HeadSpec, NetSpec
 from archs.diagram import spec_to_dot
 from ui import charts, compute, fmt, form, inspect_views, state
 

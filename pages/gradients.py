@@ -8,6 +8,8 @@ import streamlit as st
 import archs
 from archs import SpecError
 from archs.sources import SourceError
+from archs.training.limits import LimitError
+from archs.training.store import RunError
 from archs.training.experiments import depth_sweep_results, submit_depth_sweep
 from ui import charts, compute, fmt, identity, runs, state
 
@@ -131,11 +133,11 @@ with st.container(key="health_section"):               # one box, for a screensh
     if run_id:
         try:
             source = compute.run_source(run_id)
-            health_curves = [(f"{source.label}, trained", compute.run_health(run_id, batch, seed)),
-                             (f"{source.spec.name} at initialisation",
-                              compute.run_health(run_id, batch, seed, trained=False))]
-            st.caption(f"Both measured in eval mode on the same batch: {health_curves[0][1].inputs}.")
-        except SourceError as error:
+            me = identity.current()
+            trained, initial = compute.run_health(run_id, batch, seed, me.owner, me.name)
+            health_curves = [(f"{source.label}, trained", trained), (f"{source.spec.name} at initialisation", initial)]
+            st.caption(f"Both measured in eval mode on the same batch, in a worker process: {trained.inputs}.")
+        except (SourceError, RunError, LimitError) as error:
             st.error(fmt.plain(error), icon=":material/error:")
     else:
         health_curves = [(curves[0][0], compute.health(measured, batch, seed))]
@@ -165,9 +167,12 @@ sweep_key = (tuple(picked), batch, seed, use_norm)
 st.caption(f"Depths {', '.join(map(str, picked))} · batch {batch} · seed {seed} · {norm_word}.")
 if st.button("Run the sweep", key="sweep_run", icon=":material/play_arrow:"):
     me = identity.current()
-    group = submit_depth_sweep(runs.executor(), picked, batch_size=batch, seed=seed,
-                               norm="batch" if use_norm else "none", owner=me.owner, owner_name=me.name)
-    st.session_state["sweep"] = (sweep_key, group)
+    try:
+        group = submit_depth_sweep(runs.executor(), picked, batch_size=batch, seed=seed,
+                                   norm="batch" if use_norm else "none", owner=me.owner, owner_name=me.name)
+        st.session_state["sweep"] = (sweep_key, group)
+    except (LimitError, RunError) as error:
+        st.error(f"No sweep started: {fmt.plain(error)}", icon=":material/error:")
 
 
 def sweep_view(key: tuple, group: str, was_measuring: bool) -> None:
@@ -178,7 +183,8 @@ def sweep_view(key: tuple, group: str, was_measuring: bool) -> None:
     if was_measuring and done == total:
         st.rerun()  # finished: redraw without the timer
     if done < total:
-        ahead = len([r for r in runs.executor().active() if store.get(r).settings().get("group") != group])
+        mine = {r["id"] for r in store.list_runs(group=group)}
+        ahead = len([r for r in runs.executor().active() if r not in mine])
         st.progress(done / max(total, 1), text=f"Measured {done} of {total} networks"
                     + (f" · waiting behind {ahead} other run{'s' if ahead != 1 else ''}" if ahead and not done else ""))
         return

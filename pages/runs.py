@@ -1,6 +1,9 @@
-"""Runs: every run in the run store (everyone's), their curves side by side; stop, delete and download.
+"""Runs: every run in the run store (everyone's), a page of them at a time; their curves side by side; stop,
+delete and download.
 
-Everyone sees every run; only the one who started a run can stop or delete it (see ``ui/identity.py``).
+Everyone sees every run; only the one who started a run (or an administrator) can stop or delete it (see
+``ui/identity.py``). The table reads one page of rows from the store's database, so it stays quick with
+thousands of runs.
 """
 
 from __future__ import annotations
@@ -13,18 +16,52 @@ from archs.training.store import RunError
 from ui import fmt, identity, runs, state, train_charts
 
 CONFIRM = "runs_confirm_delete"
+PAGE_SIZE = 100
+STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 
 state.init()  # idempotent; the server's first request may open this page without dashboard.py
 st.title("Runs")
 executor = runs.executor()
 store = executor.store
 me = identity.current()
-st.caption(runs.limits_caption(executor) + f" Run store: `{fmt.plain(store.root)}`.")
-rows = store.list_runs(kind="train")
+st.caption(runs.limits_caption(executor) + f" Run store: {fmt.code(store.db_path)}.")
+try:
+    problems = store.health()
+except RunError as error:
+    problems = [str(error)]
+for problem in problems:
+    st.error(f"**The run store has a problem**: {fmt.plain(problem)}. Runs may not start or record until it is "
+             "fixed; nothing stored so far is lost.", icon=":material/database:")
+
+filters = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
+state.sticky("runs_whose", "everyone")
+whose = filters[0].segmented_control("Whose", ["everyone", "mine"], key="runs_whose",
+                                     format_func={"everyone": "Everyone's", "mine": "Mine"}.get)
+state.sticky("runs_status", None)
+status = filters[1].selectbox("Status", STATUSES, key="runs_status", index=None, placeholder="any status")
+state.sticky("runs_search", "")
+search = filters[2].text_input("Search", key="runs_search", placeholder="label, network or id", max_chars=100)
+query = {"kind": "train", "owner": me.owner if whose == "mine" else None, "status": status,
+         "search": search.strip() or None}
+try:
+    total = store.count_runs(**query)
+except RunError as error:
+    st.error(fmt.plain(error), icon=":material/error:")
+    st.stop()
+pages = max(1, -(-total // PAGE_SIZE))
+state.sticky("runs_page", 1)
+if not 1 <= st.session_state["runs_page"] <= pages:
+    st.session_state["runs_page"] = 1
+page = filters[3].number_input("Page", min_value=1, max_value=pages, key="runs_page")
+rows = store.list_runs(**query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
 if not rows:
-    st.info(f"No runs in `{fmt.plain(store.root)}` yet. Start one on the **Train** page.",
+    filtered = whose == "mine" or status or search.strip()
+    st.info("No runs match these filters." if filtered else
+            f"No runs in {fmt.code(store.root)} yet. Start one on the **Train** page.",
             icon=":material/model_training:")
     st.stop()
+first = (page - 1) * PAGE_SIZE + 1
+st.caption(f"Runs {first:,}–{first + len(rows) - 1:,} of {total:,}, newest first.")
 
 table = pd.DataFrame({
     "Run": [r["label"] for r in rows],
@@ -48,18 +85,20 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
 })
 st.caption("**failed**: the run raised an error, or its worker process died (killed, out of memory); "
            "**interrupted**: whatever relayed the run's records went away. Records up to then are kept. Every run "
-           f"also writes TensorBoard event files into its folder: `tensorboard --logdir {fmt.plain(store.root)}`.")
+           f"also writes TensorBoard event files into its folder: {fmt.code(f'tensorboard --logdir {store.root}')}.")
 
-labels = {r["id"]: f"{r['label']} · {r['status']} · {identity.describe(r['owner'], r['owner_name'])} · {r['id']}"
-          for r in rows}
+by_id = {r["id"]: r for r in rows}
+labels = {i: f"{r['label']} · {r['status']} · {identity.describe(r['owner'], r['owner_name'])} · {i}"
+          for i, r in by_id.items()}
 ids = list(labels)
 
 st.subheader("Curves", anchor=False)
 state.sticky("runs_overlay", ids[:1])
 st.session_state["runs_overlay"] = [i for i in st.session_state["runs_overlay"] if i in labels]
-chosen = st.multiselect("Runs to overlay", ids, key="runs_overlay", format_func=labels.get)
+chosen = st.multiselect("Runs to overlay", ids, key="runs_overlay", format_func=labels.get,
+                        help="Any of the runs listed above (change the filters or the page for others).")
 if chosen:
-    curves = [(store.get(i).info()["label"] + f" ({i[-6:]})", store.get(i).metrics()) for i in chosen]
+    curves = [(by_id[i]["label"] + f" ({i[-6:]})", store.get(i).metrics()) for i in chosen]
     st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="runs_curves")
 
 st.subheader("One run", anchor=False)
@@ -68,8 +107,8 @@ if st.session_state["runs_pick"] not in labels:
     st.session_state["runs_pick"] = ids[0]
 picked = st.selectbox("Run", ids, key="runs_pick", format_func=labels.get)
 run = store.get(picked)
-info = run.info()
-mine = info["owner"] in (None, me.owner)
+info = by_id[picked]
+mine = executor.may_act(run, me.owner)
 if info["error"]:
     st.error(fmt.plain(info["error"]), icon=":material/error:")
 cols = st.columns([1, 1, 1, 1, 1, 1], vertical_alignment="center")

@@ -7,12 +7,11 @@ from the run store, so a reload, a page switch or a restart of the server neithe
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from archs.training.config import ACTIVE_STATUSES, ConfigError, DataConfig, TrainConfig
 from archs.training.data import DATASETS, DataError, dataset_info
+from archs.training.datadir import downloads_allowed, folder_name, image_folders
 from archs.training.device import resolve_device
 from archs.training.limits import LimitError
 from archs.training.recipes import RECIPES
@@ -60,8 +59,8 @@ def my_run_id() -> str | None:
             return wanted
         except RunError:
             st.session_state.pop(RUN_KEY, None)
-    mine = [r for r in store.runs() if r.owner == me.owner and r.settings().get("kind", "train") == "train"]
-    return mine[0].id if mine else None
+    mine = store.list_runs(kind="train", owner=me.owner, limit=1)
+    return mine[0]["id"] if mine else None
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -76,22 +75,37 @@ with st.container(border=True):
     data_cols = st.columns([2, 3, 1], vertical_alignment="bottom")
     source = data_cols[0].selectbox("Data set", names, key="train.data",
                                     format_func=lambda n: "Image folder…" if n == FOLDER else DATASETS[n].title)
-    root, download = None, False
+    # Data is read only inside the server's data folder ($ARCHS_DATA_DIR): an image folder is picked among its
+    # sub-folders and named relative to it ("folder:<relative>", resolved and confined again by the library
+    # wherever it is read); torchvision data sets are read from the folder itself (no root). No typed path.
+    root, download, data_name = None, False, ""
     if source == FOLDER:
-        state.sticky("train.folder", "")
-        path = data_cols[1].text_input("Image folder", key="train.folder", placeholder="/path/to/images",
-                                       help="ImageFolder layout: <path>/<class>/* (split 80/20), or "
-                                            "<path>/train/<class>/* and <path>/test/<class>/*.")
-        data_name = path.strip()
+        found = image_folders()
+        state.sticky("train.folder", found[0] if found else None)
+        chosen = st.session_state.get("train.folder")
+        # a choice no longer (or never) offered stays visible, so Start refuses it rather than using another
+        stale = [chosen] if isinstance(chosen, str) and chosen and chosen not in found else []
+        if found or stale:
+            picked = data_cols[1].selectbox(
+                "Image folder", found + stale, key="train.folder",
+                format_func=lambda f: f if f in found else f"{f} (not offered)",
+                help="An image folder in the server's data folder (ImageFolder layout: <folder>/<class>/*, split "
+                     "80/20, or <folder>/train/<class>/* and <folder>/test/<class>/*).")
+            data_name = folder_name(picked) if picked else ""
+        else:
+            data_cols[1].caption("No image folders in the server's data folder: the operator can add one there "
+                                 "(ImageFolder layout: <folder>/<class>/*).")
     else:
         data_name = source
         if DATASETS[source].source == "torchvision":
-            state.sticky("train.root", os.environ.get("ARCHS_DATA_DIR", "data"))
-            root = data_cols[1].text_input("Data folder", key="train.root",
-                                           help="Folder holding the data set in torchvision's layout.").strip() or None
-            state.sticky("train.download", False)
-            download = data_cols[2].checkbox("Download if missing", key="train.download",
-                                             help="Only where this machine can reach the internet.")
+            if downloads_allowed():
+                state.sticky("train.download", False)
+                download = data_cols[2].checkbox("Download if missing", key="train.download",
+                                                 help="Into the server's data folder; only where this machine "
+                                                      "can reach the internet.")
+                st.caption("Read from the server's data folder.")
+            else:
+                st.caption("Read from the server's data folder; the operator has not allowed downloads.")
     if data_name:
         st.caption(fmt.plain(dataset_info(data_name).description or dataset_info(data_name).title))
 
@@ -125,7 +139,7 @@ if start:
                              owner=me.owner, owner_name=me.name, recipe=recipe)
         st.session_state[RUN_KEY] = executor.submit(request)
         st.rerun()
-    except (DataError, ConfigError, LimitError) as error:
+    except (DataError, ConfigError, LimitError, RunError) as error:
         st.error(f"No run started: {fmt.plain(error)}", icon=":material/error:")
 
 

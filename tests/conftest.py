@@ -8,7 +8,8 @@ os.environ.setdefault("ARCHS_SUPERVISOR_IDLE", "3")
 import tempfile  # noqa: E402
 
 os.environ.setdefault("ARCHS_CACHE_DIR", tempfile.mkdtemp(prefix="archs-cache-"))  # the local executor's supervisors leave soon after a test
-# worker processes import test helpers (tests/faults.py) named in a request's model_factory
+# worker processes import tests/faults.py as the operator's setup module: networks named fault-* misbehave there
+os.environ["ARCHS_WORKER_SETUP"] = "faults"
 _TESTS = str(Path(__file__).resolve().parent)
 os.environ["PYTHONPATH"] = os.pathsep.join([_TESTS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                                        if p and p != _TESTS])

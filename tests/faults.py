@@ -1,15 +1,22 @@
-"""Networks that misbehave on purpose, named by tests in a run request's ``model_factory`` so that a worker
-process builds them (``"faults:nan_from_step_3"``). Worker processes find this module through the
-PYTHONPATH that tests/conftest.py sets."""
+"""Networks that misbehave on purpose.
+
+In this process a test passes one as Python code: ``execute_request(request, recorder, model_factory=faults.slow)``.
+A request is data and never names code, so for runs in worker processes (local workers, Ray tasks) this module is
+the operator's setup module instead: tests/conftest.py sets ``ARCHS_WORKER_SETUP=faults`` (and the PYTHONPATH to
+find it), every worker imports it before its run, and it makes a network misbehave when the test named it so:
+``fault-slow``, ``fault-raise``, ``fault-segfault`` or ``fault-nan`` (optionally followed by ``-anything``).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 from torch import nn
 
 import archs
+import archs.training.request as request_module
 
 
 class _Wrapped(nn.Module):
@@ -43,7 +50,6 @@ def segfault_at_step_3(spec) -> nn.Module:
 
 def slow(spec) -> nn.Module:
     """Each training step sleeps 50 ms, so a run lasts long enough to act on it mid-way."""
-    import time
 
     def wait(out):
         time.sleep(0.05)
@@ -51,3 +57,17 @@ def slow(spec) -> nn.Module:
 
     return _Wrapped(spec, 1, wait)
 
+
+FAULTS = {"fault-slow": slow, "fault-raise": raise_at_step_3, "fault-segfault": segfault_at_step_3,
+          "fault-nan": nan_from_step_3}
+_build = request_module.build_network
+
+
+def _build_network(spec):
+    for prefix, factory in FAULTS.items():
+        if spec.name == prefix or spec.name.startswith(prefix + "-"):
+            return factory(spec)
+    return _build(spec)
+
+
+request_module.build_network = _build_network

@@ -89,11 +89,34 @@ def install(monkeypatch, runs: list[FakeRun]) -> FakeStore:
     return store
 
 
-def install_for_app(monkeypatch, runs: list[FakeRun]) -> FakeStore:
-    """``install``, and forget what the dashboard cached about runs (its caches outlive one AppTest)."""
+def forget_cached_runs() -> None:
+    """Forget what the dashboard cached about runs (its caches outlive one AppTest)."""
     from ui import compute
 
-    store = install(monkeypatch, runs)
     for cached in (compute.runs, compute.run_metrics, compute.run_source, compute.run_health, compute.export_files):
         cached.clear()
+
+
+def install_for_app(monkeypatch, runs: list[FakeRun]) -> FakeStore:
+    """``install``, with the dashboard's caches about runs forgotten."""
+    store = install(monkeypatch, runs)
+    forget_cached_runs()
     return store
+
+
+def use_real_store(monkeypatch, runs_dir) -> None:
+    """The dashboard on a real (empty) run store in ``runs_dir``, with its caches about runs forgotten."""
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(runs_dir))
+    forget_cached_runs()
+
+
+def real_run(runs_dir, spec: NetSpec, weights: dict | None, label: str, owner: str = "session:trainer",
+             data: str = "digits") -> str:
+    """A completed run written into a real run store (no training): for views that measure it in a worker."""
+    from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
+
+    run = RunStore(runs_dir).create(RunRequest(spec, TrainConfig(), DataConfig(name=data), label=label, owner=owner))
+    if weights is not None:
+        run.save_weights(weights)
+    run.write_status(status="completed", progress={"step": 1, "total_steps": 1})
+    return run.id

@@ -113,9 +113,14 @@ def test_export_a_stored_runs_trained_weights(monkeypatch):
                                                                                 "seed002_inception.json"]
 
 
-def test_activation_health_with_the_plain_twin_then_a_stored_run(monkeypatch):
+def test_activation_health_with_the_plain_twin_then_a_stored_run(monkeypatch, tmp_path):
+    """The stored run is a real one (its activations are measured by a worker process, never in the server)."""
+    from run_fakes import real_run, use_real_store
+
+    monkeypatch.undo()  # not the fake store of the other tests here
+    use_real_store(monkeypatch, tmp_path / "runs")
     spec = PRESETS["cifar-resnet20"]
-    install_for_app(monkeypatch, [FakeRun("20260101-r-123456", spec, trained_like(spec), label="trained net")])
+    run_id = real_run(tmp_path / "runs", spec, trained_like(spec), "trained net")
     at = open_app(preset="cifar-resnet20")
     at.session_state["grad_batch"] = 4
     run(at.switch_page("pages/gradients.py"))
@@ -128,8 +133,9 @@ def test_activation_health_with_the_plain_twin_then_a_stored_run(monkeypatch):
                                              for what in ("mean", "std", "dead"))]
     assert table["dead · plain twin"].iloc[1].endswith("/32")        # stage1.block1: two ReLUs of 16 channels
     assert "ReLU channels dead" in texts(at.markdown)
-    run(at.selectbox(key="health_run").select("20260101-r-123456"))
+    run(at.selectbox(key="health_run").select(run_id))
     names = [trace["name"] for trace in figure(at, "health_chart")["data"]]
-    assert names[::2] == ["trained net (123456), trained", "cifar-resnet20 at initialisation"]
+    assert names[::2] == [f"trained net ({run_id[-6:]}), trained", "cifar-resnet20 at initialisation"]
     assert "eval mode for the trained run" in texts(at.caption)
-    assert at.query_params["hrun"] == "20260101-r-123456"
+    assert at.query_params["hrun"] == run_id
+    assert "in a worker process" in texts(at.caption)

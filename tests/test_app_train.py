@@ -43,7 +43,7 @@ def runs_dir(tmp_path, monkeypatch):
 def stop_all(runs_dir) -> None:
     executor = get_executor("local", runs_dir)
     for run_id in executor.active():
-        executor.stop(run_id)
+        executor.stop(run_id, admin=True)
     assert executor.wait(timeout=60)
 
 
@@ -144,26 +144,40 @@ def test_stop_ends_a_running_run_as_stopped(runs_dir):
     assert not at.button(key="train_start").disabled
 
 
-def test_a_bad_image_folder_shows_the_data_error_and_starts_nothing(runs_dir, tmp_path):
+def test_a_bad_image_folder_shows_the_data_error_and_starts_nothing(runs_dir, tmp_path, monkeypatch):
+    """Image folders are picked among those of the server's data folder; one gone since the page was drawn is
+    named in the error, and no other folder is used instead."""
+    import shutil
+
+    from PIL import Image
+
+    for folder in ("gone-folder", "kept"):
+        for cls in ("a", "b"):
+            (tmp_path / "data" / folder / cls).mkdir(parents=True)
+            Image.new("L", (8, 8), 100).save(tmp_path / "data" / folder / cls / "0.png")
+    monkeypatch.setenv("ARCHS_DATA_DIR", str(tmp_path / "data"))
     at = open_page("train")
     at.selectbox(key="train.data").select("folder")
     run(at)
-    at.text_input(key="train.folder").input(str(tmp_path / "no-such-folder"))
+    assert at.selectbox(key="train.folder").options == ["gone-folder", "kept"]
+    at.selectbox(key="train.folder").select("gone-folder")
     run(at)
+    shutil.rmtree(tmp_path / "data" / "gone-folder")
     run(at.button(key="train_start").click())
     assert_clean(at)
     message = texts(at.error)
-    assert "No run started" in message and "no-such-folder" in message
+    assert "No run started" in message and "gone-folder" in message
     assert RunStore(runs_dir).runs() == []
 
 
-def test_a_missing_torchvision_data_set_shows_where_it_looked(runs_dir, tmp_path):
+def test_a_missing_torchvision_data_set_shows_where_it_looked(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHS_DATA_DIR", str(tmp_path / "empty"))
     at = open_page("train")
     at.selectbox(key="train.data").select("cifar10")
     run(at)
-    at.text_input(key="train.root").input(str(tmp_path / "empty"))
+    assert not [w for w in at.text_input if w.key == "train.root"]  # read from the data folder, no typed root
     run(at.button(key="train_start").click())
-    assert "No run started" in texts(at.error)
+    assert "No run started" in texts(at.error) and "cifar-10-batches-py" in texts(at.error)
     assert RunStore(runs_dir).runs() == []
 
 
@@ -244,7 +258,8 @@ def test_the_degradation_section_plots_a_finished_group_with_its_verdicts(runs_d
     final = {"cifar-plain20": 0.5, "cifar-plain56": 0.9, "cifar-resnet20": 0.5, "cifar-resnet56": 0.4}
     for name, loss in final.items():
         run_ = RunStore(runs_dir).create(RunRequest(replace(archs.PRESETS[name], name=name), TrainConfig(),
-                                                    DataConfig(), label=name, group="degradation-test"))
+                                                    DataConfig(), label=name, group="degradation-test",
+                                                    owner="session:someone"))
         for step in range(1, 9):
             run_.append_metric({"kind": "step", "step": step, "loss": loss, "train_accuracy": 0.5})
         run_.write_status(status="completed", progress={"step": 8, "total_steps": 8})

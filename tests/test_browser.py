@@ -25,6 +25,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
 
+# the guide's flags for the system Chromium here (no sandbox as root, no GPU, nothing reaching the network)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def launch(playwright):
+    """The system Chromium, headless, through Playwright (which cannot download browsers here)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
 # Streamlit marks its elements with data-testid attributes
 EXCEPTION = '[data-testid="stException"]'
 METRIC_VALUE = '[data-testid="stMetricValue"]'
@@ -98,9 +108,7 @@ def server(served) -> str:
 def browser():
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        chromium = launch(p)
         yield chromium
         chromium.close()
 

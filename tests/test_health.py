@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from archs import PRESETS, NetSpec, PlainSpec, build_model, gradient_profile
-from archs.health import activation_health, activation_stats, random_batch, stored_run_health
+from archs.health import activation_health, activation_stats, random_batch
 
 # stem: a 1x1 conv from 1 to 2 channels (no norm, with bias) and ReLU; one more such stage of 3 channels
 TWO_CONVS = NetSpec(in_channels=1, num_classes=3, input_size=8, norm="none", stem=(
@@ -83,37 +83,58 @@ def test_a_large_negative_bias_kills_every_unit():
     assert health.to_dict()["blocks"][0]["dead_fraction"] == 1.0
 
 
-def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(monkeypatch):
-    from archs.sources import SourceError
-    from run_fakes import FakeRun, install, trained_like
+def health_request(run, data):
+    from archs.training import RunRequest, TrainConfig
+
+    return RunRequest(run.spec(), TrainConfig(batch_size=4, seed=0), data, kind="health", source_run=run.id,
+                      owner="session:viewer")
+
+
+def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(tmp_path):
+    from archs.health import ActivationHealth
+    from archs.training import DataConfig, RunRequest, RunStore, execute_request
+    from archs.training.request import MemoryRecorder
+    from run_fakes import trained_like
 
     spec = PRESETS["seed004-resnet"]
     weights = trained_like(spec, seed=2)
-    install(monkeypatch, [FakeRun("r1", spec, weights), FakeRun("r2", spec, None)])
-    health = stored_run_health("r1", batch_size=4, seed=0)
+    store = RunStore(tmp_path)
+    run = store.create(RunRequest(spec, owner="session:trainer"))
+    run.save_weights(weights)
+    unreadable = DataConfig(name="mnist", root=str(tmp_path / "nothing"))  # its data is gone: random images
+    status = execute_request(health_request(run, unreadable), MemoryRecorder(), store=store)
+    assert status["status"] == "completed"
+    health = ActivationHealth.from_dict(status["result"]["trained"])
     model = build_model(spec)
     model.load_state_dict(weights)
     expected = activation_stats(model.eval(), random_batch(spec, 4, 0))
-    assert health.inputs == "random normal images"                     # a fake run: no data to read
+    assert health.inputs == "random normal images"
     assert replace(health, inputs=expected.inputs) == expected and not health.train_mode
     assert health != activation_health(spec, 4, 0)                    # not the network at initialisation
-    fresh = stored_run_health("r1", batch_size=4, seed=0, trained=False)
+    fresh = ActivationHealth.from_dict(status["result"]["initial"])
     torch.manual_seed(0)
     assert replace(fresh, inputs=expected.inputs) == activation_stats(build_model(spec).eval(), random_batch(spec, 4, 0))
-    with pytest.raises(SourceError, match="run r2 has no saved weights"):
-        stored_run_health("r2")
-    with pytest.raises(SourceError, match="no run 'r9'"):
-        stored_run_health("r9")
+    assert ActivationHealth.from_dict(health.to_dict()) == health
+    bare = store.create(RunRequest(spec, owner="session:trainer"))
+    status = execute_request(health_request(bare, unreadable), MemoryRecorder(), store=store)
+    assert status["status"] == "failed" and "has no saved weights" in status["error"]
 
 
 def test_a_real_stored_run_is_measured_on_its_own_test_images(tmp_path, monkeypatch):
     from archs.training import DataConfig, RunRequest, RunStore, TrainConfig, execute_request
 
-    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path))
+    from archs.health import ActivationHealth
+    from archs.training.request import MemoryRecorder
+
     spec = PRESETS["seed002-inception"]
-    run = RunStore(tmp_path).create(RunRequest(spec, TrainConfig(max_steps=3, batch_size=16, grad_every=0),
-                                               DataConfig(name="digits", test_limit=40)))
+    store = RunStore(tmp_path)
+    data = DataConfig(name="digits", test_limit=40)
+    run = store.create(RunRequest(spec, TrainConfig(max_steps=3, batch_size=16, grad_every=0), data,
+                                  owner="session:trainer"))
     assert execute_request(run.request(), run)["status"] == "completed"
-    health = stored_run_health(run.id, batch_size=8, seed=0)
+    request = RunRequest(spec, TrainConfig(batch_size=8, seed=0), data, kind="health", source_run=run.id,
+                         owner="session:viewer")
+    status = execute_request(request, MemoryRecorder(), store=store)
+    health = ActivationHealth.from_dict(status["result"]["trained"])
     assert health.inputs == "8 test images of digits" and not health.train_mode
     assert len(health.blocks) > 3 and all(b.std > 0 for b in health.blocks)

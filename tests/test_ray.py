@@ -3,7 +3,10 @@ their records relayed to the run store while they run, and stop."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -45,13 +48,18 @@ def test_two_runs_on_ray_one_stopped_midway(ray_executor):
     stopped = executor.submit(long_request(label="stopped midway"))
     wait_until(lambda: step_of(executor.store, stopped) >= 2, what="the long run's first records to be relayed")
     assert executor.status(stopped)["status"] == "running"  # records arrive while it runs, not at the end
-    assert executor.stop(stopped)
+    # stopped from another process (a shell on the server): the store's flag reaches the task through the relay
+    out = subprocess.run([sys.executable, "-m", "archs", "runs", "--stop", stopped, "--runs-dir",
+                          str(executor.store.root), "--owner", "session:me"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("stopping"), out.stderr
     assert executor.wait(timeout=120)
     store = executor.store
     a, b = store.get(done), store.get(stopped)
     assert a.status()["status"] == "completed" and a.status()["result"]["steps"] == 4
     assert [r["step"] for r in a.metrics("step")] == [2, 4] and a.has_weights()
     assert b.status()["status"] == "stopped", (b.status().get("error"), b.status().get("stored_status"))
+    assert b.status()["message"] == "stopped by session:me"
     assert 2 <= b.status()["result"]["steps"] < 500 * 8
     assert len(b.metrics("step")) >= 2 and b.has_weights()
     assert a.load_model() is not None
@@ -65,9 +73,9 @@ def test_a_queued_ray_run_is_cancelled_and_a_failing_one_recorded(ray_executor):
     waiting = executor.submit(request())  # needs the 2 CPUs the first one holds
     time.sleep(0.5)
     assert executor.queue() == [waiting] or executor.queue() == [first, waiting]
-    assert executor.stop(waiting)
-    executor.stop(first)
-    bug = executor.submit(request(model_factory="faults:raise_at_step_3"))
+    assert executor.stop(waiting, owner="session:me")
+    executor.stop(first, owner="session:me")
+    bug = executor.submit(request(spec=replace(request().spec, name="fault-raise")))
     assert executor.wait(timeout=120)
     assert executor.status(waiting)["status"] == "stopped"
     assert executor.status(bug)["status"] == "failed"

@@ -1,4 +1,4 @@
-"""The run store, run requests and the local executor: worker processes, the FIFO queue, stop, crashes,
+"""The run store (SQLite), run requests and the local executor: worker processes, the FIFO queue, stop, crashes,
 a worker outliving the process that submitted it, limits and owners.
 
 Runs here are tiny (seed002-inception on a slice of the offline digits): a few seconds each, most of it
@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import archs
+import faults
 from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
 from archs.training.config import ConfigError
 from archs.training.data import DataError
@@ -29,6 +30,8 @@ from archs.training.request import MemoryRecorder, execute_request
 from archs.training.store import RunError, grad_heatmap, process_identity
 
 SPEC = archs.PRESETS["seed002-inception"]
+SLOW = replace(SPEC, name="fault-slow")  # each step sleeps 50 ms in a worker (tests/faults.py, the workers' setup)
+ME = "session:me"
 DIGITS = DataConfig(name="digits", train_limit=128, test_limit=64)
 TIMEOUT = 120  # generous, for a loaded CI machine: tests wait for states, they never assert durations
 
@@ -38,12 +41,12 @@ def quick(**overrides) -> TrainConfig:
 
 
 def request(**overrides) -> RunRequest:
-    return RunRequest(**{"spec": SPEC, "train": quick(max_steps=4), "data": DIGITS, **overrides})
+    return RunRequest(**{"spec": SPEC, "train": quick(max_steps=4), "data": DIGITS, "owner": ME, **overrides})
 
 
 def long_request(**overrides) -> RunRequest:
     """A run that would take minutes: it is stopped or killed in these tests."""
-    return request(train=quick(epochs=500, log_every=1, grad_every=0), model_factory="faults:slow", **overrides)
+    return request(**{"spec": SLOW, "train": quick(epochs=500, log_every=1, grad_every=0), **overrides})
 
 
 def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
@@ -63,28 +66,30 @@ def executor(tmp_path):
     ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1)
     yield ex
     for run_id in ex.active():
-        ex.stop(run_id)
+        ex.stop(run_id, admin=True)
     ex.wait(timeout=60)
 
 
 # ------------------------------------------------------------------------------------------ requests
-def test_a_request_round_trips_through_json_and_its_run_folder(tmp_path):
-    req = request(label="first", group="g", owner="session:abc", owner_name="session abc",
-                  model_factory="faults:slow")
+def test_a_request_round_trips_through_json_and_the_store(tmp_path):
+    req = request(label="first", group="g", owner="session:abc", owner_name="session abc", max_seconds=30.0)
     assert RunRequest.from_json(req.to_json()) == req
     run = RunStore(tmp_path).create(req)
     assert run.request() == req
-    assert run.settings()["owner"] == "session:abc" and run.status()["status"] == "interrupted"  # not queued
-    with pytest.raises(ConfigError, match="^kind: must be one of 'train', 'gradients', got 'dance'"):
+    assert run.settings()["owner"] == "session:abc" and run.owner == "session:abc"
+    assert run.status()["status"] == "interrupted"  # queued in no queue, by no one
+    with pytest.raises(ConfigError, match="^kind: must be one of 'train', 'gradients', 'health', got 'dance'"):
         request(kind="dance")
-    with pytest.raises(ConfigError, match="^model_factory: must be 'package.module:function'"):
-        request(model_factory="nocolon")
+    with pytest.raises(ConfigError, match="^max_seconds: must be a positive number of seconds"):
+        request(max_seconds=-1)
     with pytest.raises(ConfigError, match="unknown data setting 'path'"):
         RunRequest.from_dict({**req.to_dict(), "data": {"path": "x"}})
     with pytest.raises(ConfigError, match="^lr: must be a finite number"):  # not an OverflowError
         RunRequest.from_dict({**req.to_dict(), "train": {**req.to_dict()["train"], "lr": 10**400}})
     with pytest.raises(archs.SpecError, match="stages\\[0\\]"):
         RunRequest.from_dict({**req.to_dict(), "spec": {**SPEC.to_dict(), "stages": [{"type": "residual"}]}})
+    with pytest.raises(ConfigError, match="^train: must be an object"):
+        RunRequest.from_dict({**req.to_dict(), "train": [1, 2]})
 
 
 def test_execute_request_in_this_process_records_everything():
@@ -100,7 +105,7 @@ def test_a_request_that_cannot_run_fails_with_the_reason():
     status = execute_request(request(data=DataConfig(name="mnist", root="/nonexistent")), MemoryRecorder())
     assert status["status"] == "failed" and status["error"].startswith("MNIST not found")
     recorder = MemoryRecorder()
-    status = execute_request(request(model_factory="faults:raise_at_step_3"), recorder)
+    status = execute_request(request(), recorder, model_factory=faults.raise_at_step_3)  # Python code may
     assert status["status"] == "failed"
     assert status["error"] == "RuntimeError: boom: a bug inside the model at step 3"
     assert "Traceback" in recorder.error_text and [r["step"] for r in recorder.records if r["kind"] == "step"] == [2]
@@ -114,8 +119,6 @@ def test_crashed_run_reads_back_honestly(tmp_path):
     run.write_status(status="running", worker=process_identity(int(dead.stdout)),
                      progress={"step": 2, "total_steps": 8})
     run.append_metric({"kind": "step", "step": 2, "loss": 1.5})
-    with open(run.path / "metrics.jsonl", "a") as handle:
-        handle.write('{"kind": "step", "step": 4, "lo')  # cut off mid-line by the crash
     status = run.status()
     assert status["status"] == "failed" and status["stored_status"] == "running"
     assert "ended without recording a result" in status["error"]
@@ -124,44 +127,65 @@ def test_crashed_run_reads_back_honestly(tmp_path):
     assert (row["status"], row["step"]) == ("failed", 2)
     run.write_status(worker=process_identity())  # a live worker (this process): running it is
     assert run.status()["status"] == "running"
-    # a folder with almost nothing in it, and one with a garbled status file
-    bare = tmp_path / "20000101-000000000-bare"
-    bare.mkdir()
-    (bare / "settings.json").write_text(json.dumps({"label": "bare"}))
-    garbled = tmp_path / "20000101-000001000-garbled"
-    garbled.mkdir()
-    (garbled / "status.json").write_text('{"status": "runn')
-    rows = {row["id"]: row for row in store.list_runs()}
-    assert rows[bare.name]["status"] == "interrupted" and rows[garbled.name]["status"] == "interrupted"
-    assert store.get(bare.name).metrics() == []
     with pytest.raises(RunError, match="has no saved weights"):
-        store.get(bare.name).weights()
-    store.delete(garbled.name)
-    assert not garbled.exists()
+        run.weights()
+    with pytest.raises(RunError, match="is running; stop it before deleting it"):
+        store.delete(run.id, owner=ME)
+
+
+def test_a_writer_killed_mid_stream_loses_at_most_the_record_it_was_writing(tmp_path):
+    """A process appends records and rewrites the status as fast as it can, and is SIGKILLed: every record the
+    store holds is whole, in order, and the database passes SQLite's integrity check."""
+    store = RunStore(tmp_path)
+    run = store.create(request())
+    script = (f"from archs.training import RunStore\nrun = RunStore({str(tmp_path)!r}).get({run.id!r})\n"
+              "print('ready', flush=True)\n"
+              "for step in range(1, 10**7):\n"
+              "    run.append_metrics([{'kind': 'step', 'step': step, 'loss': 1.0 / step, 'pad': 'x' * 2000}])\n"
+              "    run.write_status(progress={'step': step})\n")
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    wait_until(lambda: len(run.metrics("step")) >= 200, what="records")
+    writer.kill()
+    writer.wait()
+    steps = [r["step"] for r in run.metrics("step")]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 200
+    assert all(r["pad"] == "x" * 2000 for r in run.metrics("step"))
+    assert run.status()["progress"]["step"] in (len(steps) - 1, len(steps))
+    import sqlite3
+
+    assert sqlite3.connect(store.db_path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_store_queue_owners_and_pruning(tmp_path):
     store = RunStore(tmp_path)
     with pytest.raises(RunError, match="no run 'missing'"):
         store.get("missing")
-    with pytest.raises(RunError, match="invalid run id"):
-        store.get("../etc")
-    runs = [store.create(request(owner=f"session:{n}")) for n in range(4)]
-    for run in runs:
-        store.enqueue(run)
+    for bad in ("../etc", "/etc/passwd", "", ".hidden", "a/b", "x" * 500, "a\x00b"):
+        with pytest.raises(RunError, match="invalid run id"):
+            store.get(bad)
+    runs = store.submit([request(owner=f"session:{n}") for n in range(4)], executor="local")
     assert store.queued() == [r.id for r in runs]
     assert [row["queue_position"] for row in reversed(store.list_runs())] == [1, 2, 3, 4]
-    assert store.claim(runs[0].id) and not store.claim(runs[0].id)
+    assert store.claim_next("local", process_identity()) == runs[0].id
     assert store.queued() == [r.id for r in runs[1:]] and runs[0].status()["status"] == "queued"  # claimed
-    assert store.unqueue(runs[1].id) and not store.unqueue(runs[0].id)
+    assert store.unqueue(runs[1].id) and not store.unqueue(runs[0].id)  # taken already: not unqueued
+    assert runs[1].status()["status"] == "stopped" and runs[1].status()["message"] == "stopped while queued"
     with pytest.raises(RunError, match="started by someone else: only they can delete it"):
         store.delete(runs[2].id, owner="session:intruder")
+    with pytest.raises(RunError, match="say who you are to delete"):
+        store.delete(runs[2].id, owner=None)
     with pytest.raises(RunError, match="is queued; stop it before deleting it"):
         store.delete(runs[2].id, owner="session:2")
     for run in runs:
         run.write_status(status="completed")
-    assert store.prune(keep=3) == [runs[0].id]
-    assert [r.id for r in store.runs()] == [r.id for r in reversed(runs[1:])]
+    assert store.prune(keep=4, owner="session:0") == []  # not over the cap
+    assert store.prune(keep=3, owner="session:3") == [runs[3].id]  # only its own, though others' are older
+    assert [r.id for r in store.runs()] == [r.id for r in reversed(runs[:3])]
+    runs[2].write_status(status="running", worker=process_identity())
+    assert store.prune(keep=1, owner="session:2") == []  # only finished runs
+    assert store.prune(keep=1, owner="session:1") == [runs[1].id]
+    assert {r["owner"] for r in store.list_runs()} == {"session:0", "session:2"}
 
 
 # ------------------------------------------------------------------------------------------ local executor
@@ -184,9 +208,8 @@ def test_run_folder_contents_and_model_reload(executor):
     executor.wait(run_id, timeout=TIMEOUT)
     run = executor.store.get(run_id)
     files = sorted(p.name for p in run.path.iterdir())
-    assert [f for f in files if not f.startswith("events.out.tfevents.")] == [
-        "metrics.jsonl", "settings.json", "spec.json", "status.json", "weights.pt"]
-    assert len(files) == 6  # and one TensorBoard event file
+    assert [f for f in files if not f.startswith("events.out.tfevents.")] == ["weights.pt", "worker.log"]
+    assert len(files) == 3  # and one TensorBoard event file: the records themselves are in the database
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run.path), size_guidance={"scalars": 0, "histograms": 0})
@@ -217,20 +240,23 @@ def test_run_folder_contents_and_model_reload(executor):
 def test_stop_a_running_run_across_processes(executor):
     run_id = executor.submit(long_request())
     wait_until(lambda: step_of(executor.store, run_id) >= 2, what="the first steps")
-    assert executor.stop(run_id)
+    with pytest.raises(RunError, match="started by someone else: only they can stop it"):
+        executor.stop(run_id, owner="session:other")
+    assert executor.stop(run_id, owner=ME)
     assert executor.wait(run_id, timeout=60)
     status = executor.status(run_id)
     assert status["status"] == "stopped" and status["result"]["steps"] < 500 * 8
+    assert status["message"] == f"stopped by {ME}"
     assert executor.store.get(run_id).has_weights()
-    assert not executor.stop(run_id)  # no longer active
+    assert not executor.stop(run_id, owner=ME)  # no longer active
 
 
 def test_stop_a_queued_run(executor):
     first = executor.submit(long_request())
     second = executor.submit(request())
-    assert executor.stop(second)
+    assert executor.stop(second, owner=ME)
     assert executor.status(second)["status"] == "stopped" and second not in executor.queue()
-    executor.stop(first)
+    executor.stop(first, owner=ME)
     executor.wait(timeout=60)
     assert executor.status(first)["status"] == "stopped"
 
@@ -248,15 +274,16 @@ def test_a_killed_worker_fails_its_run_keeps_its_metrics_and_the_queue_moves_on(
 
 
 def test_a_segfault_and_an_exception_inside_training_fail_their_runs(executor):
-    crash = executor.submit(request(model_factory="faults:segfault_at_step_3", train=quick(log_every=1)))
-    bug = executor.submit(request(model_factory="faults:raise_at_step_3"))
-    nan = executor.submit(request(model_factory="faults:nan_from_step_3", train=quick(log_every=1, grad_every=0)))
+    crash = executor.submit(request(spec=replace(SPEC, name="fault-segfault"), train=quick(log_every=1)))
+    bug = executor.submit(request(spec=replace(SPEC, name="fault-raise")))
+    nan = executor.submit(request(spec=replace(SPEC, name="fault-nan"), train=quick(log_every=1, grad_every=0)))
     assert executor.wait(timeout=TIMEOUT)
     assert executor.status(crash)["status"] == "failed"
     assert executor.status(crash)["error"] == describe_exit(-signal.SIGSEGV)
     assert [r["step"] for r in executor.store.get(crash).metrics("step")] == [1, 2]
+    assert "Fatal Python error: Segmentation fault" in (executor.store.get(crash).path / "worker.log").read_text()
     assert executor.status(bug)["error"] == "RuntimeError: boom: a bug inside the model at step 3"
-    assert "Traceback" in (executor.store.get(bug).path / "error.txt").read_text()
+    assert "Traceback" in executor.store.get(bug).traceback()
     diverged = executor.status(nan)
     assert diverged["status"] == "diverged" and diverged["message"] == "the loss became nan at step 3"
     assert not executor.store.get(nan).has_weights()
@@ -268,12 +295,14 @@ def test_a_run_outlives_the_process_that_submitted_it(tmp_path):
     script = (f"import sys, time, archs\n"
               f"from archs.training import RunRequest, RunStore, TrainConfig, DataConfig\n"
               f"from archs.training.executors.local import LocalExecutor\n"
+              f"from dataclasses import replace\n"
               f"ex = LocalExecutor(RunStore({str(runs)!r}))\n"
-              f"ex.submit(RunRequest(archs.PRESETS['seed002-inception'], TrainConfig(epochs=10, max_steps=40, "
-              f"batch_size=16, log_every=1, grad_every=0), DataConfig(train_limit=128, test_limit=64), "
-              f"model_factory='faults:slow'))\n"
+              f"ex.submit(RunRequest(replace(archs.PRESETS['seed002-inception'], name='fault-slow'), "
+              f"TrainConfig(epochs=10, max_steps=40, batch_size=16, log_every=1, grad_every=0), "
+              f"DataConfig(train_limit=128, test_limit=64), owner='session:server'))\n"
               f"ex.submit(RunRequest(archs.PRESETS['seed002-inception'], TrainConfig(epochs=1, max_steps=2, "
-              f"batch_size=16), DataConfig(train_limit=128, test_limit=64), label='queued behind'))\n"
+              f"batch_size=16), DataConfig(train_limit=128, test_limit=64), label='queued behind', "
+              f"owner='session:server'))\n"
               f"print('submitted', flush=True)\n"
               f"time.sleep(600)\n")
     server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
@@ -289,13 +318,13 @@ def test_a_run_outlives_the_process_that_submitted_it(tmp_path):
     assert executor.wait(timeout=TIMEOUT)
     rows = {r["label"]: r for r in store.list_runs()}
     assert rows["queued behind"]["status"] == "completed"
-    trained = rows["seed002-inception on digits"]
+    trained = rows["fault-slow on digits"]
     assert trained["status"] == "completed" and trained["step"] == 40
 
 
 def test_limits_refuse_with_a_clear_message_and_create_nothing(tmp_path):
-    limits = Limits(max_concurrent=1, max_queued_per_owner=1, max_steps=50, max_epochs=3, max_params=50_000,
-                    max_runs_kept=10)
+    limits = Limits(max_concurrent=1, max_queued_per_owner=1, max_queued=3, max_steps=50, max_epochs=3,
+                    max_params=50_000, max_runs_kept=10)
     ex = LocalExecutor(RunStore(tmp_path / "runs"), limits, threads=1)
     with pytest.raises(LimitError, match="this server trains at most 3 epochs per run .ARCHS_MAX_EPOCHS_PER_RUN.; "
                                          "you asked for 4"):
@@ -305,31 +334,41 @@ def test_limits_refuse_with_a_clear_message_and_create_nothing(tmp_path):
     with pytest.raises(LimitError, match="this network has 97,298 parameters; this server trains networks of at most "
                                          "50,000 .ARCHS_MAX_TRAIN_PARAMS."):
         ex.submit(request())
+    with pytest.raises(RunError, match="a run needs an owner"):
+        ex.submit(request(owner=None))
     assert ex.store.runs() == []
-    small = replace(archs.PRESETS["cifar-resnet20"], name="small", in_channels=1, input_size=8,
+    small = replace(archs.PRESETS["cifar-resnet20"], name="fault-slow-small", in_channels=1, input_size=8,
                     stages=tuple(replace(s, blocks=1) for s in archs.PRESETS["cifar-resnet20"].stages[:2]))
-    capped = ex.submit(request(spec=small, train=quick(epochs=2, max_steps=None), owner="session:a",
-                               model_factory="faults:slow"))
+    capped = ex.submit(request(spec=small, train=quick(epochs=2, max_steps=None), owner="session:a"))
     assert TrainConfig.from_dict(ex.store.get(capped).settings()["train"]).max_steps == 50  # capped, not refused
     wait_until(lambda: ex.status(capped)["status"] == "running", what="the first run to start")
     ex.submit(request(spec=small, owner="session:a"))  # waits behind it
     with pytest.raises(LimitError, match="you already have 1 run waiting; this server queues at most 1 per person"):
         ex.submit(request(spec=small, owner="session:a"))
     ex.submit(request(spec=small, owner="session:b"))  # someone else may still queue
+    ex.submit(request(spec=small, owner="session:c"))
+    with pytest.raises(LimitError, match="the queue is full: 3 runs waiting, and this server queues at most 3 in "
+                                         "all .ARCHS_MAX_QUEUED."):
+        ex.submit(request(spec=small, owner="session:d"))  # a new session per reload cannot flood the queue
     with pytest.raises(RunError, match="started by someone else: only they can stop it"):
         ex.stop(capped, owner="session:b")
     for run_id in ex.active():
-        ex.stop(run_id)
+        ex.stop(run_id, admin=True)
     assert ex.wait(timeout=60)
 
 
 def test_limits_from_the_environment():
     limits = Limits.from_env({"ARCHS_MAX_CONCURRENT_RUNS": "3", "ARCHS_MAX_QUEUED_PER_OWNER": "2",
                               "ARCHS_MAX_STEPS_PER_RUN": "1000", "ARCHS_MAX_TRAIN_PARAMS": "junk",
-                              "ARCHS_MAX_RUNS_KEPT": "-4"})
-    assert limits == Limits(max_concurrent=3, max_queued_per_owner=2, max_steps=1000)
+                              "ARCHS_MAX_RUNS_KEPT": "-4", "ARCHS_MAX_QUEUED": "40", "ARCHS_MAX_RUN_SECONDS": "600",
+                              "ARCHS_ADMINS": " user:ta@uni.edu, cli:root ,,"})
+    assert limits == Limits(max_concurrent=3, max_queued_per_owner=2, max_queued=40, max_steps=1000,
+                            max_run_seconds=600, admins=("cli:root", "user:ta@uni.edu"))
     assert Limits.from_env({}).max_concurrent == 1  # this CPU-only machine: one run at a time
-    assert limits.describe() == ["3 runs at a time", "2 waiting per person", "1,000 steps per run"]
+    assert Limits.from_env({"ARCHS_RUNS_KEPT": "7"}).max_runs_kept == 7
+    assert limits.describe() == ["3 runs at a time", "2 waiting per person", "40 waiting in all",
+                                 "1,000 steps per run", "10 minutes per run"]
+    assert limits.is_admin("cli:root") and not limits.is_admin("cli:rooty") and not limits.is_admin(None)
 
 
 def test_missing_data_starts_no_run(executor, tmp_path):
@@ -370,7 +409,7 @@ def test_degradation_experiment_through_the_executor(executor):
 def test_depth_sweep_through_the_executor_matches_the_in_process_sweep(executor):
     from archs.training.experiments import depth_sweep_results, submit_depth_sweep
 
-    group = submit_depth_sweep(executor, [8, 14], batch_size=4, seed=0)
+    group = submit_depth_sweep(executor, [8, 14], batch_size=4, seed=0, owner=ME)
     assert len(executor.store.list_runs(group=group)) == 4
     assert executor.wait(timeout=TIMEOUT)
     results, done, total = depth_sweep_results(executor.store, group)

@@ -46,14 +46,14 @@ def free_port() -> int:
 class Server:
     """The Dockerfile's command on a free port, in a process group of its own; killed by its pid only."""
 
-    def __init__(self, runs_dir: Path, log: Path):
+    def __init__(self, runs_dir: Path, log: Path, env: dict | None = None):
         self.port = free_port()
         cmd = dockerfile_cmd()
         cmd[cmd.index("--server.port") + 1] = str(self.port)
         cmd[0] = sys.executable
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "a")
-        env = {**os.environ, "ARCHS_RUNS_DIR": str(runs_dir), "ARCHS_EXECUTOR": "local"}
+        env = {**os.environ, "ARCHS_RUNS_DIR": str(runs_dir), "ARCHS_EXECUTOR": "local", **(env or {})}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 90
@@ -114,7 +114,7 @@ chromium = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 @pytest.mark.skipif(not (os.environ.get("CHROMIUM") or __import__("shutil").which("chromium")),
                     reason="no chromium on PATH (CI: apt-get install -y chromium)")
 def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path):
-    from test_browser import CHROMIUM, settle
+    from test_browser import launch, settle
 
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
@@ -122,9 +122,7 @@ def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path):
     server = Server(runs_dir, tmp_path / "server.log")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1600})
             page.goto(f"{server.url}/train?preset=cifar-resnet20&session={session}")

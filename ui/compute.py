@@ -11,7 +11,7 @@ import streamlit as st
 import archs
 from archs import CostReport, GradientNorms, NetSpec, ReceptiveFields, Summary, sources
 from archs.export import export_bytes
-from archs.health import ActivationHealth, activation_health, stored_run_health
+from archs.health import ActivationHealth, activation_health
 
 from . import fmt
 
@@ -141,9 +141,15 @@ def health(spec: NetSpec, batch_size: int, seed: int) -> ActivationHealth:
     return activation_health(spec, batch_size, seed)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Loading the run's weights and test images…")
-def run_health(run_id: str, batch_size: int, seed: int, trained: bool = True) -> ActivationHealth:
-    return stored_run_health(run_id, batch_size, seed, trained=trained)
+@st.cache_resource(max_entries=16, show_spinner="Measuring the run's activations in a worker process…")
+def run_health(run_id: str, batch_size: int, seed: int, _owner: str, _owner_name: str | None = None
+               ) -> tuple[ActivationHealth, ActivationHealth]:
+    """A stored run's activation health, trained and at initialisation, measured by a worker of the local
+    executor (the run's data is read there, never in this server); kept here once measured."""
+    from archs.training.executors import get_executor
+    from archs.training.experiments import measure_run_health
+
+    return measure_run_health(get_executor("local"), run_id, batch_size, seed, owner=_owner, owner_name=_owner_name)
 
 
 # ------------------------------------------------------------------------------------------ stored runs

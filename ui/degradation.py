@@ -16,6 +16,7 @@ from archs.training.data import DataError
 from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_summary,
                                         submit_degradation)
 from archs.training.limits import LimitError
+from archs.training.store import RunError
 
 from . import fmt, runs, state, train_charts
 
@@ -33,12 +34,8 @@ RECIPES = {
 
 def latest_group(store, owner: str | None = None) -> tuple[str | None, list[dict]]:
     """The newest experiment of ``owner`` (or of anyone, if they have none) and its runs."""
-    groups = [r for r in store.list_runs() if str(r.get("group") or "").startswith(GROUP_PREFIX)]
-    mine = [r for r in groups if r.get("owner") == owner]
-    if not groups:
-        return None, []
-    newest = max(mine or groups, key=lambda r: r.get("created") or 0)["group"]
-    return newest, [r for r in groups if r["group"] == newest]
+    newest = store.newest_group(GROUP_PREFIX, owner) or store.newest_group(GROUP_PREFIX)
+    return (newest, store.list_runs(group=newest)) if newest else (None, [])
 
 
 def section(executor, me, data_name: str, root, download: bool, values: dict) -> None:
@@ -72,7 +69,7 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
             ids = submit_degradation(executor, settings, data_config=data, owner=me.owner, owner_name=me.name)
             st.toast(f"Queued {len(ids)} runs.")
             st.rerun()
-        except (DataError, ConfigError, LimitError) as error:
+        except (DataError, ConfigError, LimitError, RunError) as error:
             st.error(f"The experiment did not start: {fmt.plain(error)}", icon=":material/error:")
 
     group, rows = latest_group(executor.store, me.owner)

@@ -41,6 +41,13 @@ def plain(text: object, limit: int = 400) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+def code(text: object, limit: int = 400) -> str:
+    """Untrusted text as Markdown inline code (a path, a command): nothing inside a code span is markup, so it
+    is not escaped; backticks and line breaks, which would end the span, are replaced."""
+    text = re.sub(r"[`\r\n]", "'", str(text))
+    return "`" + (text[:limit] + "…" if len(text) > limit else text) + "`"
+
+
 def seconds(s: float) -> str:
     """0.0123 -> '12.3 ms'; 2.5 -> '2.5 s': a measured time, three significant digits."""
     if s < 1e-3:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 
 from archs.training.config import DEFAULT_DATA, DEFAULT_PRESET, TrainConfig
-from archs.training.data import DATASETS
 
 STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interrupted": 4}
 
@@ -26,6 +26,8 @@ STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interr
 def add_parsers(subparsers) -> None:
     """Add ``train`` and ``runs`` to an ``argparse`` sub-parsers object."""
     from archs.fields import spec_fields
+    from archs.training.data import DATASETS
+    from archs.training.executors import EXECUTORS
     from archs.training.recipes import RECIPES
 
     parser = subparsers.add_parser(
@@ -55,8 +57,9 @@ def add_parsers(subparsers) -> None:
                                   help=f"{info.help} (default {info.default})".replace("%", "%%"))
     parser.add_argument("--save", action="store_true",
                         help="record the run in the run store ($ARCHS_RUNS_DIR or ./runs), trained in this process")
-    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+    parser.add_argument("--executor", choices=tuple(EXECUTORS), default=None,
                         help="hand the run to an executor (recorded in the run store) and wait for it")
+    parser.add_argument("--owner", default=None, help="who owns the run (default cli:<your user name>)")
     parser.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(run=train_main)
@@ -76,14 +79,35 @@ def add_parsers(subparsers) -> None:
     speed.add_argument("--json", action="store_true", help="print one JSON object")
     speed.set_defaults(run=speedrun_main)
 
+    add_runs_parser(subparsers)
+
+
+def add_runs_parser(subparsers) -> None:
+    """``runs``: light on purpose (no torch), so listing the store is quick."""
     runs = subparsers.add_parser("runs", help="list the run store (and stop or delete a run)",
-                                 description="List the runs in the run store, newest first.")
+                                 description="List the runs in the run store, newest first. Stopping and deleting a "
+                                             "run is for its owner (you are cli:<user name> unless --owner says "
+                                             "otherwise) or, with --admin, an administrator.")
     runs.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
     runs.add_argument("--json", action="store_true", help="print one JSON object")
     runs.add_argument("--stop", metavar="RUN_ID", help="ask a queued or running run to stop")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete a finished run (a live one is stopped first)")
     runs.add_argument("--csv", metavar="RUN_ID", help="print a run's step, epoch and evaluation records as CSV")
+    runs.add_argument("--owner", default=None, help="act as this owner (default cli:<your user name>)")
+    runs.add_argument("--admin", action="store_true", help="act as an administrator: stop or delete anyone's run")
     runs.set_defaults(run=runs_main)
+
+
+def cli_owner(args: argparse.Namespace) -> str:
+    """``--owner``, else ``cli:<OS user>``: every run has an owner, the command line's too."""
+    if getattr(args, "owner", None):
+        return args.owner
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
 
 
 def _yes_no(text: str) -> bool:
@@ -119,7 +143,8 @@ def build_request(args: argparse.Namespace):
     config = train_config(args, keep_records=args.save or args.executor is not None)
     data = DataConfig(name=args.data, root=args.data_root, download=args.download, train_limit=args.train_limit,
                       test_limit=args.test_limit)
-    return RunRequest(spec, config, data, recipe=args.recipe)
+    owner = cli_owner(args)
+    return RunRequest(spec, config, data, recipe=args.recipe, owner=owner, owner_name=owner)
 
 
 def train_main(args: argparse.Namespace) -> int:
@@ -169,12 +194,13 @@ def _in_this_process(request, args) -> tuple[dict, str | None]:
 
     progress = None if args.json or not _main_rank() else _print_progress
     if args.save and _main_rank():
-        run = RunStore(args.runs_dir).create(request, executor="cli")
-        recorder, run_id = _Echo(run, progress), run.id
-    else:
-        recorder, run_id = MemoryRecorder(on_metric=progress), None
+        # the operator's own run: recorded like any other (the server's limits do not apply to the command line),
+        # stoppable from the Runs page by its owner or an administrator through the store's stop flag
+        run = RunStore(args.runs_dir).create(request, executor="cli", status="running", worker=process_identity())
+        return execute_request(request, _Echo(run, progress), should_stop=run.stop_request,
+                               worker=process_identity()), run.id
     # no stop event: Ctrl-C interrupts the process, and an event would add stop hooks to every block
-    return execute_request(request, recorder, worker=process_identity()), run_id
+    return execute_request(request, MemoryRecorder(on_metric=progress), worker=process_identity()), None
 
 
 def _main_rank() -> bool:
@@ -197,7 +223,7 @@ def _through_executor(request, args) -> tuple[dict, str]:
         while not executor.wait(run_id, timeout=0.5):
             seen = _echo_new(run, seen, args)
     except KeyboardInterrupt:
-        executor.stop(run_id)
+        executor.stop(run_id, owner=request.owner)
         executor.wait(run_id, timeout=30)
     _echo_new(run, seen, args)
     return run.status(), run_id
@@ -246,19 +272,23 @@ def runs_main(args: argparse.Namespace) -> int:
             print(store.get(args.csv).metrics_csv(), end="")
             return 0
         if args.stop or args.delete:
-            from archs.training.executors import get_executor
+            # the store's stop flag reaches whoever runs the run (a local worker, the server relaying a Ray task);
+            # no supervisor is started here, and nothing of this process's environment is written anywhere
+            from archs.training.executors.local import LocalExecutor
+            from archs.training.limits import Limits
 
-            executor = get_executor(None, args.runs_dir)
+            executor = LocalExecutor(store, Limits(admins=Limits.admins_from_env()), resume=False)
+            owner = cli_owner(args)
             if args.stop:
-                print("stopping" if executor.stop(args.stop) else "not active", args.stop)
+                print("stopping" if executor.stop(args.stop, owner, admin=args.admin) else "not active", args.stop)
             if args.delete:
-                executor.delete(args.delete)
+                executor.delete(args.delete, owner, admin=args.admin)
                 print("deleted", args.delete)
             return 0
+        rows = store.list_runs()
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = store.list_runs()
     if args.json:
         print(json.dumps({"runs_dir": str(store.root), "queue": store.queued(), "runs": rows}))
         return 0

@@ -121,7 +121,7 @@ def submit_degradation(executor, settings: DegradationSettings | None = None, *,
                                     owner_name=owner_name)
     first = requests[0].data
     check_dataset(first.name, first.root, download=first.download)
-    return [executor.submit(request) for request in requests]
+    return executor.submit_many(requests)  # the four together, or none: the limits count them together
 
 
 def summarize_curves(curves: dict[str, list[dict]], tail: float = 0.25, tolerance: float = 0.05) -> dict:
@@ -162,13 +162,10 @@ def summarize_curves(curves: dict[str, list[dict]], tail: float = 0.25, toleranc
 def degradation_summary(store: RunStore, group: str) -> dict:
     """The summary of a submitted group, from the run history (works while runs are in progress)."""
     curves, status = {}, {}
-    for run in store.runs():
-        settings = run.settings()
-        if settings.get("group") != group:
-            continue
-        name = settings.get("network")
-        curves[name] = run.metrics("step")
-        status[name] = run.status().get("status")
+    for row in store.list_runs(group=group):
+        name = row["network"]
+        curves[name] = store.get(row["id"]).metrics("step")
+        status[name] = row["status"]
     summary = summarize_curves(curves)
     summary["status"] = status
     summary["done"] = bool(status) and all(s not in ("queued", "running") for s in status.values())
@@ -226,8 +223,7 @@ def submit_depth_sweep(executor, depths, batch_size: int = 32, seed: int = 0, in
                        norm: str = "batch", **who) -> str:
     """Queue the sweep's measurements on ``executor``; return the group to read them back with."""
     requests = depth_sweep_requests(depths, batch_size, seed, in_channels, norm, **who)
-    for request in requests:
-        executor.submit(request)
+    executor.submit_many(requests)  # all of them or none: a sweep over a limit is refused whole
     return requests[0].group
 
 
@@ -249,3 +245,34 @@ def depth_sweep_results(store: RunStore, group: str) -> tuple[list[dict], int, i
         results.append({"depth": depth, "skip": spec.stages[0].skip, **{k: result[k] for k in ("ratio", "first",
                                                                                                  "last_conv")}})
     return sorted(results, key=lambda r: (r["depth"], not r["skip"])), done, total
+
+
+# ---------------------------------------------------------------------------------------------
+# a stored run's activation health
+
+
+def measure_run_health(executor, run_id: str, batch_size: int = 64, seed: int = 0, *, owner: str,
+                       owner_name: str | None = None, timeout: float = 300.0) -> tuple:
+    """Activation health of a stored run (trained, and at initialisation) measured by a worker of ``executor``,
+    never in the calling process: the run's data is read there. Returns two
+    :class:`archs.health.ActivationHealth`. Raises RunError if the run has no weights, or the measurement fails
+    or takes longer than ``timeout``."""
+    from archs.health import ActivationHealth
+    from archs.training.store import RunError
+
+    source = executor.store.get(run_id)
+    if not source.has_weights():
+        raise RunError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
+    data = DataConfig.from_dict(source.settings().get("data") or {})
+    request = RunRequest(source.spec(), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
+                         kind="health", label=f"activation health of {run_id}", source_run=run_id, owner=owner,
+                         owner_name=owner_name)
+    measurement = executor.submit(request)
+    if not executor.wait(measurement, timeout=timeout):
+        executor.stop(measurement, owner)
+        raise RunError(f"measuring run {run_id}'s activations took longer than {timeout:.0f} s")
+    status = executor.status(measurement)
+    if status.get("status") != "completed":
+        raise RunError(f"measuring run {run_id}'s activations failed: {status.get('error') or status.get('status')}")
+    result = status["result"]
+    return ActivationHealth.from_dict(result["trained"]), ActivationHealth.from_dict(result["initial"])

@@ -1,19 +1,26 @@
-"""Limits of a shared server, from environment variables. Every executor applies them at submit time.
+"""Limits of a shared server, and who administers it, from environment variables. Every executor applies
+them to every kind of run (training, depth-sweep measurements, experiments, studies) at submit time.
 
 =============================  =====================================================  ====================
 variable                       what it limits                                         default
 =============================  =====================================================  ====================
 ARCHS_MAX_CONCURRENT_RUNS      runs training at once (the rest wait in a FIFO queue)  1 per GPU, else 1
-ARCHS_MAX_QUEUED_PER_OWNER     runs one person may have waiting in the queue          5
+ARCHS_MAX_QUEUED_PER_OWNER     runs one person may have waiting in the queue          10
+ARCHS_MAX_QUEUED               runs waiting in the queue, everyone's together         100
 ARCHS_MAX_STEPS_PER_RUN        optimizer steps of one run                             no limit
 ARCHS_MAX_EPOCHS_PER_RUN       epochs of one run                                      no limit (1000)
 ARCHS_MAX_TRAIN_PARAMS         parameters of a network to train                       no limit (200 M)
-ARCHS_MAX_RUNS_KEPT            runs kept on disk (the oldest finished ones go first)  no limit
+ARCHS_MAX_RUN_SECONDS          wall-clock seconds of one run (then it is stopped)     no limit
+ARCHS_MAX_RUNS_KEPT            runs kept in the store (a submit deletes the           no limit
+                               submitter's own oldest finished runs, no one else's)
+ARCHS_ADMINS                   owners who may stop and delete anyone's runs           none
+                               (comma-separated, e.g. ``user:ta@uni.edu,cli:root``)
 =============================  =====================================================  ====================
 
-A value that is not a positive integer is ignored (the default applies) rather than failing a server
-at start. Going over a limit raises :class:`LimitError` with a message that says which limit, its
-value, and what to change; nothing is created.
+A value that is not a positive integer is ignored (the default applies) rather than failing a server at
+start. Going over a limit raises :class:`LimitError` with a message that says which limit, its value, and
+what to change; nothing is created. Several runs submitted together (a sweep, an experiment) are admitted
+or refused together: the count is checked in the same store transaction that creates them.
 """
 
 from __future__ import annotations
@@ -49,53 +56,82 @@ def default_max_concurrent() -> int:
     return max(1, gpu_count())
 
 
-def _positive(env: Mapping[str, str], name: str) -> int | None:
-    try:
-        value = int(env.get(name, ""))
-    except ValueError:
-        return None
-    return value if value > 0 else None
+def _positive(env: Mapping[str, str], *names: str) -> int | None:
+    for name in names:
+        try:
+            value = int(env.get(name, ""))
+        except ValueError:
+            continue
+        if value > 0:
+            return value
+    return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
 class Limits:
     max_concurrent: int = 1
-    max_queued_per_owner: int | None = 5
+    max_queued_per_owner: int | None = 10
+    max_queued: int | None = 100
     max_steps: int | None = None
     max_epochs: int | None = None
     max_params: int | None = None
     max_runs_kept: int | None = None
+    max_run_seconds: int | None = None
+    admins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
         env = os.environ if env is None else env
+        concurrent = _positive(env, "ARCHS_MAX_CONCURRENT_RUNS")
         return cls(
-            max_concurrent=_positive(env, "ARCHS_MAX_CONCURRENT_RUNS") or default_max_concurrent(),
-            max_queued_per_owner=_positive(env, "ARCHS_MAX_QUEUED_PER_OWNER") or 5,
+            max_concurrent=concurrent or default_max_concurrent(),
+            max_queued_per_owner=_positive(env, "ARCHS_MAX_QUEUED_PER_OWNER") or 10,
+            max_queued=_positive(env, "ARCHS_MAX_QUEUED") or 100,
             max_steps=_positive(env, "ARCHS_MAX_STEPS_PER_RUN"),
             max_epochs=_positive(env, "ARCHS_MAX_EPOCHS_PER_RUN"),
             max_params=_positive(env, "ARCHS_MAX_TRAIN_PARAMS"),
-            max_runs_kept=_positive(env, "ARCHS_MAX_RUNS_KEPT"),
+            max_runs_kept=_positive(env, "ARCHS_MAX_RUNS_KEPT", "ARCHS_RUNS_KEPT"),
+            max_run_seconds=_positive(env, "ARCHS_MAX_RUN_SECONDS"),
+            admins=cls.admins_from_env(env),
         )
+
+    @staticmethod
+    def admins_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """``ARCHS_ADMINS``: owners who may stop and delete anyone's runs (comma-separated)."""
+        env = os.environ if env is None else env
+        return tuple(sorted({a.strip() for a in env.get("ARCHS_ADMINS", "").split(",") if a.strip()}))
+
+    def is_admin(self, owner: str | None) -> bool:
+        return owner is not None and owner in self.admins
 
     def describe(self) -> list[str]:
         """The limits that are set, in words (for a page to show)."""
-        lines = [f"{self.max_concurrent} run{'s' if self.max_concurrent != 1 else ''} at a time"]
+        lines = [f"{_plural(self.max_concurrent, 'run')} at a time"]
         if self.max_queued_per_owner:
             lines.append(f"{self.max_queued_per_owner} waiting per person")
+        if self.max_queued:
+            lines.append(f"{self.max_queued} waiting in all")
         if self.max_steps:
             lines.append(f"{self.max_steps:,} steps per run")
         if self.max_epochs:
             lines.append(f"{self.max_epochs:,} epochs per run")
+        if self.max_run_seconds:
+            lines.append(f"{_duration(self.max_run_seconds)} per run")
         if self.max_params:
             lines.append(f"networks up to {self.max_params:,} parameters")
         if self.max_runs_kept:
             lines.append(f"the newest {self.max_runs_kept:,} runs kept")
         return lines
 
-    def apply(self, request, store) -> object:
-        """``request`` checked against the limits (LimitError if over one), with its steps capped where
-        it set none and the server has a step limit."""
+    def prepare(self, request):
+        """``request`` checked against the per-run limits (LimitError if over one), with its steps capped where
+        it set none and the server has a step limit, and the server's time limit attached."""
+        if self.max_run_seconds and (request.max_seconds is None or request.max_seconds > self.max_run_seconds):
+            request = dataclasses.replace(request, max_seconds=float(self.max_run_seconds))
         if request.kind != "train":
             return request
         train = request.train
@@ -114,18 +150,33 @@ class Limits:
             if params > self.max_params:
                 raise LimitError(f"this network has {params:,} parameters; this server trains networks of at most "
                                  f"{self.max_params:,} (ARCHS_MAX_TRAIN_PARAMS)", "ARCHS_MAX_TRAIN_PARAMS")
-        if self.max_queued_per_owner and request.owner is not None:
-            waiting = sum(1 for run_id in store.queued() if _owner_of(store, run_id) == request.owner)
-            if waiting >= self.max_queued_per_owner:
-                raise LimitError(f"you already have {waiting} run{'s' if waiting != 1 else ''} waiting; this server "
-                                 f"queues at most "
-                                 f"{self.max_queued_per_owner} per person (ARCHS_MAX_QUEUED_PER_OWNER): wait for "
-                                 "one to start, or stop one", "ARCHS_MAX_QUEUED_PER_OWNER")
         return request
 
+    def admit(self, counts, requests: list) -> None:
+        """Refuse these requests, all together, if queueing them would pass a queue limit. ``counts`` is the
+        store's count at this moment (:class:`archs.training.store.QueueCounts`), inside the transaction that
+        will create them."""
+        what = "these runs" if len(requests) > 1 else "this run"
+        if self.max_queued:
+            waiting = counts.queued()
+            if waiting + len(requests) > self.max_queued:
+                raise LimitError(f"the queue is full: {_plural(waiting, 'run')} waiting, and this server queues at "
+                                 f"most {self.max_queued} in all (ARCHS_MAX_QUEUED); {what} ({len(requests)}) would "
+                                 "pass it. Try again when some have started.", "ARCHS_MAX_QUEUED")
+        if self.max_queued_per_owner:
+            for owner in sorted({r.owner for r in requests}):
+                mine = sum(1 for r in requests if r.owner == owner)
+                waiting = counts.queued(owner)
+                if waiting + mine > self.max_queued_per_owner:
+                    have = f"you already have {_plural(waiting, 'run')} waiting" if waiting else "you have none waiting"
+                    raise LimitError(f"{have}; this server queues at most {self.max_queued_per_owner} per person "
+                                     f"(ARCHS_MAX_QUEUED_PER_OWNER), and {what} would add {mine}: wait for some to "
+                                     "start, or stop some", "ARCHS_MAX_QUEUED_PER_OWNER")
 
-def _owner_of(store, run_id: str) -> str | None:
-    try:
-        return store.get(run_id).owner
-    except ValueError:
-        return None
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return _plural(seconds // 3600, "hour")
+    if seconds % 60 == 0:
+        return _plural(seconds // 60, "minute")
+    return _plural(seconds, "second")

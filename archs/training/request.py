@@ -3,13 +3,13 @@
 A request is plain data (a network spec, training settings, data settings, and who asked) with a JSON
 round trip, so it can be written into the run store, handed to a worker process or sent to a Ray
 cluster unchanged. :func:`execute_request` is the one function that carries out a request: resolve
-the data, the device and the model, train (or measure), and record everything through a *recorder*.
+the data, the device and the model, train (or measure), and record everything through a :class:`Recorder`.
 The CLI, every executor and the experiments call it; nothing else sets up a run.
 
-A recorder is anything with the recording methods of :class:`archs.training.store.Run`
-(``write_status``, ``append_metric``, ``write_spec``, ``write_error``, ``save_weights``): a run
-folder, :class:`MemoryRecorder` (in memory, for the CLI and experiments that keep nothing), or a
-remote worker's channel back to the run store (:mod:`archs.training.executors.ray`).
+A request is data, and data never names code: the network is always ``build_model(spec)``. Python code
+that wants another module trained passes a callable as ``execute_request(..., model_factory=f)``; nothing
+read back from the store, a URL or a Ray message can. An operator who needs every worker to load code of
+theirs (a stage type of their own) names a module in ``ARCHS_WORKER_SETUP``: configuration, not data.
 """
 
 from __future__ import annotations
@@ -17,29 +17,35 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from archs.fields import SpecError
 from archs.training.config import ConfigError, DataConfig, TrainConfig
 
-__all__ = ["KINDS", "MemoryRecorder", "RunRequest", "execute_request", "load_factory"]
+__all__ = ["KINDS", "MemoryRecorder", "Recorder", "RunRequest", "StopWatch", "build_network", "execute_request",
+           "worker_setup"]
 
-KINDS = ("train", "gradients")  # gradients: the norms at initialisation (the Gradients page's depth sweep)
+# train: a training run; gradients: the norms at initialisation (the Gradients page's depth sweep);
+# health: activation health of a stored run's weights on its own test images (the Build page)
+KINDS = ("train", "gradients", "health")
+STOP_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
 class RunRequest:
     """Everything needed to carry out a run, as plain data.
 
-    ``kind`` is ``"train"`` or ``"gradients"`` (one forward and backward pass at initialisation with
-    ``train.batch_size`` and ``train.seed``; ``data`` is then unused). ``owner`` identifies who may stop
-    or delete the run (``owner_name`` is what a page shows). ``model_factory``, when given, is
-    ``"package.module:function"``, a function that takes the spec and returns an ``nn.Module`` to train
-    instead of ``build_model(spec)``.
+    ``kind`` is ``"train"``, ``"gradients"`` (one forward and backward pass at initialisation with
+    ``train.batch_size`` and ``train.seed``; ``data`` is then unused) or ``"health"`` (the activation health
+    of the stored run ``source_run``, with its trained weights and with the same network at initialisation,
+    on ``train.batch_size`` of its own test images, read from ``data`` in the worker). ``owner`` identifies who may stop or
+    delete the run (``owner_name`` is what a page shows). ``max_seconds`` stops the run after that much
+    wall-clock time (the server's ``ARCHS_MAX_RUN_SECONDS``).
     """
 
     spec: Any  # archs.NetSpec
@@ -50,28 +56,34 @@ class RunRequest:
     group: str | None = None
     owner: str | None = None
     owner_name: str | None = None
-    model_factory: str | None = None
     recipe: str | None = None  # the recipe the settings came from, for the record (they may have been edited)
+    max_seconds: float | None = None
+    source_run: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"kind: must be one of {', '.join(map(repr, KINDS))}, got {self.kind!r}", "kind")
-        for name in ("label", "group", "owner", "owner_name", "model_factory", "recipe"):
+        for name in ("label", "group", "owner", "owner_name", "recipe", "source_run"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or len(value) > 200):
                 raise ConfigError(f"{name}: must be a string of at most 200 characters", name)
-        if self.model_factory is not None and ":" not in self.model_factory:
-            raise ConfigError("model_factory: must be 'package.module:function'", "model_factory")
+        if self.max_seconds is not None and (isinstance(self.max_seconds, bool) or not isinstance(
+                self.max_seconds, (int, float)) or not 0 < self.max_seconds < 1e9):
+            raise ConfigError(f"max_seconds: must be a positive number of seconds, got {self.max_seconds!r}",
+                              "max_seconds")
+        if self.kind == "health" and not self.source_run:
+            raise ConfigError("source_run: a health measurement names the stored run to measure", "source_run")
 
     @property
     def display_label(self) -> str:
         return self.label or f"{self.spec.name} on {self.data.name}"
 
     def settings_dict(self) -> dict:
-        """Everything but the spec, as settings.json holds it."""
+        """Everything but the spec, as the run store keeps it."""
         return {"kind": self.kind, "label": self.display_label, "group": self.group, "owner": self.owner,
-                "owner_name": self.owner_name, "network": self.spec.name, "model_factory": self.model_factory,
-                "recipe": self.recipe, "train": self.train.to_dict(), "data": self.data.to_dict()}
+                "owner_name": self.owner_name, "network": self.spec.name, "recipe": self.recipe,
+                "max_seconds": self.max_seconds, "source_run": self.source_run,
+                "train": self.train.to_dict(), "data": self.data.to_dict()}
 
     def to_dict(self) -> dict:
         return {"spec": self.spec.to_dict(), **self.settings_dict(), "label": self.label}
@@ -97,16 +109,38 @@ class RunRequest:
 
     @classmethod
     def from_run(cls, run) -> RunRequest:
-        """The request a run folder was created from (its spec as adapted to the data)."""
+        """The request a stored run was made from (its spec as adapted to its data)."""
         return cls._from_parts(run.spec(), run.settings())
 
     @classmethod
     def _from_parts(cls, spec, values: dict) -> RunRequest:
-        return cls(spec=spec, train=TrainConfig.from_dict(values.get("train") or {}),
-                   data=DataConfig.from_dict(values.get("data") or {}), kind=values.get("kind", "train"),
-                   label=values.get("label"), group=values.get("group"), owner=values.get("owner"),
-                   owner_name=values.get("owner_name"), model_factory=values.get("model_factory"),
-                   recipe=values.get("recipe"))
+        """A request from stored or received values: data, so any key not listed here (a ``model_factory``
+        naming code to import, say) is ignored, and every value is checked."""
+        train, data = values.get("train"), values.get("data")
+        if train is not None and not isinstance(train, dict):
+            raise ConfigError("train: must be an object of training settings", "train")
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError("data: must be an object of data settings", "data")
+        return cls(spec=spec, train=TrainConfig.from_dict(train or {}), data=DataConfig.from_dict(data or {}),
+                   kind=values.get("kind", "train"), label=values.get("label"), group=values.get("group"),
+                   owner=values.get("owner"), owner_name=values.get("owner_name"), recipe=values.get("recipe"),
+                   max_seconds=values.get("max_seconds"), source_run=values.get("source_run"))
+
+
+class Recorder(Protocol):
+    """Where :func:`execute_request` records a run: the run store (:class:`archs.training.store.Run`), memory
+    (:class:`MemoryRecorder`), or a remote worker's channel back to the store
+    (:class:`archs.training.executors.ray.ChannelRecorder`)."""
+
+    def write_status(self, **fields: Any) -> dict: ...
+
+    def append_metric(self, record: dict) -> None: ...
+
+    def write_spec(self, spec) -> None: ...
+
+    def write_error(self, text: str) -> None: ...
+
+    def save_weights(self, state_dict: dict) -> None: ...
 
 
 class MemoryRecorder:
@@ -139,29 +173,91 @@ class MemoryRecorder:
         self.state_dict = state_dict
 
 
-def load_factory(path: str) -> Callable:
-    """``"package.module:function"`` -> the function."""
-    module_name, _, name = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"model_factory: cannot import {path!r} ({error})", "model_factory") from None
+def worker_setup() -> None:
+    """Import the module the operator names in ``ARCHS_WORKER_SETUP`` (once per process), before a run in a
+    worker: the operator's hook for code every worker needs. Never named by a request."""
+    name = os.environ.get("ARCHS_WORKER_SETUP", "").strip()
+    if name:
+        importlib.import_module(name)
 
 
-def execute_request(request: RunRequest, recorder, *, stop_event: threading.Event | None = None,
-                    model_factory: Callable | None = None, **status_fields: Any) -> dict:
+def build_network(spec):
+    """The network a request trains: ``build_model(spec)`` (module-level, so an operator's setup module can wrap it)."""
+    from archs.builder import build_model
+
+    return build_model(spec)
+
+
+class StopWatch:
+    """The one thread that watches for a reason to stop a run: someone asked (``should_stop()`` is polled,
+    e.g. the run store's stop flag, or a Ray channel's; it returns a reason, True, or a false value), or the run's
+    time limit passed. It sets ``stop_event``, which the training loop checks at every block, and keeps the
+    reason."""
+
+    def __init__(self, stop_event: threading.Event, should_stop: Callable[[], str | bool | None] | None = None,
+                 max_seconds: float | None = None, poll: float = STOP_POLL_SECONDS):
+        self.stop_event, self.should_stop, self.poll = stop_event, should_stop, poll
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.max_seconds = max_seconds
+        self.reason: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="archs-stop-watch", daemon=True)
+
+    def __enter__(self) -> StopWatch:
+        if self.should_stop is not None or self.deadline is not None:
+            self._check()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+
+    def _check(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.reason = (f"stopped after {self.max_seconds:g} s, this server's limit per run "
+                           "(ARCHS_MAX_RUN_SECONDS)")
+        elif self.should_stop is not None:
+            try:
+                answer = self.should_stop()
+            except Exception:  # noqa: BLE001 - a store or channel that cannot answer now: ask again later
+                return False
+            if not answer:
+                return False
+            self.reason = answer if isinstance(answer, str) else None
+        else:
+            return False
+        self.stop_event.set()
+        return True
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.poll):
+            if self.stop_event.is_set() or self._check():
+                return
+
+
+def execute_request(request: RunRequest, recorder: Recorder, *, stop_event: threading.Event | None = None,
+                    should_stop: Callable[[], str | bool | None] | None = None, model_factory: Callable | None = None,
+                    store=None, **status_fields: Any) -> dict:
     """Carry out ``request``, recording its status, metrics, adapted spec and weights in ``recorder``.
 
     Returns the final status dict. Bad settings or data end as status ``failed`` with the message; an
     unexpected exception ends as ``failed`` with its type and message (the traceback goes to
     ``recorder.write_error``). ``status_fields`` are written with the ``running`` status (e.g. the
-    worker process's identity). ``model_factory`` (a callable) overrides the request's.
+    worker process's identity). The run stops at its next block of compute once ``stop_event`` is set, once
+    ``should_stop()`` (polled by a :class:`StopWatch`) says so, or after ``request.max_seconds``.
+    ``model_factory`` (a callable: Python code only) builds the module to train instead of the spec's network.
+    ``store`` is the run store a ``health`` request reads its source run from (default: ``$ARCHS_RUNS_DIR``).
     """
+    stop_event = stop_event or threading.Event()
     recorder.write_status(status="running", started_at=time.time(), **status_fields)
+    watch = StopWatch(stop_event, should_stop, request.max_seconds)
     try:
-        if request.kind == "gradients":
-            return _measure_gradients(request, recorder)
-        return _train(request, recorder, stop_event, model_factory)
+        with watch:
+            if request.kind == "gradients":
+                return _measure_gradients(request, recorder)
+            if request.kind == "health":
+                return _measure_health(request, recorder, store)
+            return _train(request, recorder, stop_event, model_factory, watch)
     except (SpecError, ValueError) as error:  # ConfigError, DataError: the message says what to fix
         return recorder.write_status(status="failed", error=str(error), finished_at=time.time())
     except Exception as error:  # noqa: BLE001 - any failure inside a run is the run's, not the caller's
@@ -170,23 +266,26 @@ def execute_request(request: RunRequest, recorder, *, stop_event: threading.Even
                                      finished_at=time.time())
 
 
-def _train(request: RunRequest, recorder, stop_event, model_factory) -> dict:
-    import torch
-
-    from archs.builder import build_model
+def _load_data(data_config: DataConfig, spec):
     from archs.training.data import load_dataset
-    from archs.training.loop import train
 
-    spec, data_config = request.spec, request.data
-    data = load_dataset(data_config.name, root=data_config.root, input_size=spec.input_size,
+    return load_dataset(data_config.name, root=data_config.root, input_size=spec.input_size,
                         in_channels=spec.in_channels, download=data_config.download,
                         train_limit=data_config.train_limit, test_limit=data_config.test_limit)
+
+
+def _train(request: RunRequest, recorder, stop_event, model_factory, watch: StopWatch) -> dict:
+    import torch
+
+    from archs.training.loop import train
+
+    spec = request.spec
+    data = _load_data(request.data, spec)
     if spec.num_classes != data.num_classes:
         spec = dataclasses.replace(spec, num_classes=data.num_classes)
         recorder.write_spec(spec)
-    factory = model_factory or (load_factory(request.model_factory) if request.model_factory else build_model)
     torch.manual_seed(request.train.seed)
-    model = factory(spec)
+    model = (model_factory or build_network)(spec)
     progress: dict[str, Any] = {}
 
     def sink(record: dict) -> None:
@@ -204,7 +303,8 @@ def _train(request: RunRequest, recorder, stop_event, model_factory) -> dict:
     result = train(model, data, request.train, on_metrics=sink, stop_event=stop_event)
     if result.status in ("completed", "stopped"):
         recorder.save_weights(model.state_dict())
-    return recorder.write_status(status=result.status, result=result.to_dict(), message=result.message,
+    message = watch.reason if result.status == "stopped" and watch.reason else result.message
+    return recorder.write_status(status=result.status, result=result.to_dict(), message=message,
                                  finished_at=time.time())
 
 
@@ -216,4 +316,48 @@ def _measure_gradients(request: RunRequest, recorder) -> dict:
     result = {"ratio": profile.first_last_ratio(), "first": profile.layers[0].grad_norm,
               "last_conv": convs[-1] if convs else None, "loss": profile.loss}
     recorder.append_metric({"kind": "grad", "step": 0, "layers": [dataclasses.asdict(r) for r in profile.layers]})
+    return recorder.write_status(status="completed", result=result, finished_at=time.time())
+
+
+def sample_test_batch(data_config: DataConfig, spec, batch_size: int, seed: int):
+    """A seeded batch of a data set's test images, normalised as training normalises them, and a few words
+    saying what it is; None when the data cannot be read here (moved, never downloaded)."""
+    import torch
+
+    from archs.training.data import normalize_batch
+
+    try:
+        data = _load_data(data_config, spec)  # with the run's limits: its mean and std, as trained
+        x, _ = next(data.test_batches(max(data.test_size, 1)))
+    except Exception:  # noqa: BLE001 - any unreadable data: the caller falls back to random images
+        return None
+    pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size]
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    return normalize_batch(x[pick], mean, std), f"{len(pick)} test images of {data.name}"
+
+
+def _measure_health(request: RunRequest, recorder, store) -> dict:
+    """Activation health of a stored run, with its trained weights and at initialisation (seeded), both in eval
+    mode on one seeded batch of its own test images (random images where they cannot be read here)."""
+    import torch
+
+    from archs.builder import build_model
+    from archs.health import activation_stats, random_batch
+
+    if store is None:
+        from archs.training.store import RunStore
+
+        store = RunStore()
+    spec, seed, batch_size = request.spec, request.train.seed, request.train.batch_size
+    weights = store.get(request.source_run).weights()
+    batch = sample_test_batch(request.data, spec, batch_size, seed)
+    inputs, words = batch if batch is not None else (random_batch(spec, batch_size, seed), "random normal images")
+    result = {}
+    for name, trained in (("trained", True), ("initial", False)):
+        torch.manual_seed(seed)
+        model = build_model(spec, init_weights=not trained)
+        if trained:
+            model.load_state_dict(weights)
+        result[name] = dataclasses.replace(activation_stats(model, inputs, False), inputs=words).to_dict()
     return recorder.write_status(status="completed", result=result, finished_at=time.time())

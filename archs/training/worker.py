@@ -1,10 +1,11 @@
 """A worker process: carries out one run of the run store, then exits.
 
-Started by the local executor's supervisor with multiprocessing's ``spawn`` method (a fresh
-interpreter: nothing of the parent's torch state, threads or locks is inherited). It reads the run's
-request from its folder, records through the folder itself, and watches for the folder's ``stop``
-file, so the run can be stopped from any process on the machine. It writes its own identity into the
-status, so readers can tell when it has died.
+Started by the local executor's supervisor with multiprocessing's ``spawn`` method (a fresh interpreter:
+nothing of the parent's torch state, threads or locks is inherited). It reads the run's request from the
+store, records into the store, and stops when the store's stop flag is set (so the run can be stopped from
+any process on the machine) or when the run's time limit passes. It writes its own identity with the
+``running`` status, so readers can tell when it has died. Its output (prints, warnings, a crash's last
+words) goes to the run's ``worker.log``.
 
 Nothing heavy is imported at module level: a spare worker imports torch while it waits for a run
 (:func:`spare_main`), and a run's thread count and visible GPU are set before any work.
@@ -12,11 +13,11 @@ Nothing heavy is imported at module level: a spare worker imports torch while it
 
 from __future__ import annotations
 
+import faulthandler
 import os
-import threading
-from pathlib import Path
+import sys
 
-STOP_POLL_SECONDS = 0.1
+LOG_NAME = "worker.log"
 
 
 def configure(threads: int, cuda_devices: str | None) -> None:
@@ -30,63 +31,43 @@ def configure(threads: int, cuda_devices: str | None) -> None:
     torch.set_num_threads(threads)
 
 
-def watch_stop(run, stop_event: threading.Event, done: threading.Event) -> threading.Thread:
-    """A thread that sets ``stop_event`` once the run's ``stop`` file appears."""
-
-    def poll() -> None:
-        while not done.wait(STOP_POLL_SECONDS):
-            if run.stop_requested():
-                stop_event.set()
-                return
-
-    thread = threading.Thread(target=poll, name="archs-stop-watch", daemon=True)
-    thread.start()
-    return thread
-
-
-def run_in_this_process(run_dir: str) -> dict:
-    """Carry out the run in ``run_dir`` here (the worker's whole job, also usable without a worker)."""
-    from archs.training.request import execute_request
-    from archs.training.store import Run, RunStore, process_identity
-
-    run = Run(Path(run_dir))
-    store = RunStore(run.path.parent)
-    stop_event, done = threading.Event(), threading.Event()
-    if run.stop_requested():
-        stop_event.set()
-    watch_stop(run, stop_event, done)
+def _log_to(path) -> None:
+    """This process's stdout and stderr (file descriptors 1 and 2, so native code's output too) to ``path``."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def run_in_this_process(root: str, run_id: str) -> dict:
+    """Carry out the stored run ``run_id`` here (the worker's whole job, also usable without a worker)."""
+    from archs.training.request import execute_request, worker_setup
+    from archs.training.store import RunStore, process_identity
+
+    store = RunStore(root)
+    run = store.get(run_id)
+    try:
+        worker_setup()
         request = run.request()
-    except ValueError as error:  # a run folder someone edited by hand
-        store.release_claim(run.id)
-        return run.write_status(status="failed", error=f"cannot read the run's request: {error}")
-    try:
-        return execute_request(request, _ReleasingRecorder(run, store), stop_event=stop_event,
-                               worker=process_identity())
-    finally:
-        done.set()
+    except (ValueError, ImportError) as error:  # a stored request that cannot be read, or the operator's setup
+        return run.write_status(status="failed", error=f"cannot start the run: {error}", worker=process_identity())
+    return execute_request(request, run, should_stop=run.stop_request, store=store, worker=process_identity())
 
 
-class _ReleasingRecorder:
-    """The run folder as recorder; the queue's claim on the run is released once it records "running"."""
-
-    def __init__(self, run, store):
-        self._run, self._store = run, store
-
-    def write_status(self, **fields):
-        data = self._run.write_status(**fields)
-        if fields.get("status") == "running":
-            self._store.release_claim(self._run.id)
-        return data
-
-    def __getattr__(self, name):
-        return getattr(self._run, name)
-
-
-def main(run_dir: str, threads: int, cuda_devices: str | None = None) -> None:
+def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None) -> None:
     """Entry point of a worker started for one run."""
+    from pathlib import Path
+
+    _log_to(Path(root) / run_id / LOG_NAME)
+    faulthandler.enable()  # a crash in native code leaves its Python traceback in the log
     configure(threads, cuda_devices)
-    run_in_this_process(run_dir)
+    run_in_this_process(root, run_id)
 
 
 def spare_main(connection, threads: int) -> None:
@@ -103,6 +84,4 @@ def spare_main(connection, threads: int) -> None:
         return
     if job is None:
         return
-    run_dir, threads, cuda_devices = job
-    configure(threads, cuda_devices)
-    run_in_this_process(run_dir)
+    main(*job)

@@ -1,30 +1,39 @@
 """The local executor: every run in a worker process of its own, on this machine. Nothing to install.
 
-Submitting writes the run into the run store and a file into its FIFO queue (``<runs>/.queue``), then
-makes sure a *supervisor* is running for that runs folder: a small detached process (its own session,
-so it outlives the web server that started it, and a Ctrl-C in the server's terminal) that
+Submitting writes the run into the run store's FIFO queue, then makes sure a *supervisor* is running for
+that runs folder: a small detached process (its own session, so it outlives the web server that started
+it, and a Ctrl-C in the server's terminal) that
 
-- starts queued runs in FIFO order, at most ``max_concurrent`` at a time, each in a worker process
-  started with multiprocessing's ``spawn`` method (:mod:`archs.training.worker`), with
-  ``cores // max_concurrent`` torch threads so concurrent workers do not oversubscribe the cores,
-  and one GPU each (``CUDA_VISIBLE_DEVICES``) on a machine with GPUs;
+- starts queued runs in FIFO order, at most ``max_concurrent`` training runs at a time, each in a worker
+  process started with multiprocessing's ``spawn`` method (:mod:`archs.training.worker`), with
+  ``cores // max_concurrent`` torch threads so concurrent workers do not oversubscribe the cores, and one
+  GPU each (``CUDA_VISIBLE_DEVICES``) on a machine with GPUs; quick measurements (the depth sweep's
+  gradients, a stored run's activation health) have a lane of their own, one at a time, so a page that
+  asks for one does not wait behind a long training run;
 - keeps one *spare* worker that has already imported torch, so a run starts without the 1-2 s import
   (only while a slot is free: a spare importing beside busy workers would take their cores);
 - reaps its workers: one that exits without recording an end (a crash, a segfault, an out-of-memory
   kill) leaves its run ``failed`` with the signal or exit code, its metrics kept;
-- adopts the runs of an earlier supervisor's workers still alive after a restart, and exits when it
-  has had nothing to do for ``ARCHS_SUPERVISOR_IDLE`` seconds (default 60).
+- counts the live workers of an earlier supervisor after a restart, puts back in line the runs a dead
+  supervisor took but never started, and exits when it has had nothing to do for ``ARCHS_SUPERVISOR_IDLE``
+  seconds (default 60);
+- keeps serving through errors of the store (a full disk, a read-only folder): it backs off (up to 30 s
+  between tries), records what is wrong where the Runs page reads it, and carries on when it can.
 
-At most one supervisor serves a runs folder (an exclusive ``flock`` on ``.queue/supervisor.lock``).
-The supervisor imports neither torch nor the network code: it only moves files and processes.
+At most one supervisor serves a runs folder (an exclusive ``flock`` on ``.supervisor.lock``). Its settings
+(concurrency, threads, GPUs) are fixed when it starts, from the environment of the process that started it,
+and recorded by the supervisor alone; another process opening the store (``archs runs --stop``) changes
+nothing. The supervisor imports neither torch nor the network code: it only moves records and processes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -32,55 +41,58 @@ from pathlib import Path
 
 from archs.training.executors.base import Executor
 from archs.training.limits import Limits
-from archs.training.store import Run, RunError, RunStore, read_json, process_alive, write_json_atomic
+from archs.training.store import (Run, RunError, RunStore, StoreUnavailable, process_alive, process_identity)
 
-__all__ = ["LocalExecutor", "serve"]
+__all__ = ["LocalExecutor", "describe_exit", "run_supervisor"]
 
-LOCK = "supervisor.lock"
-CONFIG = "config.json"
+LOCK = ".supervisor.lock"
+LOG = ".supervisor.log"
+ERROR_FILE = ".supervisor-error"
 POLL_SECONDS = 0.05
+BEAT_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 30.0
+TRAIN_KINDS = ("train",)
+QUICK_KINDS = ("gradients", "health")
 
 
 class LocalExecutor(Executor):
     name = "local"
+    queue_in_store = True
 
     def __init__(self, store: RunStore | None = None, limits: Limits | None = None, *,
-                 threads: int | None = None, spare: bool = True):
+                 threads: int | None = None, spare: bool = True, resume: bool = True):
         super().__init__(store, limits)
-        from archs.training.limits import gpu_count
-
-        self.gpus = gpu_count()
-        from archs.training.device import cpu_count  # here, not at the top: the supervisor imports no torch
-
-        cores = cpu_count()
-        self.threads = threads or max(1, cores // self.limits.max_concurrent)
-        self.spare = spare
-        self._write_config()
-        if self.store.queued():  # a queue left by a stopped server (and its supervisor): resume it
+        self._threads, self.spare = threads, spare
+        if resume and self.store.queued("local"):  # a queue left by a stopped server (and its supervisor)
             self.ensure_supervisor()
 
     def describe(self) -> dict:
-        return {**super().describe(), "threads_per_run": self.threads, "gpus": self.gpus}
+        supervisor = self.store.meta("supervisor") or {}
+        config = supervisor.get("config") if isinstance(supervisor, dict) else None
+        return {**super().describe(), "threads_per_run": (config or self._config())["threads"],
+                "gpus": (config or self._config())["gpus"]}
 
-    def _write_config(self) -> None:
-        self.store.queue_dir.mkdir(parents=True, exist_ok=True)
-        config = {"max_concurrent": self.limits.max_concurrent, "threads": self.threads, "gpus": self.gpus,
-                  "spare": self.spare}
-        path = self.store.queue_dir / CONFIG
-        if read_json(path) != config:
-            write_json_atomic(path, config)
+    def _config(self) -> dict:
+        """The supervisor's settings, from this process's environment (used only when this process starts it)."""
+        from archs.training.device import cpu_count  # here: the supervisor itself imports no torch
+        from archs.training.limits import gpu_count
+
+        threads = self._threads or max(1, cpu_count() // self.limits.max_concurrent)
+        return {"max_concurrent": self.limits.max_concurrent, "threads": threads, "gpus": gpu_count(),
+                "spare": self.spare}
 
     def _start(self, run: Run, request) -> None:
-        self.store.enqueue(run)
         self.ensure_supervisor()
 
     def ensure_supervisor(self) -> None:
         """Start the supervisor of this runs folder unless one is running."""
         if _supervisor_running(self.store):
             return
-        log = open(self.store.queue_dir / "supervisor.log", "ab")
+        log = open(self.store.root / LOG, "ab")
         try:
-            subprocess.Popen([sys.executable, "-m", "archs.training.executors.local", str(self.store.root.resolve())],
+            subprocess.Popen([sys.executable, "-c", "import sys; from archs.training.executors.local import "
+                              "run_supervisor; sys.exit(run_supervisor(sys.argv[1], __import__('json').loads(sys.argv[2])))",
+                              str(self.store.root.resolve()), json.dumps(self._config())],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": _pythonpath()})
         finally:
@@ -95,7 +107,7 @@ def _pythonpath() -> str:
 
 
 def _supervisor_running(store: RunStore) -> bool:
-    path = store.queue_dir / LOCK
+    path = store.root / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         try:
@@ -126,93 +138,120 @@ def describe_exit(code: int | None) -> str:
 
 
 class _Supervisor:
-    def __init__(self, root: Path, idle_seconds: float):
+    def __init__(self, root: Path, config: dict, idle_seconds: float):
         self.store = RunStore(root)
+        self.config = {"max_concurrent": 1, "threads": 1, "gpus": 0, "spare": True, **config}
         self.idle_seconds = idle_seconds
         self.context = multiprocessing.get_context("spawn")
-        self.workers: dict[str, tuple] = {}  # run id -> (process, gpu slot)
+        self.identity = process_identity()
+        self.workers: dict[str, tuple] = {}  # run id -> (process, gpu slot, lane)
         self.adopted: dict[str, dict] = {}   # run id -> worker identity, for workers of an earlier supervisor
         self.spare = None                    # (process, connection)
-        self.config: dict = {}
+        self.exiting: list = []              # workers whose run has ended, while their process exits
+        self.error: str | None = None
+        self.error_since: float | None = None
+        self.last_beat = 0.0
+
+    def limit(self, lane: str) -> int:
+        return int(self.config["max_concurrent"]) if lane == "train" else 1
+
+    def busy(self, lane: str) -> int:
+        return sum(1 for _, _, l in self.workers.values() if l == lane) + (
+            len(self.adopted) if lane == "train" else 0)
 
     # ----- one pass
-    def read_config(self) -> None:
-        self.config = read_json(self.store.queue_dir / CONFIG) or {"max_concurrent": 1, "threads": 1, "gpus": 0}
-
     def adopt(self) -> None:
-        """Count the live workers of an earlier supervisor against the limit; re-queue runs it had claimed
-        but not started."""
-        for run in self.store.runs():
-            stored = run.stored_status()
-            if stored.get("status") == "running" and process_alive(stored.get("worker")):
-                self.adopted[run.id] = stored["worker"]
-
-    def requeue_stale_claims(self, age: float = 60.0) -> None:
-        """A run claimed long ago whose worker never recorded "running" (the launcher died between the
-        two) goes back to the front of the queue."""
-        for name in os.listdir(self.store.queue_dir):
-            if not name.startswith("claimed-"):
+        """Count the live workers of an earlier supervisor against the limit."""
+        for row in self.store.list_runs(status="running"):
+            if row["executor"] != "local" or row["status"] != "running":
                 continue
-            run_id = name[len("claimed-"):]
-            path = self.store.queue_dir / name
-            try:
-                stale = time.time() - path.stat().st_mtime > age
-            except FileNotFoundError:
-                continue
-            if stale and run_id not in self.workers and run_id not in self.adopted:
-                try:
-                    os.replace(path, self.store.queue_dir / f"{0:020d}-{run_id}")
-                except FileNotFoundError:
-                    pass
+            stored = self.store.get(row["id"]).stored_status()
+            if process_alive(stored.get("worker")):
+                self.adopted[row["id"]] = stored["worker"]
 
     def reap(self) -> None:
-        for run_id, (process, _slot) in list(self.workers.items()):
+        for run_id, (process, _slot, _lane) in list(self.workers.items()):
             if process.is_alive():
+                if self.store_says_ended(run_id):  # its run has recorded its end: the process is only exiting
+                    self.exiting.append(process)   # (a second or two of interpreter teardown): free the slot now
+                    del self.workers[run_id]
                 continue
             process.join()
-            del self.workers[run_id]
-            self.store.release_claim(run_id)
             try:
                 run = self.store.get(run_id)
+                if run.stored_status().get("status") in ("queued", "running"):
+                    run.write_status(status="failed", error=describe_exit(process.exitcode),
+                                     exit_code=process.exitcode, finished_at=time.time())
             except RunError:
-                continue  # deleted meanwhile
-            if run.stored_status().get("status") in ("queued", "running"):
-                run.write_status(status="failed", error=describe_exit(process.exitcode), exit_code=process.exitcode,
-                                 finished_at=time.time())
+                pass  # deleted meanwhile
+            del self.workers[run_id]
         for run_id, identity in list(self.adopted.items()):
             if not process_alive(identity):
                 del self.adopted[run_id]
+        for process in list(self.exiting):
+            if not process.is_alive():
+                process.join()
+                self.exiting.remove(process)
+
+    def store_says_ended(self, run_id: str) -> bool:
+        try:
+            return self.store.get(run_id).stored_status().get("status") not in ("queued", "running")
+        except RunError:
+            return True
 
     def launch(self) -> None:
-        limit = int(self.config.get("max_concurrent", 1))
-        for run_id in self.store.queued():
-            if len(self.workers) + len(self.adopted) >= limit:
-                return
-            try:
-                claimed = self.store.claim(run_id)
-            except RunError:  # deleted while queued
-                claimed = False
-            if not claimed:
-                continue
-            # the run leaves the queue now (FIFO is the order of this time); no worker writes its status yet
-            self.store.get(run_id).write_status(dispatched_at=time.time())
-            slot = self.free_gpu()
-            cuda = str(slot) if slot is not None else None
-            job = (str(self.store.root / run_id), int(self.config.get("threads", 1)), cuda)
-            process = self.use_spare(job)
-            if process is None:
-                from archs.training import worker
+        for lane, kinds in (("quick", QUICK_KINDS), ("train", TRAIN_KINDS)):
+            while self.busy(lane) < self.limit(lane):
+                run_id = self.store.claim_next("local", self.identity, kinds)
+                if run_id is None:
+                    break
+                slot = self.free_gpu() if lane == "train" else None
+                cuda = str(slot) if slot is not None else ("" if lane == "quick" and self.config["gpus"] else None)
+                threads = int(self.config["threads"]) if lane == "train" else 1
+                job = (str(self.store.root), run_id, threads, cuda)
+                process = self.use_spare(job) if lane == "train" else None
+                if process is None:
+                    from archs.training import worker
 
-                process = self.context.Process(target=worker.main, args=job, name=f"archs-run-{run_id}")
-                process.start()
-            self.workers[run_id] = (process, slot)
+                    process = self.context.Process(target=worker.main, args=job, name=f"archs-run-{run_id}")
+                    process.start()
+                self.workers[run_id] = (process, slot, lane)
 
     def free_gpu(self) -> int | None:
-        gpus = int(self.config.get("gpus", 0))
+        gpus = int(self.config["gpus"])
         if not gpus:
             return None
-        used = {slot for _, slot in self.workers.values()}
+        used = {slot for _, slot, _ in self.workers.values()}
         return next((g for g in range(gpus) if g not in used), None)
+
+    def beat(self, force: bool = False) -> None:
+        """Record that this supervisor is alive, its settings and what is wrong (for the Runs page)."""
+        now = time.time()
+        if not force and now - self.last_beat < BEAT_SECONDS:
+            return
+        self.store.set_meta("supervisor", {"process": self.identity, "config": self.config, "beat": now,
+                                           "error": self.error, "error_since": self.error_since,
+                                           "workers": sorted(self.workers)})
+        self.last_beat = now
+        if self.error is None:
+            try:
+                (self.store.root / ERROR_FILE).unlink()
+            except OSError:
+                pass
+
+    def failed(self, error: BaseException) -> None:
+        """A pass that could not read or write the store: remember why, say so where it can be read."""
+        text = f"{type(error).__name__}: {error}" if not isinstance(error, StoreUnavailable) else str(error)
+        if self.error != text:
+            self.error, self.error_since = text, time.time()
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor: {text}", file=sys.stderr, flush=True)
+        try:
+            self.beat(force=True)
+        except (OSError, sqlite3.Error, RunError):
+            try:  # the database cannot take it: a small file beside it may still be writable
+                (self.store.root / ERROR_FILE).write_text(text + "\n", encoding="utf-8")
+            except OSError:
+                pass
 
     # ----- the spare worker
     def use_spare(self, job):
@@ -240,7 +279,7 @@ class _Supervisor:
             from archs.training import worker
 
             parent, child = self.context.Pipe()
-            process = self.context.Process(target=worker.spare_main, args=(child, int(self.config.get("threads", 1))),
+            process = self.context.Process(target=worker.spare_main, args=(child, int(self.config["threads"])),
                                            name="archs-spare-worker")
             process.start()
             child.close()
@@ -261,39 +300,57 @@ class _Supervisor:
 
     # ----- the loop
     def serve(self) -> None:
-        self.read_config()
-        self.adopt()
         idle_since = time.monotonic()
+        backoff = POLL_SECONDS
+        adopted = False
+        last_requeue = 0.0
         while True:
-            self.read_config()
-            self.reap()
-            self.requeue_stale_claims()
-            self.launch()
-            if self.workers or self.adopted or self.store.queued():
+            try:
+                if not adopted:
+                    self.adopt()
+                    adopted = True
+                self.reap()
+                if time.monotonic() - last_requeue > 5.0:
+                    self.store.requeue_stale_claims("local")
+                    last_requeue = time.monotonic()
+                self.launch()
+                waiting = bool(self.store.queued("local"))
+                if self.error is not None:
+                    self.error = self.error_since = None
+                    self.beat(force=True)
+                self.beat()
+                backoff = POLL_SECONDS
+            except (OSError, sqlite3.Error, StoreUnavailable) as error:
+                self.failed(error)
+                backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))
+                time.sleep(backoff)
+                idle_since = time.monotonic()  # it cannot know whether runs wait: it is not idle
+                continue
+            if self.workers or self.adopted or waiting:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > self.idle_seconds:
                 return
-            if len(self.workers) + len(self.adopted) < int(self.config.get("max_concurrent", 1)):
+            if self.busy("train") < self.limit("train"):
                 self.keep_spare()  # only with a slot free: a spare importing torch beside busy workers slows them
             time.sleep(POLL_SECONDS)
 
 
-def serve(root: str | os.PathLike, idle_seconds: float | None = None) -> int:
-    """Run the supervisor of a runs folder until it has been idle for ``idle_seconds``; 0 at once if
-    another supervisor serves the folder."""
-    store = RunStore(root)
-    store.queue_dir.mkdir(parents=True, exist_ok=True)
+def run_supervisor(root: str | os.PathLike, config: dict | None = None, idle_seconds: float | None = None) -> int:
+    """Run the supervisor of a runs folder until it has been idle for ``idle_seconds``; 0 at once if another
+    supervisor serves the folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     if idle_seconds is None:
         try:
             idle_seconds = float(os.environ.get("ARCHS_SUPERVISOR_IDLE", 60))
         except ValueError:
             idle_seconds = 60.0
-    handle = open(store.queue_dir / LOCK, "a")
+    handle = open(root / LOCK, "a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0
-    supervisor = _Supervisor(store.root, idle_seconds)
+    supervisor = _Supervisor(root, config or {}, idle_seconds)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         supervisor.serve()
@@ -302,10 +359,9 @@ def serve(root: str | os.PathLike, idle_seconds: float | None = None) -> int:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
     # a run queued between the last look and the unlock would wait for the next submit: look again
-    if store.queued() and not _supervisor_running(store):
-        return serve(root, idle_seconds)
-    return 0
+    try:
+        again = bool(RunStore(root).queued("local")) and not _supervisor_running(RunStore(root))
+    except (OSError, sqlite3.Error, RunError):
+        again = False
+    return run_supervisor(root, config, idle_seconds) if again else 0
 
-
-if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1]))

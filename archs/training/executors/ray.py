@@ -16,10 +16,15 @@ Resources: each run asks Ray for ``ARCHS_RAY_CPUS_PER_RUN`` CPUs (default: this 
 ``ARCHS_MAX_CONCURRENT_RUNS``) and one GPU when it trains on CUDA (``device`` cuda, or auto on a
 cluster that has GPUs). Runs wait in Ray's own queue until their resources are free.
 
-Stop: a flag in the channel that the task polls (within about half a second, then the loop's
+Stop: whichever process asks (a page, ``archs runs --stop``), the request is the run store's stop flag; the
+relay forwards it to the channel, whose flag the task polls (within about half a second, then the loop's
 block-level stop); a run that has not started yet is cancelled. Ray ties tasks to the process that
 submitted them: if the server stops, Ray cancels its runs, and the store shows them ``interrupted``
 (the relay that recorded them is gone).
+
+Nothing from the channel is trusted more than a stored record: the relay applies only the operations a
+recorder makes (status, metric records, a spec, a traceback, weights bytes saved as a file without being
+loaded), and a request sent to a task is plain JSON (no code is named in it).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ __all__ = ["ChannelRecorder", "RayExecutor"]
 RELAY_SECONDS = 0.2
 PUSH_SECONDS = 0.3
 STOP_POLL_SECONDS = 0.25
+WEIGHTS_LIMIT = 2 << 30  # bytes of weights a task may send back
 
 
 def _ray():
@@ -58,7 +64,7 @@ class RunChannel:
 
     def __init__(self):
         self.pending: dict[str, list] = {}
-        self.stops: set[str] = set()
+        self.stops: dict[str, str] = {}
 
     def push(self, run_id: str, operations: list) -> bool:
         self.pending.setdefault(run_id, []).extend(operations)
@@ -68,14 +74,14 @@ class RunChannel:
         pending, self.pending = self.pending, {}
         return pending
 
-    def request_stop(self, run_id: str) -> None:
-        self.stops.add(run_id)
+    def request_stop(self, run_id: str, reason: str = "stopped") -> None:
+        self.stops.setdefault(run_id, reason)
 
-    def should_stop(self, run_id: str) -> bool:
-        return run_id in self.stops
+    def should_stop(self, run_id: str) -> str | None:
+        return self.stops.get(run_id)
 
     def forget(self, run_id: str) -> None:
-        self.stops.discard(run_id)
+        self.stops.pop(run_id, None)
         self.pending.pop(run_id, None)
 
 
@@ -129,28 +135,19 @@ class ChannelRecorder:
 
 def _remote_run(request_json: str, run_id: str, channel, threads: int) -> dict:
     """The body of a run's Ray task."""
-    from archs.training.request import RunRequest, execute_request
+    from archs.training.request import RunRequest, execute_request, worker_setup
     from archs.training.worker import configure
 
     configure(threads, None)  # Ray itself sets CUDA_VISIBLE_DEVICES for a task that asked for a GPU
+    worker_setup()
     import ray
 
     request = RunRequest.from_json(request_json)
     recorder = ChannelRecorder(channel, run_id)
-    stop_event, done = threading.Event(), threading.Event()
-
-    def watch() -> None:
-        while not done.wait(STOP_POLL_SECONDS):
-            if ray.get(channel.should_stop.remote(run_id)):
-                stop_event.set()
-                return
-
-    threading.Thread(target=watch, daemon=True, name="archs-stop-watch").start()
     try:
-        status = execute_request(request, recorder, stop_event=stop_event,
-                                 worker=process_identity())
+        status = execute_request(request, recorder, worker=process_identity(),
+                                 should_stop=lambda: ray.get(channel.should_stop.remote(run_id)))
     finally:
-        done.set()
         recorder.flush()
     return {"status": status.get("status")}
 
@@ -165,8 +162,10 @@ class RayExecutor(Executor):
         self.address = address or os.environ.get("ARCHS_RAY_ADDRESS") or None
         if not ray.is_initialized():
             package = str(Path(__file__).resolve().parents[2])
+            env_vars = {k: os.environ[k] for k in ("ARCHS_WORKER_SETUP", "ARCHS_DATA_DIR", "PYTHONPATH")
+                        if os.environ.get(k)}  # the data folder the dashboard's folder: names resolve in
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                     runtime_env={"py_modules": [package]})
+                     runtime_env={"py_modules": [package], "env_vars": env_vars})
         from archs.training.device import cpu_count
 
         cores = cpu_count()
@@ -177,6 +176,8 @@ class RayExecutor(Executor):
         self.channel = ray.remote(num_cpus=0)(RunChannel).remote()
         self.task = ray.remote(_remote_run)
         self.refs: dict[str, object] = {}
+        self.stopping: set[str] = set()
+        self.submitted: set[str] = set()  # runs whose records this process relays
         self.handles: dict[str, Run] = {}
         self.lock = threading.Lock()
         self.relay_error: str | None = None
@@ -193,37 +194,33 @@ class RayExecutor(Executor):
         return {**super().describe(), "address": self.address or "local Ray instance",
                 "cpus_per_run": self.cpus_per_run, "gpus": self.has_gpus}
 
-    # ----- the interface
+    # ----- the hooks
+    def _submit_fields(self) -> dict:
+        return {"relay": process_identity()}  # the records of these runs reach the store through this process
+
     def _start(self, run: Run, request) -> None:
-        run.write_status(relay=process_identity())
         wants_gpu = request.train.device == "cuda" or (request.train.device == "auto" and self.has_gpus)
         options = {"num_cpus": self.cpus_per_run, "num_gpus": 1 if wants_gpu and request.kind == "train" else 0,
                    "max_retries": 0, "name": f"archs-run-{run.id}"}
+        self.submitted.add(run.id)
         with self.lock:
             self.refs[run.id] = self.task.options(**options).remote(request.to_json(), run.id, self.channel,
                                                                     self.cpus_per_run)
 
-    def queue(self) -> list[str]:
-        rows = [r for r in self.store.list_runs() if r["status"] == "queued" and r["executor"] == self.name]
-        return [r["id"] for r in sorted(rows, key=lambda r: r["queued_at"] or 0)]
-
-    def active(self) -> list[str]:
-        rows = [r for r in self.store.list_runs() if r["status"] == "running" and r["executor"] == self.name]
-        return sorted(r["id"] for r in rows) + self.queue()
-
-    def _unqueue(self, run: Run) -> bool:
-        if run.stored_status().get("status") != "queued":
-            return False
+    def _forward_stops(self, ray) -> None:
+        """Stop requests recorded in the store (by any process) for runs this process relays."""
         with self.lock:
-            ref = self.refs.get(run.id)
-        if ref is None:
-            return False
-        _ray().cancel(ref)
-        return True
-
-    def _stop_running(self, run: Run) -> None:
-        run.request_stop()
-        _ray().get(self.channel.request_stop.remote(run.id))
+            refs = dict(self.refs)
+        for run_id in self.store.stop_requests([i for i in refs if i not in self.stopping]):
+            self.stopping.add(run_id)
+            try:
+                run = self.store.get(run_id)
+                started, reason = run.stored_status().get("status") != "queued", run.stop_request() or "stopped"
+            except RunError:
+                started, reason = True, "stopped"
+            if not started:
+                ray.cancel(refs[run_id])
+            ray.get(self.channel.request_stop.remote(run_id, reason))
 
     # ----- the relay
     def _relay_loop(self) -> None:
@@ -232,6 +229,7 @@ class RayExecutor(Executor):
             if not ray.is_initialized():
                 return  # Ray was shut down: calling it now would start a new instance (its auto-init hook)
             try:
+                self._forward_stops(ray)
                 self._apply(ray.get(self.channel.drain.remote()))
                 self._collect_finished(ray)
             except Exception as error:  # noqa: BLE001 - keep relaying; say what went wrong
@@ -245,28 +243,39 @@ class RayExecutor(Executor):
         return run
 
     def _apply(self, pending: dict[str, list]) -> None:
+        """Write what tasks sent into the store. It is data from another process: only the operations a
+        recorder makes, each checked for its type, for runs this process relays."""
         for run_id, operations in pending.items():
+            if run_id not in self.submitted or not isinstance(operations, list):
+                continue
             try:
                 run = self._run(run_id)
             except RunError:
                 continue  # deleted meanwhile
             metrics: list[dict] = []
-            for kind, payload in operations:
-                if kind == "metric":
+            for operation in operations:
+                if not (isinstance(operation, tuple) and len(operation) == 2):
+                    continue
+                kind, payload = operation
+                if kind == "metric" and isinstance(payload, dict):
                     metrics.append(payload)
                     continue
                 run.append_metrics(metrics)
                 metrics = []
-                if kind == "status":
-                    run.write_status(**payload)
-                elif kind == "spec":
-                    from archs.spec import NetSpec
+                try:
+                    if kind == "status" and isinstance(payload, dict):
+                        run.write_status(**{k: v for k, v in payload.items() if isinstance(k, str)
+                                            and k.isidentifier()})
+                    elif kind == "spec" and isinstance(payload, str):
+                        from archs.spec import NetSpec
 
-                    run.write_spec(NetSpec.from_json(payload))
-                elif kind == "error":
-                    run.write_error(payload)
-                elif kind == "weights":
-                    run.save_weights_file(payload)
+                        run.write_spec(NetSpec.from_json(payload))
+                    elif kind == "error" and isinstance(payload, str):
+                        run.write_error(payload[:100_000])
+                    elif kind == "weights" and isinstance(payload, bytes) and len(payload) < WEIGHTS_LIMIT:
+                        run.save_weights_file(payload)  # stored as a file; read back only with weights_only=True
+                except ValueError as error:  # a spec that does not parse, a status that does not fit
+                    self.relay_error = f"run {run_id}: {error}"
             run.append_metrics(metrics)
 
     def _collect_finished(self, ray) -> None:
@@ -297,6 +306,7 @@ class RayExecutor(Executor):
                 pass
             with self.lock:
                 self.refs.pop(run_id, None)
+            self.stopping.discard(run_id)
             handle = self.handles.pop(run_id, None)
             if handle is not None:
                 handle.events.close()

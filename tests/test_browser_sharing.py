@@ -1,0 +1,96 @@
+"""Four people at once on one server, each in a browser of their own (Playwright contexts): each builds a network,
+starts two runs and watches them stream while the others do the same. No page shows an exception, each sees its
+own runs as its own and no one else's, no one can stop or delete another's, and all 8 runs complete (two at a
+time: the server allows 2 concurrent runs, the rest wait in the FIFO queue)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from archs.training import RunStore
+from test_browser import CHROMIUM, EXCEPTION, SHOTS, launch, settle, sync_api  # (skips without chromium)
+from test_serve import Server
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
+USERS = 4
+STEPS = 60
+
+
+def set_number(page, key: str, value: int) -> None:
+    box = page.locator(f'.st-key-{key.replace(".", "-")} input').first  # Streamlit's class for the widget key
+    box.fill(str(value))
+    box.press("Enter")
+    settle(page, timeout=120_000)
+
+
+def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_path):
+    from ui.identity import owner_of_token
+
+    runs_dir = tmp_path / "runs"
+    store = RunStore(runs_dir)
+    server = Server(runs_dir, tmp_path / "server.log", env={"ARCHS_MAX_CONCURRENT_RUNS": "2"})
+    sessions = [f"sharing-test-user-{n:02d}-key" for n in range(USERS)]
+    owners = [owner_of_token(s) for s in sessions]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            pages = []
+            for n, session in enumerate(sessions):
+                page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
+                page.goto(f"{server.url}/?preset=cifar-resnet20&session={session}")
+                settle(page, timeout=120_000)
+                stage = page.locator('[data-testid="stExpander"]').filter(has_text="Stage 1").first
+                stage.locator("summary").click()
+                thumb = stage.get_by_role("slider").first  # Blocks: 3 -> 2, a network of this user's own
+                thumb.focus()
+                thumb.press("ArrowLeft")
+                settle(page, timeout=120_000)
+                page.wait_for_url(re.compile("spec="), timeout=30_000)
+                page.get_by_role("link", name="Train").first.click()
+                settle(page, timeout=120_000)
+                set_number(page, "train.epochs", 1)
+                set_number(page, "train.max_steps", STEPS)
+                set_number(page, "train.batch_size", 16)
+                for _ in range(2):
+                    page.get_by_role("button", name="Start").click()
+                    settle(page, timeout=120_000)
+                    assert page.locator('[data-testid="stAlert"]', has_text="No run started").count() == 0
+                assert page.locator(EXCEPTION).count() == 0
+                pages.append(page)
+            assert len(store.list_runs()) == 2 * USERS
+            # every page streams its own run while the others train: its progress text moves on
+            seen: dict[int, set[str]] = {n: set() for n in range(USERS)}
+            deadline = time.monotonic() + 600
+            while any(r["status"] in ("queued", "running") for r in store.list_runs()):
+                assert time.monotonic() < deadline, "the 8 runs did not finish"
+                for n, page in enumerate(pages):
+                    text = " ".join(page.locator('[data-testid="stProgress"]').all_inner_texts())
+                    seen[n].add(text)
+                    assert page.locator(EXCEPTION).count() == 0
+                time.sleep(1.0)
+            rows = store.list_runs()
+            assert [r["status"] for r in rows] == ["completed"] * 2 * USERS, [r["error"] for r in rows]
+            assert sorted(r["owner"] for r in rows) == sorted(owners * 2)
+            starts, ends = sorted(r["started_at"] for r in rows), sorted(r["finished_at"] for r in rows)
+            assert all(start >= ends[i - 2] for i, start in enumerate(starts) if i >= 2)  # never more than 2 at once
+            assert sum(len(texts) > 1 for texts in seen.values()) >= 2, seen  # pages that saw their progress move
+            for n, page in enumerate(pages):
+                page.get_by_role("link", name="Runs").first.click()
+                settle(page, timeout=120_000)
+                page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached",
+                                                                                          timeout=60_000)
+                assert page.locator(EXCEPTION).count() == 0
+                mine = page.locator('td[role="gridcell"]', has_text=re.compile(r"^you$"))
+                assert mine.count() == 2, mine.count()
+                newest = rows[0]  # the run the "One run" picker shows first
+                delete = page.get_by_role("button", name="Delete…")
+                assert delete.is_disabled() == (newest["owner"] != owners[n]), (n, newest["owner"])
+                page.screenshot(path=SHOTS / f"sharing-runs-user{n}.png", full_page=True)
+            assert len(store.list_runs()) == 2 * USERS  # nothing deleted
+        finally:
+            browser.close()
+            server.stop()
