@@ -595,11 +595,16 @@ class RunStore:
             if not isinstance(request.owner, str) or not request.owner:
                 raise RunError("a run needs an owner")
         now = time.time()
-        ids = [_new_id(r.spec.name) for r in requests]
+        ids: list[str] = []
         doomed: list[str] = []
         with self._db.write() as conn:
             if admit is not None:
                 admit(QueueCounts(conn), requests)
+            for request in requests:  # unique among the stored ones and these (the same millisecond and name)
+                run_id = _new_id(request.spec.name)
+                while run_id in ids or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                    run_id = _new_id(request.spec.name)
+                ids.append(run_id)
             seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM runs").fetchone()[0]
             qseq = conn.execute("SELECT COALESCE(MAX(queue_seq), 0) FROM runs").fetchone()[0]
             for n, (run_id, request) in enumerate(zip(ids, requests), start=1):
