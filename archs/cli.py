@@ -107,6 +107,7 @@ def _cmd_grads(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .cost import add_parser as add_cost_parser
     from .export import add_parser as add_export_parser
+    from .studies.cli import add_parser as add_study_parser
     from .training.cli import add_parsers as add_training_parsers
 
     parser = argparse.ArgumentParser(prog="python -m archs", description=__doc__)
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_parsers(sub)
     add_export_parser(sub)
     add_cost_parser(sub)
+    add_study_parser(sub)
     return parser
 
 

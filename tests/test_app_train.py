@@ -41,7 +41,15 @@ def runs_dir(tmp_path, monkeypatch):
 
 
 def stop_all(runs_dir) -> None:
+    """Stop every study (its driver stops its runs) and every run, and wait for them to end."""
     executor = get_executor("local", runs_dir)
+    studies = [s["id"] for s in executor.store.studies.list() if s["status"] in ("running", "interrupted")]
+    for study_id in studies:
+        executor.store.studies.request_stop(study_id, None, admin=True)
+    deadline = time.monotonic() + 60
+    while any(executor.store.studies.get(i)["status"] == "running" for i in studies):
+        assert time.monotonic() < deadline, "the studies did not stop"
+        time.sleep(0.2)
     for run_id in executor.active():
         executor.stop(run_id, admin=True)
     assert executor.wait(timeout=60)
@@ -215,51 +223,36 @@ def test_a_run_left_queued_outside_the_queue_reads_as_interrupted(runs_dir):
     assert not at.button(key="train_start").disabled
 
 
-def test_the_degradation_experiment_queues_the_four_nets_in_one_group(runs_dir):
+def test_the_degradation_experiment_starts_a_study_of_the_four_nets(runs_dir):
     at = open_page("train")
     run(at.button(key="deg_start").click())
-    stop_all(runs_dir)  # the behaviour under test is the queueing, not the training
-    rows = RunStore(runs_dir).list_runs()
-    assert sorted(r["network"] for r in rows) == sorted(
-        ["cifar-plain20", "cifar-plain56", "cifar-resnet20", "cifar-resnet56"])
-    assert len({r["group"] for r in rows}) == 1
-    settings = RunStore(runs_dir).runs()[0].settings()["train"]
+    store = RunStore(runs_dir)
+    [study] = store.studies.list()
+    assert study["kind"] == "claim" and study["definition"]["claim"] == "residual" and study["owner"] == owner_of_token(
+        SESSION)
+    assert sorted(f"{t['params']['family']}{t['params']['size']}" for t in store.studies.trials(study["id"])) == [
+        "plain20", "plain56", "residual20", "residual56"]
+    settings = study["definition"]["train"]
     defaults = DegradationSettings()  # the budget and recipe measured to show both effects
     assert (settings["optimizer"], settings["lr"], settings["max_steps"]) == (defaults.optimizer, defaults.lr,
                                                                             defaults.steps)
+    stop_all(runs_dir)  # the behaviour under test is the start, not the training
+    assert {r["group"] for r in store.list_runs()} <= {study["id"]}
     run(at)
     assert "Latest experiment" in texts(at.caption)
 
 
-def test_the_degradation_experiment_can_use_he_et_al_sgd(runs_dir):
-    at = open_page("train")
-    sgd = next(label for label in at.selectbox(key="deg.recipe").options if label.startswith("SGD"))
-    at.selectbox(key="deg.recipe").set_value(sgd)
-    run(at)
-    run(at.button(key="deg_start").click())
-    stop_all(runs_dir)
-    settings = RunStore(runs_dir).runs()[0].settings()["train"]
-    assert (settings["optimizer"], settings["lr"], settings["weight_decay"]) == ("sgd", 0.1, 1e-4)
-
-
-def test_the_runs_page_overlays_the_curves_of_selected_runs(runs_dir):
-    first = stored_run(runs_dir, "diverged", [{"kind": "step", "step": 1, "loss": 2.3, "train_accuracy": 0.1}])
-    second = stored_run(runs_dir, "diverged", [{"kind": "step", "step": 1, "loss": 2.0, "train_accuracy": 0.2}])
-    at = open_page("runs")
-    assert len(at.dataframe[0].value) == 2
-    at.multiselect(key="runs_overlay").set_value([first.id, second.id])
-    run(at)
-    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
-    names = {t["name"] for t in traces}
-    assert any(first.id[-6:] in n for n in names) and any(second.id[-6:] in n for n in names)
-
-
 def test_the_degradation_section_plots_a_finished_group_with_its_verdicts(runs_dir):
     final = {"cifar-plain20": 0.5, "cifar-plain56": 0.9, "cifar-resnet20": 0.5, "cifar-resnet56": 0.4}
+    store = RunStore(runs_dir)  # the experiment is a study (the residual claim) whose runs share its id as group
+    study = store.studies.create(owner="session:someone", owner_name=None, kind="claim", name="degradation",
+                                 definition={"kind": "claim", "claim": "residual", "name": "degradation"},
+                                 executor="local", trials=[{"params": {"family": n}, "status": "completed"}
+                                                           for n in final])
+    store.studies.update(study, status="completed")
     for name, loss in final.items():
-        run_ = RunStore(runs_dir).create(RunRequest(replace(archs.PRESETS[name], name=name), TrainConfig(),
-                                                    DataConfig(), label=name, group="degradation-test",
-                                                    owner="session:someone"))
+        run_ = store.create(RunRequest(replace(archs.PRESETS[name], name=name), TrainConfig(), DataConfig(),
+                                       label=name, group=study, owner="session:someone"))
         for step in range(1, 9):
             run_.append_metric({"kind": "step", "step": step, "loss": loss, "train_accuracy": 0.5})
         run_.write_status(status="completed", progress={"step": 8, "total_steps": 8})

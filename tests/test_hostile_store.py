@@ -180,21 +180,32 @@ def test_a_submit_never_deletes_another_owners_runs(tmp_path):
 
 
 def test_a_sweep_counts_against_the_limits_and_is_refused_whole(tmp_path):
-    from archs.training.experiments import submit_degradation, submit_depth_sweep
+    """Sweeps, experiments and searches are studies: refused whole over a study limit (nothing stored), and each of
+    their runs goes through the run limits like any other (a full queue makes a trial wait, not fail)."""
+    from archs.studies.definition import StudyDefinition
+    from archs.studies.driver import StudyDriver, start_study
+    from archs.training.experiments import submit_depth_sweep
 
     store = RunStore(tmp_path / "runs")
-    ex = Parked(store, Limits(max_concurrent=1, max_queued_per_owner=5))
-    with pytest.raises(LimitError, match="queues at most 5 per person .ARCHS_MAX_QUEUED_PER_OWNER., and these runs "
-                                         "would add 8"):
-        submit_depth_sweep(ex, [8, 14, 20, 26], owner="session:me")  # 8 measurements
-    assert store.list_runs() == []  # not cut short: none of it was queued
-    ex.submit(request())
-    ex.submit(request())
-    from archs.training.experiments import DegradationSettings
-
-    with pytest.raises(LimitError, match="you already have 2 runs waiting"):
-        submit_degradation(ex, DegradationSettings(data="digits", steps=2), owner="session:me")
-    assert len(store.list_runs()) == 2
+    ex = Parked(store, Limits(max_concurrent=1, max_queued_per_owner=1, max_trials_per_study=6,
+                              max_studies_per_owner=1))
+    with pytest.raises(LimitError, match="this study has 8 trials; this server runs at most 6 per study "
+                                         ".ARCHS_MAX_TRIALS_PER_STUDY."):
+        submit_depth_sweep(ex, [8, 14, 20, 26], owner="session:me")  # 8 measurements: one click, refused whole
+    assert store.list_runs() == [] and store.studies.list() == []
+    definition = StudyDefinition(kind="sweep", name="two lrs", spec=SPEC.to_dict(), train=request().train.to_dict(),
+                                 data=DIGITS.to_dict(), vary=({"path": "train.lr", "values": [1e-3, 3e-3]},))
+    study_id = start_study(ex, definition, owner="session:me", start_driver=False)
+    with pytest.raises(LimitError, match="you already have 1 study running; this server runs at most 1 per person"):
+        start_study(ex, definition, owner="session:me", start_driver=False)
+    blocker = ex.submit(request())  # the owner's one waiting run: the queue is full for them
+    driver = StudyDriver(store, study_id, executor=ex)
+    assert driver.step() is None
+    assert [t["status"] for t in store.studies.trials(study_id)] == ["pending", "pending"]  # waiting, not failed
+    ex.stop(blocker, owner="session:me")
+    driver.step()
+    assert [t["status"] for t in store.studies.trials(study_id)] == ["queued", "pending"]
+    assert len(store.list_runs(group=study_id)) == 1
 
 
 # ------------------------------------------------------------------------------------------ data never names code
@@ -210,7 +221,7 @@ def test_a_stored_request_naming_code_imports_nothing(tmp_path, monkeypatch):
     assert status["status"] == "completed" and not marker.exists() and "evil_factory" not in sys.modules
     store = RunStore(tmp_path / "runs")  # a hand-edited database row is data too
     run = store.create(request())
-    with store._db.write() as conn:
+    with store.db.write() as conn:
         conn.execute("UPDATE runs SET settings = ? WHERE id = ?",
                      (json.dumps({**json.loads(conn.execute("SELECT settings FROM runs WHERE id = ?",
                                                             (run.id,)).fetchone()[0]),

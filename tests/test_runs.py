@@ -395,25 +395,27 @@ def test_degradation_experiment_through_the_executor(executor):
     assert (summary["plain_degrades"], summary["resnet_not_worse"]) == (True, True)
 
     settings = DegradationSettings(data="digits", steps=2, batch_size=8, log_every=1, test_limit=16)
-    ids = submit_degradation(executor, settings, owner="session:me")
-    assert len(ids) == 4 and executor.wait(timeout=TIMEOUT)
-    run = executor.store.get(ids[0])
-    group = run.settings()["group"]
-    assert group.startswith("degradation-") and run.info()["label"] == "cifar-plain20" and run.owner == "session:me"
-    summary = degradation_summary(executor.store, group)
+    study_id = submit_degradation(executor, settings, owner="session:me")  # a study: the residual claim
+    wait_until(lambda: executor.store.studies.get(study_id)["status"] != "running", what="the experiment")
+    assert executor.store.studies.get(study_id)["status"] == "completed"
+    rows = executor.store.list_runs(group=study_id)
+    assert sorted(r["network"] for r in rows) == sorted(DEGRADATION_PRESETS) and {r["owner"] for r in rows} == {
+        "session:me"}
+    summary = degradation_summary(executor.store, study_id)
     assert summary["done"] and set(summary["status"].values()) == {"completed"}
     assert all(len(c["loss"]) == 2 for c in summary["curves"].values())
-    assert executor.store.get(ids[1]).spec().input_size == 8  # adapted to the digits' own 8 x 8
+    verdict = executor.store.studies.get(study_id)["summary"]["verdict"]
+    assert verdict["claim"] == "residual" and verdict["runs"] == 4
 
 
 def test_depth_sweep_through_the_executor_matches_the_in_process_sweep(executor):
     from archs.training.experiments import depth_sweep_results, submit_depth_sweep
 
-    group = submit_depth_sweep(executor, [8, 14], batch_size=4, seed=0, owner=ME)
-    assert len(executor.store.list_runs(group=group)) == 4
-    assert executor.wait(timeout=TIMEOUT)
-    results, done, total = depth_sweep_results(executor.store, group)
-    assert (done, total) == (4, 4)
+    study_id = submit_depth_sweep(executor, [8, 14], batch_size=4, seed=0, owner=ME)
+    assert executor.store.studies.get(study_id)["kind"] == "sweep"
+    wait_until(lambda: depth_sweep_results(executor.store, study_id)[1] == 4, what="the four measurements")
+    results, done, total = depth_sweep_results(executor.store, study_id)
+    assert (done, total) == (4, 4) and len(executor.store.list_runs(group=study_id)) == 4
     expected = archs.depth_sweep([8, 14], batch_size=4, seed=0)
     assert [(r["depth"], r["skip"]) for r in results] == [(r["depth"], r["skip"]) for r in expected]
     assert [r["ratio"] for r in results] == pytest.approx([r["ratio"] for r in expected], rel=1e-4)

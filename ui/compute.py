@@ -169,6 +169,21 @@ def run_source(run_id: str) -> sources.Source:
     return sources.run_source(run_id)
 
 
+@st.cache_resource(max_entries=2048, show_spinner=False)
+def run_spec_or_none(run_id: str) -> NetSpec | None:
+    """A stored run's network (None if it cannot be read); a run's spec no longer changes once it has ended."""
+    try:
+        return sources.run_spec(run_id)
+    except ValueError:
+        return None
+
+
+@st.cache_data(max_entries=512, hash_funcs=HASH, show_spinner=False)
+def costs(spec: NetSpec) -> tuple[int, int]:
+    """(parameters, mult-adds per image) of a network, for charts of accuracy against cost."""
+    return spec.num_params(), summary(spec).mult_adds
+
+
 # ------------------------------------------------------------------------------------------ export
 @st.cache_resource(max_entries=8, hash_funcs=HASH, show_spinner=False)
 def export_files(spec: NetSpec, fmt: str, run_id: str | None) -> dict[str, bytes]:

@@ -14,14 +14,13 @@ import streamlit as st
 from archs.training.config import ACTIVE_STATUSES, ConfigError
 from archs.training.data import DataError
 from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_summary,
-                                        submit_degradation)
+                                        latest_degradation, submit_degradation)
 from archs.training.limits import LimitError
 from archs.training.store import RunError
 
 from . import fmt, runs, state, train_charts
 
 NETS = DEGRADATION_PRESETS
-GROUP_PREFIX = "degradation"
 DEFAULTS = DegradationSettings()
 BUDGETS = tuple(sorted({50, 100, DEFAULTS.steps, 300, 600, 1200, 2400}))
 # (optimizer, learning rate, weight decay) by label; the first is the library's measured default
@@ -34,7 +33,7 @@ RECIPES = {
 
 def latest_group(store, owner: str | None = None) -> tuple[str | None, list[dict]]:
     """The newest experiment of ``owner`` (or of anyone, if they have none) and its runs."""
-    newest = store.newest_group(GROUP_PREFIX, owner) or store.newest_group(GROUP_PREFIX)
+    newest = latest_degradation(store, owner)
     return (newest, store.list_runs(group=newest)) if newest else (None, [])
 
 
@@ -66,26 +65,27 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
                                            weight_decay=weight_decay, batch_size=int(values["batch_size"]),
                                            seed=int(values["seed"]))
             data = replace(settings.data_config(), download=download)
-            ids = submit_degradation(executor, settings, data_config=data, owner=me.owner, owner_name=me.name)
-            st.toast(f"Queued {len(ids)} runs.")
+            submit_degradation(executor, settings, data_config=data, owner=me.owner, owner_name=me.name)
+            st.toast("Started: a study of the four nets (on the Studies page too).")
             st.rerun()
         except (DataError, ConfigError, LimitError, RunError) as error:
             st.error(f"The experiment did not start: {fmt.plain(error)}", icon=":material/error:")
 
     group, rows = latest_group(executor.store, me.owner)
-    if not rows:
+    if group is None:
         return
-    active = any(r["status"] in ACTIVE_STATUSES for r in rows)
+    active = executor.store.studies.get(group)["status"] == "running"
 
     def draw(was_active: bool) -> None:
         now = executor.store.list_runs(group=group)  # this group: a newer one of someone else's waits for a rerun
         summary = degradation_summary(executor.store, group)
-        if any(r["status"] in ACTIVE_STATUSES for r in now) != was_active:
+        if (executor.store.studies.get(group)["status"] == "running") != was_active:
             st.rerun()
         order = {name: n for n, name in enumerate(NETS)}
         now = sorted(now, key=lambda r: order.get(r["network"], 99))
         done = sum(r["status"] not in ACTIVE_STATUSES for r in now)
-        st.caption(f"Latest experiment ({fmt.plain(group)}): {done} of {len(now)} runs finished · " + " · ".join(
+        total = len(executor.store.studies.trials(group))
+        st.caption(f"Latest experiment ({fmt.plain(group)}): {done} of {total} runs finished · " + " · ".join(
             f"{fmt.plain(r['label'])}: {r['status']}" for r in now))
         curves = [(r["label"], executor.store.get(r["id"]).metrics()) for r in now]
         if any(records for _, records in curves):

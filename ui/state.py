@@ -159,6 +159,13 @@ def load(new: NetSpec) -> None:
     st.session_state[NOTICE] = None
 
 
+def open_elsewhere(settings: dict[str, Any]) -> None:
+    """Set page settings (a Compare side, say) for the page this session switches to next."""
+    for key, value in settings.items():
+        st.session_state[key] = value
+        st.session_state[_SHADOW + key] = value
+
+
 def commit(new: NetSpec) -> None:
     if new != st.session_state[SPEC]:
         st.session_state[SPEC] = new
@@ -230,6 +237,14 @@ def _depth_range(text: str) -> tuple[int, int]:
 
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
+STUDY_ID = re.compile(r"study-[A-Za-z0-9_.-]{1,120}")
+STUDY_AXES = ("params", "mult_adds", "train_flops", "train_seconds")
+
+
+def _study_id(text: str) -> str:
+    if not STUDY_ID.fullmatch(text):
+        raise ValueError("expected a study id")
+    return text
 
 
 def parse_network_choice(text: str) -> str:
@@ -263,6 +278,9 @@ SETTINGS = {s.key: s for s in (
     Setting("grad_size", "gsize", lambda current: current.input_size, _int_in(8, 1024)),
     Setting("sweep_range", "sweep", (8, 44), _depth_range, lambda v: f"{v[0]}-{v[1]}"),
     Setting("health_run", "hrun", "", lambda text: _run_id(text) if text else ""),
+    Setting("studies_pick", "study", "", lambda text: _study_id(text) if text else ""),
+    Setting("studies_x", "sx", "params", _one_of(STUDY_AXES)),
+    Setting("studies_all_x", "ax", "params", _one_of(STUDY_AXES)),
 )}
 
 

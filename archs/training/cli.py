@@ -23,21 +23,14 @@ from archs.training.config import DEFAULT_DATA, DEFAULT_PRESET, TrainConfig
 STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interrupted": 4}
 
 
-def add_parsers(subparsers) -> None:
-    """Add ``train`` and ``runs`` to an ``argparse`` sub-parsers object."""
+def add_train_options(parser, data_default: str | None = DEFAULT_DATA) -> None:
+    """The data and training-setting flags of ``train`` (``study`` takes the same ones)."""
     from archs.fields import spec_fields
     from archs.training.data import DATASETS
-    from archs.training.executors import EXECUTORS
     from archs.training.recipes import RECIPES
 
-    parser = subparsers.add_parser(
-        "train", help="train a network briefly and report its accuracy",
-        description="Train a preset or a spec file on a data set and report loss, accuracy and speed. Every "
-                    "setting of TrainConfig is a flag; --recipe fills several at once and flags given override it.")
-    parser.add_argument("spec", nargs="?", default=DEFAULT_PRESET,
-                        help=f"preset name or spec JSON file (default {DEFAULT_PRESET})")
-    parser.add_argument("--data", default=DEFAULT_DATA,
-                        help=f"{'|'.join(DATASETS)} or an image folder (default {DEFAULT_DATA})")
+    parser.add_argument("--data", default=data_default,
+                        help=f"{'|'.join(DATASETS)} or an image folder (default {data_default})")
     parser.add_argument("--data-root", default=None,
                         help="folder holding torchvision data sets (default $ARCHS_DATA_DIR or ./data)")
     parser.add_argument("--download", action="store_true", help="download a missing torchvision data set")
@@ -55,6 +48,19 @@ def add_parsers(subparsers) -> None:
             kind = {"int": int, "float": float}.get(info.kind, str)
             settings.add_argument(flag, type=kind, default=None, choices=info.choices,
                                   help=f"{info.help} (default {info.default})".replace("%", "%%"))
+
+
+def add_parsers(subparsers) -> None:
+    """Add ``train``, ``speedrun`` and ``runs`` to an ``argparse`` sub-parsers object."""
+    from archs.training.executors import EXECUTORS
+
+    parser = subparsers.add_parser(
+        "train", help="train a network briefly and report its accuracy",
+        description="Train a preset or a spec file on a data set and report loss, accuracy and speed. Every "
+                    "setting of TrainConfig is a flag; --recipe fills several at once and flags given override it.")
+    parser.add_argument("spec", nargs="?", default=DEFAULT_PRESET,
+                        help=f"preset name or spec JSON file (default {DEFAULT_PRESET})")
+    add_train_options(parser)
     parser.add_argument("--save", action="store_true",
                         help="record the run in the run store ($ARCHS_RUNS_DIR or ./runs), trained in this process")
     parser.add_argument("--executor", choices=tuple(EXECUTORS), default=None,
@@ -134,15 +140,20 @@ def train_config(args: argparse.Namespace, keep_records: bool) -> TrainConfig:
     return dataclasses.replace(config, **given)
 
 
+def data_config(args: argparse.Namespace, default: str = DEFAULT_DATA):
+    from archs.training.config import DataConfig
+
+    return DataConfig(name=args.data or default, root=args.data_root, download=args.download,
+                      train_limit=args.train_limit, test_limit=args.test_limit)
+
+
 def build_request(args: argparse.Namespace):
     from archs.cli import load_spec
-    from archs.training.config import DataConfig
     from archs.training.request import RunRequest
 
     spec = load_spec(args.spec)
     config = train_config(args, keep_records=args.save or args.executor is not None)
-    data = DataConfig(name=args.data, root=args.data_root, download=args.download, train_limit=args.train_limit,
-                      test_limit=args.test_limit)
+    data = data_config(args)
     owner = cli_owner(args)
     return RunRequest(spec, config, data, recipe=args.recipe, owner=owner, owner_name=owner)
 

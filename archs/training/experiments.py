@@ -5,14 +5,16 @@ side: He et al.'s degradation experiment (2016, Fig. 1) and the Gradients page's
 above plain-20), while the same depths with identity shortcuts do not (resnet-56 at or below
 resnet-20). The four CIFAR nets are adapted to the chosen data set (its channels, size and classes)
 and trained on one fixed budget of steps with identical settings, so their training curves can be
-overlaid. :func:`submit_degradation` queues the four runs under one ``group``;
+overlaid. :func:`submit_degradation` starts it as a study (the ``residual`` claim of
+:mod:`archs.studies.families`, whose runs share the study's id as their ``group``);
 :func:`degradation_summary` reads them back from the run store; :func:`run_degradation` trains them one
-after another in the caller's process (the command line and benchmarks use it). All three build the
-same four :class:`~archs.training.request.RunRequest` objects (:func:`degradation_requests`).
+after another in the caller's process (the command line and benchmarks use it, with the requests of
+:func:`degradation_requests`).
 
 **Depth sweep.** He et al.'s CIFAR nets at several depths, with and without skips: the first conv's
-gradient norm over the last conv's at initialisation, one ``gradients`` request per network
-(:func:`submit_depth_sweep`, :func:`depth_sweep_results`).
+gradient norm over the last conv's at initialisation, a study sweeping ``stages[*].blocks`` and
+``stages[*].skip`` with one ``gradients`` measurement per network (:func:`submit_depth_sweep`,
+:func:`depth_sweep_results`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ __all__ = [
     "degradation_plan",
     "degradation_requests",
     "degradation_summary",
-    "depth_sweep_requests",
     "depth_sweep_results",
+    "latest_degradation",
+    "measure_run_health",
     "run_degradation",
     "submit_degradation",
     "submit_depth_sweep",
@@ -114,14 +117,30 @@ def degradation_requests(settings: DegradationSettings | None = None, *, data_co
 
 def submit_degradation(executor, settings: DegradationSettings | None = None, *,
                        data_config: DataConfig | None = None, train_config: TrainConfig | None = None,
-                       owner: str | None = None, owner_name: str | None = None) -> list[str]:
-    """Queue the four runs on ``executor``; return their ids in :data:`DEGRADATION_PRESETS` order.
-    Raises DataError when the data is missing, before any run is queued."""
-    requests = degradation_requests(settings, data_config=data_config, train_config=train_config, owner=owner,
-                                    owner_name=owner_name)
-    first = requests[0].data
-    check_dataset(first.name, first.root, download=first.download)
-    return executor.submit_many(requests)  # the four together, or none: the limits count them together
+                       owner: str, owner_name: str | None = None, seeds: int = 1) -> str:
+    """Start the experiment as a study (the seed articles' ``residual`` claim: the four nets, ``seeds`` seeds each,
+    on one budget) driven through ``executor``; return its id, which is its runs' ``group``. Raises DataError when
+    the data is missing and LimitError over a study limit, before anything is stored."""
+    from archs.studies.definition import StudyDefinition
+    from archs.studies.driver import start_study
+
+    settings = settings or DegradationSettings()
+    data_config = data_config or settings.data_config()
+    train_config = train_config or settings.train_config()
+    check_dataset(data_config.name, data_config.root, download=data_config.download)
+    definition = StudyDefinition(kind="claim", claim="residual", name=f"degradation on {data_config.name}",
+                                 data=data_config.to_dict(), train=train_config.to_dict(), seeds=seeds,
+                                 objectives=("accuracy", "params"))
+    return start_study(executor, definition, owner=owner, owner_name=owner_name)
+
+
+def latest_degradation(store: RunStore, owner: str | None = None) -> str | None:
+    """The newest degradation experiment (a ``residual`` claim study) of ``owner``, else of anyone."""
+    for who in ((owner, None) if owner else (None,)):
+        for record in store.studies.list(owner=who, limit=50):
+            if record["kind"] == "claim" and record["definition"].get("claim") == "residual":
+                return record["id"]
+    return None
 
 
 def summarize_curves(curves: dict[str, list[dict]], tail: float = 0.25, tolerance: float = 0.05) -> dict:
@@ -168,7 +187,11 @@ def degradation_summary(store: RunStore, group: str) -> dict:
         status[name] = row["status"]
     summary = summarize_curves(curves)
     summary["status"] = status
-    summary["done"] = bool(status) and all(s not in ("queued", "running") for s in status.values())
+    try:  # a study's runs appear as its driver submits them: it is done when the study is
+        running = store.studies.get(group)["status"] == "running"
+    except ValueError:
+        running = False
+    summary["done"] = bool(status) and not running and all(s not in ACTIVE_STATUSES for s in status.values())
     return summary
 
 
@@ -201,50 +224,41 @@ def run_degradation(settings: DegradationSettings = DegradationSettings(), *,
 # the depth sweep
 
 
-def depth_sweep_requests(depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3, norm: str = "batch",
-                         *, owner: str | None = None, owner_name: str | None = None) -> list[RunRequest]:
-    """One ``gradients`` request per (depth, with/without skips), depths 6n+2, in one group."""
+def submit_depth_sweep(executor, depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3,
+                       norm: str = "batch", *, owner: str, owner_name: str | None = None) -> str:
+    """Start the sweep as a study: He et al.'s CIFAR net with ``stages[*].blocks`` at each depth's (6n+2) and
+    ``stages[*].skip`` on and off, one ``gradients`` measurement each. Returns the study's id, its runs' group."""
     from archs.presets import cifar_resnet
+    from archs.studies.definition import StudyDefinition
+    from archs.studies.driver import start_study
 
-    group = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1000:03d}"
-    requests = []
     for depth in depths:
         if (depth - 2) % 6 or depth < 8:
             raise ValueError(f"depth must be 6n+2 with n >= 1, got {depth}")
-        for skip in (True, False):
-            spec = dataclasses.replace(cifar_resnet(depth, skip=skip), in_channels=in_channels, norm=norm)
-            requests.append(RunRequest(spec, TrainConfig(batch_size=batch_size, seed=seed, device="cpu"),
-                                       kind="gradients", label=spec.name, group=group, owner=owner,
-                                       owner_name=owner_name))
-    return requests
+    base = dataclasses.replace(cifar_resnet(8), in_channels=in_channels, norm=norm)
+    definition = StudyDefinition(kind="sweep", name=f"depth sweep {min(depths)}-{max(depths)}", spec=base.to_dict(),
+                                 train=TrainConfig(batch_size=batch_size, seed=seed, device="cpu").to_dict(),
+                                 vary=({"path": "stages[*].blocks", "values": [(d - 2) // 6 for d in depths]},
+                                       {"path": "stages[*].skip", "values": [True, False]}),
+                                 run_kind="gradients", objectives=("accuracy", "params"))
+    return start_study(executor, definition, owner=owner, owner_name=owner_name)
 
 
-def submit_depth_sweep(executor, depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3,
-                       norm: str = "batch", **who) -> str:
-    """Queue the sweep's measurements on ``executor``; return the group to read them back with."""
-    requests = depth_sweep_requests(depths, batch_size, seed, in_channels, norm, **who)
-    executor.submit_many(requests)  # all of them or none: a sweep over a limit is refused whole
-    return requests[0].group
-
-
-def depth_sweep_results(store: RunStore, group: str) -> tuple[list[dict], int, int]:
-    """(results so far, measurements finished, measurements in all) of a submitted sweep. Each result is
-    ``{"depth", "skip", "ratio", "first", "last_conv"}``, as :func:`archs.depth_sweep` returns them."""
-    results, done, total = [], 0, 0
-    for row in store.list_runs(group=group):
-        total += 1
-        if row["status"] in ACTIVE_STATUSES:
+def depth_sweep_results(store: RunStore, study_id: str) -> tuple[list[dict], int, int]:
+    """(results so far, measurements finished, measurements in all) of a sweep started by
+    :func:`submit_depth_sweep`, read from its study's trials. Each result is ``{"depth", "skip", "ratio", "first",
+    "last_conv"}``, as :func:`archs.depth_sweep` returns them."""
+    trials = store.studies.trials(study_id)
+    results = []
+    done = sum(t["status"] not in ("pending", "queued", "running") for t in trials)
+    for trial in trials:
+        measured = trial["objectives"]
+        if trial["status"] != "completed" or measured.get("ratio") is None:
             continue
-        done += 1
-        run = store.get(row["id"])
-        result = run.status().get("result")
-        if not result:
-            continue
-        spec = run.spec()
-        depth = 2 + 6 * sum(stage.blocks for stage in spec.stages) // 3
-        results.append({"depth": depth, "skip": spec.stages[0].skip, **{k: result[k] for k in ("ratio", "first",
-                                                                                                 "last_conv")}})
-    return sorted(results, key=lambda r: (r["depth"], not r["skip"])), done, total
+        results.append({"depth": 2 + 6 * int(trial["params"]["stages[*].blocks"]),
+                        "skip": bool(trial["params"]["stages[*].skip"]),
+                        **{k: measured[k] for k in ("ratio", "first", "last_conv")}})
+    return sorted(results, key=lambda r: (r["depth"], not r["skip"])), done, len(trials)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ ARCHS_MAX_TRAIN_PARAMS         parameters of a network to train                 
 ARCHS_MAX_RUN_SECONDS          wall-clock seconds of one run (then it is stopped)     no limit
 ARCHS_MAX_RUNS_KEPT            runs kept in the store (a submit deletes the           no limit
                                submitter's own oldest finished runs, no one else's)
+ARCHS_MAX_TRIALS_PER_STUDY     trials of one study (sweep, search, claim)             200
+ARCHS_MAX_STUDIES_PER_OWNER    studies one person may have running                    3
 ARCHS_ADMINS                   owners who may stop and delete anyone's runs           none
                                (comma-separated, e.g. ``user:ta@uni.edu,cli:root``)
 =============================  =====================================================  ====================
@@ -81,6 +83,8 @@ class Limits:
     max_params: int | None = None
     max_runs_kept: int | None = None
     max_run_seconds: int | None = None
+    max_trials_per_study: int | None = 200
+    max_studies_per_owner: int | None = 3
     admins: tuple[str, ...] = ()
 
     @classmethod
@@ -96,6 +100,8 @@ class Limits:
             max_params=_positive(env, "ARCHS_MAX_TRAIN_PARAMS"),
             max_runs_kept=_positive(env, "ARCHS_MAX_RUNS_KEPT", "ARCHS_RUNS_KEPT"),
             max_run_seconds=_positive(env, "ARCHS_MAX_RUN_SECONDS"),
+            max_trials_per_study=_positive(env, "ARCHS_MAX_TRIALS_PER_STUDY") or 200,
+            max_studies_per_owner=_positive(env, "ARCHS_MAX_STUDIES_PER_OWNER") or 3,
             admins=cls.admins_from_env(env),
         )
 

@@ -73,7 +73,8 @@ def _queue(root: Path) -> dict[str, int]:
 
 def import_run_folders(root: Path, conn: sqlite3.Connection) -> int:
     """Insert every run folder of ``root`` that the database does not hold yet; return how many."""
-    from archs.training.store import _WRITE_COLUMNS, _dumps, _number, _status_columns
+    from archs.training.store.db import dumps, number
+    from archs.training.store.records import _WRITE_COLUMNS, _status_columns
 
     root = Path(root)
     try:
@@ -97,7 +98,7 @@ def import_run_folders(root: Path, conn: sqlite3.Connection) -> int:
             spec = ""
         if _read(folder / "spec.json") is None:
             spec = ""
-        created = _number(settings.get("created")) or _number(status.get("queued_at")) or folder.stat().st_mtime
+        created = number(settings.get("created")) or number(status.get("queued_at")) or folder.stat().st_mtime
         owner = settings.get("owner") if isinstance(settings.get("owner"), str) and settings.get("owner") else \
             _folder_owner(folder)
         train = settings.get("train") if isinstance(settings.get("train"), dict) else {}
@@ -118,7 +119,7 @@ def import_run_folders(root: Path, conn: sqlite3.Connection) -> int:
         except OSError:
             traceback = None
         seq += 1
-        values = _status_columns({**status, "updated": _number(status.get("updated")) or created})
+        values = _status_columns({**status, "updated": number(status.get("updated")) or created})
         label = settings.get("label") if isinstance(settings.get("label"), str) else folder.name
         group = settings.get("group") if isinstance(settings.get("group"), str) else None
         kind = settings.get("kind") if settings.get("kind") in ("train", "gradients") else "train"
@@ -129,11 +130,11 @@ def import_run_folders(root: Path, conn: sqlite3.Connection) -> int:
             + ") VALUES (" + ", ".join("?" * (18 + len(_WRITE_COLUMNS))) + ")",
             (folder.name, seq, owner, settings.get("owner_name") if isinstance(settings.get("owner_name"), str)
              else None, kind, group, label, data.get("name") if isinstance(data.get("name"), str) else None,
-             created, queue.get(folder.name) if in_queue else None, _number(train.get("epochs")),
-             _number(train.get("batch_size")), _number(train.get("lr")),
+             created, queue.get(folder.name) if in_queue else None, number(train.get("epochs")),
+             number(train.get("batch_size")), number(train.get("lr")),
              train.get("optimizer") if isinstance(train.get("optimizer"), str) else None, spec,
-             _dumps({**settings, "owner": owner}), traceback, stop, *values))
+             dumps({**settings, "owner": owner}), traceback, stop, *values))
         conn.executemany("INSERT INTO metrics (run_id, kind, record) VALUES (?, ?, ?)",
-                         [(folder.name, str(r.get("kind")), _dumps(r)) for r in _records(folder / "metrics.jsonl")])
+                         [(folder.name, str(r.get("kind")), dumps(r)) for r in _records(folder / "metrics.jsonl")])
         count += 1
     return count

@@ -1,0 +1,403 @@
+"""The study driver: a process of its own that hands a study's trials to the executor and records what they give.
+
+:func:`start_study` stores a study and starts its driver; :func:`ensure_driver` starts one for a study whose
+driver has stopped (a server restart, SIGKILL), which carries on from the stored state: trials whose runs
+finished are read back, never run again; trials whose runs go on are followed; the rest are submitted. A driver
+is a detached process (its own session, like the local executor's supervisor), one per study (an exclusive
+``flock``), never the web server's.
+
+Each trial is a run request handed to the configured executor (so on a Ray cluster trials run side by side), at
+most ``parallel`` at once (default: the executor's concurrency), through the server's limits like any run: a full
+queue makes a trial wait, a network over a limit or values that make no valid network make it ``infeasible``
+with the message, never a crash of the study.
+
+A search asks Optuna for each trial and tells it the result (ask-and-tell: no process blocks per trial). Its
+storage is ``optuna.db`` beside the run store (``sqlite:///<runs>/optuna.db``), the Optuna study named after ours,
+so a driver that starts again finds every trial Optuna has seen. With one objective, each evaluation of a run is
+reported as an intermediate value, and the pruner (median, by default) stops a hopeless trial through the run's
+own stop; Optuna cannot prune on several objectives, so a multi-objective search runs every trial to its end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from archs.fields import SpecError
+from archs.studies.definition import StudyDefinition, plan_trials, trial_request
+from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
+from archs.training.limits import LimitError
+from archs.training.store import RunError, RunStore, process_identity
+from archs.training.store.studies import TRIAL_FINAL
+
+__all__ = ["DRIVER_POLL_SECONDS", "drive", "ensure_driver", "start_study", "study_view"]
+
+DRIVER_POLL_SECONDS = 0.25
+QUEUE_LIMITS = ("ARCHS_MAX_QUEUED", "ARCHS_MAX_QUEUED_PER_OWNER")  # wait and try again: not the trial's fault
+RUN_TO_TRIAL = {"completed": "completed", "stopped": "stopped", "diverged": "diverged", "failed": "failed",
+                "interrupted": "failed"}
+
+
+def optuna_url(store: RunStore) -> str:
+    return f"sqlite:///{(store.root / 'optuna.db').resolve()}"
+
+
+# ------------------------------------------------------------------------------------------ starting
+def start_study(executor, definition: StudyDefinition, *, owner: str, owner_name: str | None = None,
+                start_driver: bool = True) -> str:
+    """Store a study (with its planned trials) and start its driver; return its id. Raises StudyError (a
+    SpecError) for a definition that cannot run and LimitError over the server's study limits."""
+    definition.base()
+    planned = plan_trials(definition)
+    limits = executor.limits
+    total = definition.trials if definition.kind == "search" else len(planned)
+    if limits.max_trials_per_study and total > limits.max_trials_per_study:
+        raise LimitError(f"this study has {total:,} trials; this server runs at most {limits.max_trials_per_study:,} "
+                         "per study (ARCHS_MAX_TRIALS_PER_STUDY)", "ARCHS_MAX_TRIALS_PER_STUDY")
+
+    def admit(conn, n_trials: int) -> None:
+        if limits.max_studies_per_owner:
+            running = executor.store.studies.counts(conn, owner)["running"]
+            if running >= limits.max_studies_per_owner:
+                raise LimitError(f"you already have {running} stud{'ies' if running != 1 else 'y'} running; this "
+                                 f"server runs at most {limits.max_studies_per_owner} per person "
+                                 "(ARCHS_MAX_STUDIES_PER_OWNER): stop one or wait", "ARCHS_MAX_STUDIES_PER_OWNER")
+
+    study_id = executor.store.studies.create(owner=owner, owner_name=owner_name, kind=definition.kind,
+                                             name=definition.name, definition=definition.to_dict(),
+                                             executor=executor.name, trials=[{"params": p} for p in planned],
+                                             admit=admit)
+    if start_driver:
+        ensure_driver(executor.store, study_id)
+    return study_id
+
+
+def _lock_path(store: RunStore, study_id: str) -> Path:
+    return store.root / f".{study_id}.lock"
+
+
+def driver_running(store: RunStore, study_id: str) -> bool:
+    with open(_lock_path(store, study_id), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def ensure_driver(store: RunStore, study_id: str) -> bool:
+    """Start the study's driver unless it runs or the study has ended; True if one was started."""
+    record = store.studies.get(study_id)
+    if record.get("stored_status", record["status"]) != "running":
+        return False
+    deadline = time.monotonic() + 10
+    while driver_running(store, study_id):
+        # a killed driver's main thread reads as dead while its other threads still hold its files for a moment
+        if record["status"] == "running" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    from archs.training.executors.local import _pythonpath
+
+    store.studies.update(study_id, driver=None)  # being started: it reads as running, not interrupted, meanwhile
+    log = open(store.root / ".studies.log", "ab")
+    try:
+        subprocess.Popen([sys.executable, "-c", "import sys; from archs.studies.driver import drive; "
+                          "sys.exit(drive(sys.argv[1], sys.argv[2]))", str(store.root.resolve()), study_id],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=os.getcwd(),
+                         env={**os.environ, "PYTHONPATH": _pythonpath()})
+    finally:
+        log.close()
+    return True
+
+
+def drive(root: str | os.PathLike, study_id: str) -> int:
+    """The driver process's body: drive the study until it ends (0), or return at once (0) if another drives it."""
+    store = RunStore(root)
+    handle = open(_lock_path(store, study_id), "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0
+    try:
+        StudyDriver(store, study_id).run()
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ driving
+class StudyDriver:
+    """Drives one study; everything it knows is re-read from the store, so it can start again at any point."""
+
+    def __init__(self, store: RunStore, study_id: str, executor=None):
+        from archs.training.executors import get_executor
+
+        self.store, self.study_id = store, study_id
+        record = store.studies.get(study_id)
+        self.record = record
+        self.owner, self.owner_name = record["owner"], record["owner_name"]
+        self.definition = StudyDefinition.from_dict(record["definition"])
+        self.executor = executor or get_executor(record["executor"], store.root)
+        self.parallel = self.definition.parallel or self.executor.limits.max_concurrent
+        self.optuna_study = self._optuna() if self.definition.kind == "search" else None
+        self.reported: dict[int, set[int]] = {}
+        self.costs: dict[str, tuple[int, int]] = {}
+
+    # ----- Optuna
+    def _optuna(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = optuna.storages.RDBStorage(optuna_url(self.store), engine_kwargs={"connect_args": {"timeout": 30}})
+        directions = ["maximize" if OBJECTIVES[o].direction == "max" else "minimize"
+                      for o in self.definition.objectives]
+        return optuna.create_study(storage=storage, study_name=self.study_id, directions=directions,
+                                   sampler=self._sampler(len(directions)), pruner=self._pruner(len(directions)),
+                                   load_if_exists=True)
+
+    def _sampler(self, n_objectives: int):
+        import optuna
+
+        name, seed = self.definition.sampler, 0
+        if name == "auto":
+            name = "tpe"  # one objective: TPE; several: multi-objective TPE, chosen by bench_study.py's measurement
+        if name == "nsga2":
+            population = max(4, min(50, self.definition.trials // 3))
+            return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, self.definition.trials // 3)))
+
+    def _pruner(self, n_objectives: int):
+        import optuna
+
+        if self.definition.pruner == "none" or n_objectives > 1:
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+    def _ask(self) -> dict:
+        """A new trial from Optuna (recorded before anything is submitted, so a restart finds it)."""
+        spec, train, _ = self.definition.base()
+        trial = self.optuna_study.ask()
+        params = {v.path: v.domain(spec, train).suggest(trial, v.path) for v in self.definition.varies(spec)}
+        params["train.seed"] = train.seed  # a search samples networks and settings, not seeds
+        [number] = self.store.studies.add_trials(self.study_id, [{"params": params, "optuna_number": trial.number}])
+        return {"number": number, "params": params, "optuna_number": trial.number, "status": "pending"}
+
+    def _tell(self, trial: dict, state: str, values: dict | None = None) -> None:
+        if self.optuna_study is None or trial.get("optuna_number") is None:
+            return
+        import optuna
+
+        states = {"completed": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
+        values_list = None
+        if state == "completed" and values is not None:
+            values_list = [values.get(o) for o in self.definition.objectives]
+            if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values_list):
+                state, values_list = "failed", None
+        self.optuna_study.tell(trial["optuna_number"], values_list, state=states.get(state,
+                               optuna.trial.TrialState.FAIL), skip_if_finished=True)
+
+    # ----- one pass
+    def run(self, poll: float = DRIVER_POLL_SECONDS) -> str:
+        me = process_identity()
+        if not self.store.studies.claim_driver(self.study_id, me):
+            return "running"
+        try:
+            while True:
+                status = self.step()
+                if status is not None:
+                    return status
+                time.sleep(poll)
+        except Exception as error:  # noqa: BLE001 - a bug or a broken store: the study says why, resumable
+            self.store.studies.update(self.study_id, error=f"the driver stopped: {type(error).__name__}: {error}")
+            raise
+
+    def step(self) -> str | None:
+        """One pass: follow the runs in flight, start new trials, finish the study. Returns its final status."""
+        trials = self.store.studies.trials(self.study_id)
+        stopping = self.store.studies.stop_requested(self.study_id)
+        in_flight = [t for t in trials if t["status"] in ("queued", "running")]
+        for trial in in_flight:
+            self._follow(trial, stopping)
+        trials = self.store.studies.trials(self.study_id)
+        in_flight = [t for t in trials if t["status"] in ("queued", "running")]
+        pending = [t for t in trials if t["status"] == "pending"]
+        if stopping:
+            for trial in pending:
+                self.store.studies.update_trial(self.study_id, trial["number"], status="stopped",
+                                                error="the study was stopped")
+                self._tell(trial, "failed")
+            if not in_flight:
+                return self._finish("stopped")
+            return None
+        slots = self.parallel - len(in_flight)
+        waiting_on_queue = False
+        for trial in pending:
+            if slots <= 0:
+                break
+            started = self._start(trial)
+            if started is None:
+                waiting_on_queue = True
+                break
+            slots -= started
+        asked = len([t for t in trials if t.get("optuna_number") is not None])
+        while (not waiting_on_queue and slots > 0 and self.definition.kind == "search"
+               and asked < self.definition.trials):
+            trial = self._ask()
+            asked += 1
+            started = self._start(trial)
+            if started is None:
+                break
+            slots -= started
+        trials = self.store.studies.trials(self.study_id)
+        if all(t["status"] in TRIAL_FINAL for t in trials) and (
+                self.definition.kind != "search" or asked >= self.definition.trials):
+            return self._finish("completed")
+        return None
+
+    def _start(self, trial: dict) -> int | None:
+        """Submit a pending trial's run: 1 if it started, 0 if it is infeasible, None if the queue is full."""
+        try:
+            request = trial_request(self.definition, trial["params"], study_id=self.study_id, owner=self.owner,
+                                    owner_name=self.owner_name)
+            params, mult_adds = self._costs(request.spec)
+            run_id = self.executor.submit(request)
+        except LimitError as error:
+            if error.limit in QUEUE_LIMITS:
+                return None
+            return self._infeasible(trial, str(error))
+        except (SpecError, ValueError) as error:  # StudyError, ConfigError, DataError: the values or the data
+            return self._infeasible(trial, str(error))
+        images = request.train.batch_size * (request.train.max_steps or 0)
+        self.store.studies.update_trial(self.study_id, trial["number"], status="queued", run_id=run_id,
+                                        objectives={"params": params, "mult_adds": mult_adds,
+                                                    "planned_images": images})
+        return 1
+
+    def _infeasible(self, trial: dict, message: str) -> int:
+        self.store.studies.update_trial(self.study_id, trial["number"], status="infeasible", error=message)
+        self._tell(trial, "failed")
+        return 0
+
+    def _costs(self, spec) -> tuple[int, int]:
+        key = spec.to_json()
+        if key not in self.costs:
+            from archs.inspect import summarize
+
+            self.costs[key] = (spec.num_params(), summarize(spec).mult_adds)
+        return self.costs[key]
+
+    def _follow(self, trial: dict, stopping: bool) -> None:
+        try:
+            run = self.store.get(trial["run_id"])
+            status = run.status()
+        except RunError:
+            self.store.studies.update_trial(self.study_id, trial["number"], status="failed",
+                                            error="its run was deleted")
+            self._tell(trial, "failed")
+            return
+        state = status["status"]
+        if state in ("queued", "running"):
+            if state != trial["status"]:
+                self.store.studies.update_trial(self.study_id, trial["number"], status=state)
+            if stopping:
+                self.executor.stop(run.id, self.owner, admin=True)
+            elif state == "running" and self._should_prune(trial, run):
+                self.executor.stop(run.id, self.owner, admin=True)
+                self.store.studies.update_trial(self.study_id, trial["number"], error="pruned")
+            return
+        result = status.get("result") or {}
+        objectives = dict(trial["objectives"])
+        if self.definition.run_kind == "gradients":  # a measurement at initialisation: its figures
+            objectives.update({k: result.get(k) for k in ("ratio", "first", "last_conv", "loss")})
+        else:
+            steps, batch = result.get("steps"), (run.settings().get("train") or {}).get("batch_size")
+            objectives.update(accuracy=result.get("test_accuracy"), train_seconds=result.get("seconds"),
+                              train_flops=train_flops(objectives["mult_adds"], steps * batch)
+                              if steps and batch and objectives.get("mult_adds") else None)
+        final = "pruned" if trial["error"] == "pruned" else RUN_TO_TRIAL.get(state, "failed")
+        self.store.studies.update_trial(self.study_id, trial["number"], status=final, objectives=objectives,
+                                        error=None if final in ("completed", "pruned") else status.get("error")
+                                        or status.get("message") or state)
+        self._tell({**trial, "objectives": objectives}, final, objectives)
+
+    def _should_prune(self, trial: dict, run) -> bool:
+        """Report the run's new evaluations to Optuna; True when its pruner says stop (one objective only)."""
+        if (self.optuna_study is None or trial.get("optuna_number") is None or len(self.definition.objectives) > 1
+                or self.definition.pruner == "none" or self.definition.objectives[0] != "accuracy"):
+            return False
+        import optuna
+
+        seen = self.reported.setdefault(trial["number"], set())
+        fresh = [r for r in run.metrics("eval") + run.metrics("epoch")
+                 if r.get("test_accuracy") is not None and r["step"] not in seen]
+        if not fresh:
+            return False
+        handle = optuna.trial.Trial(self.optuna_study, self._trial_id(trial["optuna_number"]))
+        for record in sorted(fresh, key=lambda r: r["step"]):
+            handle.report(float(record["test_accuracy"]), int(record["step"]))
+            seen.add(record["step"])
+        return handle.should_prune()
+
+    def _trial_id(self, number: int) -> int:
+        return self.optuna_study._storage.get_trial_id_from_study_id_trial_number(self.optuna_study._study_id,
+                                                                                  number)
+
+    def _finish(self, status: str) -> str:
+        view = study_view(self.store, self.study_id)
+        summary = {"pareto": view["pareto"], "trials": len(view["trials"]),
+                   "completed": sum(t["status"] == "completed" for t in view["trials"])}
+        if self.definition.kind == "claim":
+            from archs.studies.families import judge
+
+            summary["verdict"] = judge(self.definition.claim, claim_results(view["trials"]))
+        self.store.studies.update(self.study_id, status=status, summary=summary, finished_at=time.time())
+        return status
+
+
+# ------------------------------------------------------------------------------------------ reading
+def claim_results(trials: list[dict]) -> list[dict]:
+    """A claim's trials (as :func:`study_view` gives them) as :func:`archs.studies.families.judge` takes them."""
+    return [{"family": t.get("family"), "size": t.get("size"), "seed": t["seed"], "test_accuracy": t["test_accuracy"],
+             "params": t["params"], "mult_adds": t["mult_adds"], "train_seconds": t["train_seconds"]}
+            for t in trials if t["status"] == "completed"]
+
+
+def study_view(store: RunStore, study_id: str) -> dict:
+    """The study as ``python -m archs study show --json`` prints it: ``study_id``, ``status``, ``trials`` (each
+    with ``run_id``, ``status``, ``seed``, ``test_accuracy``, ``params`` (the network's parameters),
+    ``mult_adds``, ``train_flops``, ``train_seconds``, and each varied value under its path, e.g.
+    ``"stages[*].blocks": 2``; a claim's trials name their ``family`` and ``size``) and ``pareto`` (the run ids
+    on the front for the study's objectives)."""
+    record = store.studies.get(study_id)
+    definition = record["definition"]
+    objectives = definition.get("objectives") or ["accuracy", "params"]
+    trials = []
+    for t in store.studies.trials(study_id):
+        o = t["objectives"]
+        varied = {k: v for k, v in t["params"].items() if k != "train.seed"}
+        trials.append({**varied, "number": t["number"], "run_id": t["run_id"], "status": t["status"],
+                       "seed": t["params"].get("train.seed"), "error": t["error"], "test_accuracy": o.get("accuracy"),
+                       "params": o.get("params"), "mult_adds": o.get("mult_adds"),
+                       "train_flops": o.get("train_flops"), "train_seconds": o.get("train_seconds")})
+    points = [{"id": t["run_id"], "accuracy": t["test_accuracy"], "params": t["params"], "mult_adds": t["mult_adds"],
+               "train_flops": t["train_flops"], "train_seconds": t["train_seconds"]}
+              for t in trials if t["status"] == "completed"]
+    front = pareto_front(points, objectives, id_key="id")
+    planned = definition.get("trials") if record["kind"] == "search" else len(trials)
+    return {"study_id": study_id, "name": record["name"], "kind": record["kind"], "status": record["status"],
+            "owner": record["owner"], "objectives": objectives, "planned": planned or len(trials), "varied": [v["path"] for v in definition.get("vary", [])],
+            "trials": trials, "pareto": front, "summary": record["summary"], "error": record["error"]}
+
+
+def dumps_view(view: dict) -> str:
+    return json.dumps(view, allow_nan=False, default=str)

@@ -1,0 +1,256 @@
+"""The run store's database: one SQLite file, its tables, its migrations, and transactions.
+
+``runs.db`` in the runs folder, in WAL mode (readers never block the writer) with a busy timeout; a connection
+per thread. :meth:`Database.write` is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken at once, so a
+check made inside it still holds when the transaction writes. The schema carries its version in ``meta``;
+:func:`migrate` brings an older database (or a folder of the file-based store, before any database) up to it.
+
+Everything read back is data: :func:`loads` returns the expected type or a default, never raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+__all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "StoreUnavailable", "default_runs_dir", "dumps",
+           "loads", "migrate", "number"]
+
+DB_NAME = "runs.db"
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    owner_name TEXT,
+    kind TEXT NOT NULL,
+    grp TEXT,
+    label TEXT NOT NULL,
+    executor TEXT,
+    network TEXT,
+    data TEXT,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    queued_at REAL, dispatched_at REAL, started_at REAL, finished_at REAL, updated REAL,
+    queue_seq INTEGER,
+    claimed_by TEXT,
+    worker TEXT, relay TEXT,
+    stop_requested REAL, stop_reason TEXT,
+    step INTEGER, total_steps INTEGER, epochs INTEGER, batch_size INTEGER, lr REAL, optimizer TEXT, device TEXT,
+    train_loss REAL, test_accuracy REAL, images_per_second REAL,
+    error TEXT, message TEXT, traceback TEXT,
+    spec TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    progress TEXT, result TEXT, extra TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_newest ON runs (seq DESC);
+CREATE INDEX IF NOT EXISTS runs_queue ON runs (status, executor, queue_seq);
+CREATE INDEX IF NOT EXISTS runs_owner ON runs (owner, status);
+CREATE INDEX IF NOT EXISTS runs_group ON runs (grp);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_of_run ON metrics (run_id, id);
+CREATE TABLE IF NOT EXISTS studies (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    owner_name TEXT,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    executor TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL, finished_at REAL,
+    driver TEXT,
+    stop_requested REAL,
+    error TEXT,
+    summary TEXT
+);
+CREATE INDEX IF NOT EXISTS studies_newest ON studies (seq DESC);
+CREATE TABLE IF NOT EXISTS trials (
+    study_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    run_id TEXT,
+    optuna_number INTEGER,
+    objectives TEXT,
+    error TEXT,
+    created REAL NOT NULL, updated REAL,
+    PRIMARY KEY (study_id, number)
+);
+CREATE INDEX IF NOT EXISTS trials_of_run ON trials (run_id);
+"""
+
+
+class RunError(ValueError):
+    """A run that does not exist, or an action a run's state (or its owner) does not allow."""
+
+
+class StoreUnavailable(RunError):
+    """The run store cannot be read or written (a full disk, a read-only folder, a corrupt database)."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("ARCHS_RUNS_DIR", "runs"))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, allow_nan=True)
+
+
+def _json_default(value):
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):  # a tensor or an array, without importing torch here
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def loads(text: str | None, want: type = dict, default=None):
+    """Parsed JSON of the expected type, or ``default``: a stored value is data, never trusted to be well-formed."""
+    if text is None:
+        return default
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return default
+    return value if isinstance(value, want) else default
+
+
+def number(value) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# processes: who is responsible for an active run
+
+
+class Database:
+    """One SQLite file; a connection per thread (sqlite3 connections are not shared between threads)."""
+
+    def __init__(self, path: Path, setup: Callable[[], None]):
+        self.path = path
+        self._local = threading.local()
+        self._setup = setup
+        self._setup_lock = threading.RLock()  # re-entered by the setup's own queries
+        self._ready = self._in_setup = False
+
+    def connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                       check_same_thread=True)
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: a commit survives a crash of the process (not a power cut), without an fsync each
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except (OSError, sqlite3.Error) as error:
+                raise StoreUnavailable(f"the run store {self.path} cannot be opened: {error}") from None
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        if not self._ready:
+            with self._setup_lock:  # the schema (and the import of an older store) once per process
+                if not self._ready and not self._in_setup:
+                    self._in_setup = True
+                    try:
+                        self._setup()
+                        self._ready = True
+                    finally:
+                        self._in_setup = False
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: the write lock is taken at once, so a check made inside
+        it still holds when the transaction writes)."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise unavailable(self.path, error) from None
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise unavailable(self.path, error) from None
+
+    def read(self, sql: str, params: Iterable = ()) -> list[sqlite3.Row]:
+        try:
+            return self.connection().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as error:
+            raise unavailable(self.path, error) from None
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def unavailable(path: Path, error: sqlite3.Error) -> StoreUnavailable:
+    text = str(error)
+    hint = {"database or disk is full": "the disk is full", "attempt to write a readonly database":
+            "the runs folder is read-only", "unable to open database file": "the runs folder cannot be opened",
+            "database is locked": "another process held the store for too long"}.get(text, text)
+    return StoreUnavailable(f"the run store {path} cannot be written: {hint}")
+
+
+# ---------------------------------------------------------------------------------------------
+# one run
+
+
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(row[0]) if row else None
+
+
+def migrate(db: Database, root: Path) -> None:
+    """Create the tables (version 1: runs and metrics; 2: studies and trials), and import the run folders of
+    the file-based store (before any database) once."""
+    version = schema_version(db.connection())
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreUnavailable(f"the run store {db.path} was written by a newer version (schema {version}); "
+                               "upgrade archs to read it")
+    if version == SCHEMA_VERSION:
+        return
+    with db.write() as conn:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        if conn.execute("SELECT value FROM meta WHERE key = 'imported'").fetchone() is None:
+            from archs.training.store.legacy import import_run_folders
+
+            imported = import_run_folders(root, conn)
+            conn.execute("INSERT INTO meta VALUES ('imported', ?)", (dumps({"when": time.time(), "runs": imported}),))

@@ -1,0 +1,272 @@
+"""One stored run (:class:`Run`): its status, settings, spec, metric records and weights, and the recording
+methods a worker writes through (the *recorder* of :func:`archs.training.request.execute_request`).
+
+A run's status is what ``status.json`` held in the file-based store: a dict, kept as columns (the ones a table
+shows, so that listing reads no JSON), JSON columns (worker, relay, progress, result) and ``extra`` (the rest).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Any
+
+from archs.training.config import FINAL_STATUSES
+from archs.training.store.db import RunError, dumps, loads, number
+from archs.training.store.processes import derive_status
+
+if TYPE_CHECKING:
+    from archs.training.store.runs import RunStore
+
+__all__ = ["ROW_KEYS", "Run", "grad_heatmap"]
+
+ROW_KEYS = ("id", "label", "group", "kind", "owner", "owner_name", "executor", "network", "data", "status",
+            "created", "queued_at", "dispatched_at", "started_at", "finished_at", "step", "total_steps", "epochs",
+            "batch_size", "lr", "optimizer", "device", "train_loss", "test_accuracy", "images_per_second", "error")
+# status fields kept in columns of their own; any other field of write_status goes into ``extra``
+_STATUS_COLUMNS = ("status", "network", "executor", "queued_at", "dispatched_at", "started_at", "finished_at",
+                   "updated", "error", "message", "device")
+_JSON_STATUS_COLUMNS = ("worker", "relay", "progress", "result")
+
+class Run:
+    """A handle on one stored run. Every read goes to the database, so it is always current.
+
+    A run is also what :func:`archs.training.request.execute_request` records into (a *recorder*):
+    ``write_status``, ``append_metric(s)``, ``write_spec``, ``write_error``, ``save_weights``.
+    """
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.id = store, run_id
+        self.path = store.root / run_id
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r})"
+
+    def _row(self, columns: str = "*") -> sqlite3.Row:
+        rows = self.store.db.read(f"SELECT {columns} FROM runs WHERE id = ?", (self.id,))
+        if not rows:
+            raise RunError(f"no run {self.id!r} in {self.store.root}")
+        return rows[0]
+
+    # ----- reading
+    def stored_status(self) -> dict:
+        return _status_dict(self._row(_STATUS_SELECT))
+
+    def status(self) -> dict:
+        """The stored status, with an active status checked against whoever is responsible for the run."""
+        row = self._row(_STATUS_SELECT + ", queue_seq")
+        return derive_status(_status_dict(row), in_queue=row["queue_seq"] is not None)
+
+    def settings(self) -> dict:
+        """Everything but the spec, as submitted: ``train``, ``data``, ``kind``, ``label``, ``group``, ``owner`` …"""
+        row = self._row("settings, created")
+        return {**loads(row["settings"], dict, {}), "created": row["created"]}
+
+    @property
+    def owner(self) -> str:
+        return self._row("owner")["owner"]
+
+    def spec_json(self) -> str | None:
+        text = self._row("spec")["spec"]
+        return text or None
+
+    def spec(self):
+        """The run's ``NetSpec`` (as adapted to its data)."""
+        from archs.spec import NetSpec
+
+        text = self.spec_json()
+        if text is None:
+            raise RunError(f"run {self.id} has no network")
+        return NetSpec.from_json(text)
+
+    def request(self):
+        """The :class:`~archs.training.request.RunRequest` this run was made from."""
+        from archs.training.request import RunRequest
+
+        return RunRequest.from_run(self)
+
+    def metrics(self, kind: str | None = None) -> list[dict]:
+        sql, params = "SELECT record FROM metrics WHERE run_id = ?", [self.id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        rows = self.store.db.read(sql + " ORDER BY id", params)
+        return [record for record in (loads(r["record"]) for r in rows) if record is not None]
+
+    def metrics_csv(self) -> str:
+        """The step, epoch and evaluation records as CSV text."""
+        from archs.training.events import metrics_csv
+
+        return metrics_csv(self.metrics())
+
+    def traceback(self) -> str | None:
+        return self._row("traceback")["traceback"]
+
+    def has_weights(self) -> bool:
+        return (self.path / "weights.pt").is_file()
+
+    def weights(self) -> dict:
+        import torch
+
+        if not self.has_weights():
+            raise RunError(f"run {self.id} has no saved weights")
+        return torch.load(self.path / "weights.pt", map_location="cpu", weights_only=True)
+
+    def load_model(self):
+        """The trained network: ``build_model(spec)`` with the saved weights, in eval mode."""
+        from archs.builder import build_model
+
+        model = build_model(self.spec())
+        model.load_state_dict(self.weights())
+        return model.eval()
+
+    def stop_request(self) -> str | None:
+        """Why someone asked the run to stop (``"stopped"`` if they gave no reason), or None if no one has."""
+        row = self._row("stop_requested, stop_reason")
+        return None if row["stop_requested"] is None else (row["stop_reason"] or "stopped")
+
+    def stop_requested(self) -> bool:
+        return self.stop_request() is not None
+
+    def info(self) -> dict:
+        """One row for a run table (:data:`ROW_KEYS` and ``queue_position``): plain values only."""
+        rows = self.store._rows("WHERE id = ?", (self.id,))
+        if not rows:
+            raise RunError(f"no run {self.id!r} in {self.store.root}")
+        return rows[0]
+
+    # ----- writing (by the one process responsible for the run at the time)
+    def write_status(self, **fields: Any) -> dict:
+        """Merge ``fields`` into the run's status, in one transaction; return the whole status."""
+        with self.store.db.write() as conn:
+            row = conn.execute(f"SELECT {_STATUS_SELECT} FROM runs WHERE id = ?", (self.id,)).fetchone()
+            if row is None:
+                raise RunError(f"no run {self.id!r} in {self.store.root}")
+            data = _status_dict(row)
+            data.update(fields, updated=time.time())
+            conn.execute(f"UPDATE runs SET {', '.join(c + ' = ?' for c in _WRITE_COLUMNS)} WHERE id = ?",
+                         (*_status_columns(data), self.id))
+            if fields.get("status") not in (None, "queued"):
+                conn.execute("UPDATE runs SET queue_seq = NULL, claimed_by = NULL WHERE id = ?", (self.id,))
+        if fields.get("status") in FINAL_STATUSES and "events" in self.__dict__:
+            self.events.close()  # the run is over: flush its event file
+        return data
+
+    def append_metric(self, record: dict) -> None:
+        self.append_metrics([record])
+
+    def append_metrics(self, records: list[dict]) -> None:
+        """Records appended to the run's metrics, and to its TensorBoard event files."""
+        if not records:
+            return
+        with self.store.db.write() as conn:
+            conn.executemany("INSERT INTO metrics (run_id, kind, record) VALUES (?, ?, ?)",
+                             [(self.id, str(r.get("kind")), dumps(r)) for r in records])
+        self.events.write(records)
+
+    @functools.cached_property
+    def events(self):
+        """This handle's TensorBoard writer (one per process that records the run)."""
+        from archs.training.events import EventLog
+
+        return EventLog(self.path)
+
+    def write_spec(self, spec) -> None:
+        with self.store.db.write() as conn:
+            conn.execute("UPDATE runs SET spec = ?, network = ? WHERE id = ?", (spec.to_json(), spec.name, self.id))
+
+    def write_error(self, text: str) -> None:
+        with self.store.db.write() as conn:
+            conn.execute("UPDATE runs SET traceback = ? WHERE id = ?", (str(text), self.id))
+
+    def save_weights(self, state_dict: dict) -> None:
+        import torch
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".weights.{os.getpid()}.tmp"
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
+        os.replace(tmp, self.path / "weights.pt")
+
+    def save_weights_file(self, data: bytes) -> None:
+        """Weights already serialised by ``torch.save`` (sent back by a remote worker)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".weights.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.path / "weights.pt")
+
+    def request_stop(self, reason: str | None = None) -> None:
+        with self.store.db.write() as conn:
+            conn.execute("UPDATE runs SET stop_requested = COALESCE(stop_requested, ?), "
+                         "stop_reason = COALESCE(stop_reason, ?) WHERE id = ?", (time.time(), reason, self.id))
+
+
+_STATUS_SELECT = ", ".join(_STATUS_COLUMNS + _JSON_STATUS_COLUMNS + ("extra",))
+_WRITE_COLUMNS = _STATUS_COLUMNS + _JSON_STATUS_COLUMNS + ("extra", "step", "total_steps", "train_loss",
+                                                           "test_accuracy", "images_per_second")
+
+
+def _status_dict(row: sqlite3.Row) -> dict:
+    """The status of a run as one dict (what status.json held): columns, JSON columns and ``extra``."""
+    data = dict(loads(row["extra"], dict, {}))
+    for column in _STATUS_COLUMNS:
+        if row[column] is not None:
+            data[column] = row[column]
+    for column in _JSON_STATUS_COLUMNS:
+        value = loads(row[column], object, None)
+        if value is not None:
+            data[column] = value
+    return data
+
+
+def _status_columns(data: dict) -> tuple:
+    """The column values of a status dict, including the table row's figures (from progress, then result)."""
+    extra = {k: v for k, v in data.items() if k not in _STATUS_COLUMNS and k not in _JSON_STATUS_COLUMNS}
+    progress = data.get("progress") if isinstance(data.get("progress"), dict) else {}
+    result = data.get("result") if isinstance(data.get("result"), dict) else {}
+    device = data.get("device") if isinstance(data.get("device"), str) else None
+    figures = (
+        number(progress.get("step", result.get("steps"))),
+        number(progress.get("total_steps")),
+        number(result.get("train_loss", progress.get("loss"))),
+        number(result.get("test_accuracy")),
+        number(result.get("images_per_second", progress.get("images_per_second"))),
+    )
+    plain = []
+    for column in _STATUS_COLUMNS:
+        value = data.get(column)
+        if column == "device":
+            value = result.get("device") if isinstance(result.get("device"), str) else device
+        elif column in ("status", "network", "executor", "error", "message"):
+            value = None if value is None else str(value)
+        else:
+            value = number(value)
+        plain.append(value)
+    return (*plain, *(None if data.get(c) is None else dumps(data[c]) for c in _JSON_STATUS_COLUMNS),
+            dumps(extra), *figures)
+
+
+# ---------------------------------------------------------------------------------------------
+# the runs folder
+
+
+def grad_heatmap(records: list[dict]) -> dict:
+    """Gradient-norm records of a run as a depth x step matrix for a heatmap.
+
+    Returns ``{"steps": [...], "layers": [names by depth], "values": [[norm per step] per layer]}``
+    (``None`` where a layer has no value at a step).
+    """
+    grads = [r for r in records if r.get("kind") == "grad"]
+    steps = [r["step"] for r in grads]
+    names: list[str] = []
+    for r in grads:
+        for layer in r.get("layers", []):
+            if layer["name"] not in names:
+                names.append(layer["name"])
+    index = {name: i for i, name in enumerate(names)}
+    values: list[list[float | None]] = [[None] * len(steps) for _ in names]
+    for j, r in enumerate(grads):
+        for layer in r.get("layers", []):
+            values[index[layer["name"]]][j] = layer["grad_norm"]
+    return {"steps": steps, "layers": names, "values": values}

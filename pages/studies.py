@@ -1,0 +1,288 @@
+"""Studies: architecture questions asked once and answered with a chart.
+
+A study is a set of runs with one purpose (a sweep, an Optuna search, a claim of the seed articles), driven by a
+process of its own through the executor; everything here is read back from the run store, so it survives reloads
+and server restarts (an interrupted study carries on when it is opened again). The chart puts each setting's test
+accuracy against a cost, one colour per network family, with the seeds' spread and the Pareto front; selecting a
+point opens its network on the Build page, two points open Compare.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import archs
+from archs import SpecError
+from archs.studies.definition import StudyDefinition
+from archs.studies.driver import ensure_driver, optuna_url, start_study, study_view
+from archs.studies.families import CLAIMS
+from archs.studies.results import AXES, setting_points, stored_run_points, study_runs
+from archs.studies.space import parse_vary
+from archs.training.config import ConfigError, DataConfig, TrainConfig
+from archs.training.data import DATASETS, DataError
+from archs.training.limits import LimitError
+from archs.training.store import RunError
+from ui import compute, fmt, identity, runs, state, study_charts
+
+AXIS_NAMES = {"params": "Parameters", "mult_adds": "Mult-adds", "train_flops": "Training FLOPs",
+              "train_seconds": "Training seconds"}
+STUDY_STATUS_SECONDS = 5.0
+
+state.init()
+st.title("Studies")
+executor = runs.executor()
+store = executor.store
+me = identity.current()
+spec = state.spec()
+st.caption("Each study's runs go through the executor like any run (" + runs.limits_caption(executor).rstrip(".")
+           + "), driven by a process of its own, never this page: close it, the study goes on.")
+
+
+# ------------------------------------------------------------------------------------------ starting one
+def paths_for(net) -> list[str]:
+    """The fields a study can vary on this network: every stage's numeric and choice fields (one stage, or every
+    stage that has it), the head's, and the main training settings."""
+    out = []
+    seen: dict[str, int] = {}
+    for index, stage in enumerate(net.stages):
+        for info in archs.spec_fields(type(stage)):
+            if info.kind in ("int", "float", "bool", "choice") and info.name != "type_name":
+                out.append(f"stages[{index}].{info.name}")
+                seen[info.name] = seen.get(info.name, 0) + 1
+    wildcards = [f"stages[*].{name}" for name, n in seen.items() if n > 1]
+    head = [f"head.{i.name}" for i in archs.spec_fields(archs.HeadSpec) if i.kind in ("int", "float", "bool")]
+    train = ["train.lr", "train.batch_size", "train.recipe", "train.weight_decay", "train.optimizer", "train.epochs"]
+    return wildcards + out + head + train
+
+
+def start(definition: StudyDefinition) -> None:
+    try:
+        definition.base()[2].check()
+        study_id = start_study(executor, definition, owner=me.owner, owner_name=me.name)
+    except (SpecError, ConfigError, DataError, LimitError, RunError) as error:
+        st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
+        return
+    st.session_state["studies_pick"] = study_id
+    st.rerun()
+
+
+with st.expander("Start a study", icon=":material/science:", expanded=not store.studies.list(limit=1)):
+    claim_tab, sweep_tab, search_tab = st.tabs(["A claim of the seed articles", "Sweep", "Search (Optuna)"])
+    with claim_tab:
+        cols = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+        name = cols[0].selectbox("Claim", list(CLAIMS), key="study_claim",
+                                 format_func=lambda n: f"{n}: {CLAIMS[n].question}")
+        claim = CLAIMS[name]
+        data_name = cols[1].selectbox("Data", list(DATASETS), key="study_claim_data",
+                                      index=list(DATASETS).index(claim.budget.data))
+        seeds = cols[2].number_input("Seeds", 1, 10, 3, key="study_claim_seeds")
+        steps = cols[3].number_input("Steps per run", 10, 100_000, claim.budget.steps, key="study_claim_steps")
+        st.caption(f"{len(claim.nets)} networks ({', '.join(n.label for n in claim.nets)}) × {seeds} seeds, "
+                   f"{steps} steps each on one budget. {claim.rule}")
+        if st.button("Run the claim", key="study_claim_start", type="primary", icon=":material/play_arrow:"):
+            start(StudyDefinition(kind="claim", claim=name, name=f"{name} claim on {data_name}", seeds=int(seeds),
+                                  steps=int(steps), data=DataConfig(name=data_name).to_dict(),
+                                  objectives=("accuracy", claim.objective_x)))
+
+    def vary_rows(prefix: str, search: bool) -> list[str]:
+        options = ["", *paths_for(spec)]
+        rows = []
+        for n in range(3):
+            cols = st.columns([2, 3])
+            path = cols[0].selectbox(f"Field {n + 1}", options, key=f"{prefix}_path{n}",
+                                     format_func=lambda p: p or "(none)")
+            text = cols[1].text_input("Range LOW:HIGH, or values V1,V2" if search else "Values V1,V2,…",
+                                      key=f"{prefix}_values{n}", disabled=not path,
+                                      placeholder="empty: the field's own range" if search else "e.g. 8,12,16")
+            if path:
+                rows.append(f"{path}={text.strip()}" if text.strip() else path)
+        return rows
+
+    def budget_row(prefix: str) -> tuple[TrainConfig, DataConfig, int]:
+        cols = st.columns(4)
+        data_name = cols[0].selectbox("Data", list(DATASETS), key=f"{prefix}_data")
+        steps = cols[1].number_input("Steps per run", 1, 100_000, 200, key=f"{prefix}_steps")
+        batch = cols[2].number_input("Batch size", 1, 4096, 64, key=f"{prefix}_batch")
+        seeds = cols[3].number_input("Seeds", 1, 10, 1, key=f"{prefix}_seeds")
+        return (TrainConfig(epochs=1000, max_steps=int(steps), batch_size=int(batch)), DataConfig(name=data_name),
+                int(seeds))
+
+    def vary_items(texts: list[str]) -> list[dict]:
+        items = []
+        for text in texts:
+            v = parse_vary(text, spec)
+            items.append({"path": v.path, "values": list(v.values)} if v.is_list else
+                         {"path": v.path, "low": v.low, "high": v.high})
+        return items
+
+    with sweep_tab:
+        st.caption(f"Every combination of the values below on **{fmt.plain(spec.name, 60)}** (the Build page's "
+                   "network), each with every seed.")
+        texts = vary_rows("sweep", search=False)
+        train, data, seeds = budget_row("sweep")
+        if st.button("Run the sweep", key="study_sweep_start", type="primary", icon=":material/play_arrow:"):
+            try:
+                start(StudyDefinition(kind="sweep", name=f"sweep of {spec.name}", spec=spec.to_dict(),
+                                      train=train.to_dict(), data=data.to_dict(), vary=tuple(vary_items(texts)),
+                                      seeds=seeds))
+            except SpecError as error:
+                st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
+    with search_tab:
+        st.caption(f"Optuna samples **{fmt.plain(spec.name, 60)}**'s fields within the ranges below: TPE for one "
+                   "objective, multi-objective TPE for several; the median pruner stops hopeless trials (one "
+                   "objective).")
+        texts = vary_rows("search", search=True)
+        cols = st.columns([3, 1])
+        objectives = cols[0].multiselect("Objectives", ["accuracy", *AXES], ["accuracy", "params"],
+                                         key="search_objectives", help="Accuracy is maximised, the others minimised.")
+        n_trials = cols[1].number_input("Trials", 1, 200, 12, key="search_trials")
+        train, data, _ = budget_row("search")
+        if st.button("Run the search", key="study_search_start", type="primary", icon=":material/play_arrow:"):
+            try:
+                start(StudyDefinition(kind="search", name=f"search of {spec.name}", spec=spec.to_dict(),
+                                      train=train.to_dict(), data=data.to_dict(), vary=tuple(vary_items(texts)),
+                                      objectives=tuple(objectives), trials=int(n_trials)))
+            except SpecError as error:
+                st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
+
+
+# ------------------------------------------------------------------------------------------ one study
+def open_selection(points: list[dict], selection, key: str) -> None:
+    """Buttons (and links) for the chart's selected points: one opens its network on the Build page, two open
+    Compare on their runs."""
+    picked = []
+    for item in (selection or {}).get("selection", {}).get("points", []):
+        run_id = item.get("customdata")
+        if isinstance(run_id, str) and run_id not in picked:
+            picked.append(run_id)
+    if not picked:
+        st.caption("Select a point (click it) to open its network on the Build page; select two (shift-click, or a "
+                   "box) to compare them.")
+        return
+    if len(picked) == 1:
+        run_spec = store.get(picked[0]).spec()
+        cols = st.columns([1, 3], vertical_alignment="center")
+        if cols[0].button("Open on the Build page", key=f"{key}_build", icon=":material/construction:"):
+            state.load(run_spec)
+            st.switch_page("pages/build.py")
+        cols[1].markdown(f"[Link to this network](/?spec={archs.encode_spec(run_spec)}) · run `{picked[0]}`")
+        return
+    a, b = picked[:2]
+    cols = st.columns([1, 3], vertical_alignment="center")
+    if cols[0].button("Compare the two", key=f"{key}_compare", icon=":material/compare_arrows:"):
+        state.open_elsewhere({"compare_a": f"run:{a}", "compare_b": f"run:{b}"})
+        st.switch_page("pages/compare.py")
+    cols[1].markdown(f"[Link to this comparison](/compare?a=run:{a}&b=run:{b})")
+
+
+def trial_table(view: dict) -> pd.DataFrame:
+    varied = view["varied"] or ["family", "size"]
+    rows = view["trials"]
+    table = {"#": [t["number"] for t in rows], "status": [t["status"] for t in rows]}
+    for path in varied:
+        table[path] = [str(t.get(path, "")) for t in rows]
+    table.update({"seed": [t["seed"] for t in rows], "test accuracy": [t["test_accuracy"] for t in rows],
+                  "parameters": [t["params"] for t in rows], "mult-adds": [t["mult_adds"] for t in rows],
+                  "training FLOPs": [t["train_flops"] for t in rows], "seconds": [t["train_seconds"] for t in rows],
+                  "run": [t["run_id"] or "" for t in rows], "why": [t["error"] or "" for t in rows]})
+    return pd.DataFrame(table)
+
+
+def optuna_views(study_id: str, objectives: list[str]) -> None:
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_id, storage=optuna_url(store))
+        target = (lambda t: t.values[0]) if len(objectives) > 1 else None
+        name = objectives[0]
+        cols = st.columns(2)
+        cols[0].plotly_chart(optuna.visualization.plot_parallel_coordinate(study, target=target, target_name=name),
+                             key="study_parallel")
+        cols[1].plotly_chart(optuna.visualization.plot_param_importances(study, target=target, target_name=name),
+                             key="study_importance")
+    except Exception as error:  # noqa: BLE001 - too few trials for importances, a study Optuna has not seen yet
+        st.caption(f"Optuna's views appear with at least two finished trials ({fmt.plain(error, 160)}).")
+
+
+def show_study(study_id: str, was_running: bool) -> None:
+    try:
+        view = study_view(store, study_id)
+    except RunError as error:
+        st.info(fmt.plain(error))
+        return
+    running = view["status"] == "running"
+    if running != was_running:
+        st.rerun()
+    trials = view["trials"]
+    done = sum(t["status"] not in ("pending", "queued", "running") for t in trials)
+    head = st.columns([5, 1, 1], vertical_alignment="center")
+    head[0].subheader(fmt.plain(view["name"], 100), anchor=False)
+    mine = view["owner"] == me.owner or executor.limits.is_admin(me.owner)
+    if running and head[1].button("Stop", key="study_stop", icon=":material/stop:", disabled=not mine):
+        store.studies.request_stop(study_id, me.owner, admin=executor.limits.is_admin(me.owner))
+        st.toast("Stopping the study…")
+    if not running and head[2].button("Delete", key="study_delete", icon=":material/delete:", disabled=not mine,
+                                      help="The study, its trials and its runs."):
+        try:
+            store.studies.delete(study_id, me.owner, admin=executor.limits.is_admin(me.owner))
+            st.session_state["studies_pick"] = ""
+            st.rerun()
+        except RunError as error:
+            st.error(fmt.plain(error))
+    total = view["planned"]
+    st.progress(done / max(total, 1), text=f"{view['status']} · {done} of {total} trials ended · "
+                                           f"{identity.describe(view['owner'], None)}'s {view['kind']}")
+    if view["status"] == "interrupted":
+        st.warning("Its driver stopped (a server restart?); it carries on now that the study is open.",
+                   icon=":material/restart_alt:")
+    verdict = (view.get("summary") or {}).get("verdict")
+    if verdict:
+        st.info(fmt.plain(verdict["statement"], 2000), icon=":material/gavel:")
+    points = setting_points(study_runs(view, compute.run_spec_or_none), tuple(view["objectives"]))
+    state.setting("studies_x")
+    x = st.segmented_control("Accuracy against", list(AXES), key="studies_x", format_func=AXIS_NAMES.get)
+    if points and x:
+        selection = st.plotly_chart(study_charts.accuracy_vs_cost(points, x), key=f"study_chart_{study_id}",
+                                    on_select="rerun", selection_mode=("points", "box"))
+        open_selection(points, selection, "study_open")
+    elif not points:
+        st.caption("No finished trial yet.")
+    st.dataframe(trial_table(view), hide_index=True, width="stretch", column_config={
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "parameters": st.column_config.NumberColumn(format="%d"),
+        "seconds": st.column_config.NumberColumn(format="%.1f")})
+    if view["kind"] == "search":
+        optuna_views(study_id, view["objectives"])
+
+
+studies = store.studies.list(limit=200)
+st.subheader("A study", anchor=False)
+if not studies:
+    st.info("No studies yet: start one above.", icon=":material/science:")
+else:
+    labels = {r["id"]: f"{r['name']} · {r['kind']} · {r['status']} · {identity.describe(r['owner'], None)} · "
+                       f"{r['id']}" for r in studies}
+    state.setting("studies_pick")
+    if st.session_state["studies_pick"] not in labels:
+        st.session_state["studies_pick"] = next(iter(labels))
+    picked = st.selectbox("Study", list(labels), key="studies_pick", format_func=labels.get)
+    ensure_driver(store, picked)  # opened again: an interrupted study carries on from its stored state
+    was_running = store.studies.get(picked)["status"] == "running"
+    st.fragment(run_every=STUDY_STATUS_SECONDS if was_running else None)(show_study)(picked, was_running)
+
+
+# ------------------------------------------------------------------------------------------ every run
+st.subheader("Every stored run", anchor=False)
+st.caption("The newest 500 finished training runs, study or not: runs of one network on one budget are one point.")
+state.setting("studies_all_x")
+all_x = st.segmented_control("Accuracy against", list(AXES), key="studies_all_x", format_func=AXIS_NAMES.get)
+rows = store.list_runs(kind="train", limit=500)
+all_points = setting_points(stored_run_points(rows, compute.run_spec_or_none, compute.costs), ("accuracy", all_x
+                                                                                                 or "params"))
+if all_points and all_x:
+    selection = st.plotly_chart(study_charts.accuracy_vs_cost(all_points, all_x), key="study_all_chart",
+                                on_select="rerun", selection_mode=("points", "box"))
+    open_selection(all_points, selection, "all_open")
+else:
+    st.caption("No finished training run with a test accuracy yet.")

@@ -1,0 +1,193 @@
+"""Studies end to end through the local executor: a sweep and a search of tiny trials on the offline digits, a
+search killed mid-way and resumed without repeating a finished trial, infeasible trials recorded as such, the
+claims at a tiny budget, and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import archs
+from archs.studies.definition import StudyDefinition
+from archs.studies.driver import ensure_driver, start_study, study_view
+from archs.studies.pareto import dominates
+from archs.training import DataConfig, RunStore, TrainConfig
+from archs.training.executors.local import LocalExecutor
+from archs.training.limits import Limits
+from test_runs import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = archs.PRESETS["seed002-inception"]
+TRAIN = TrainConfig(epochs=1, max_steps=4, batch_size=16, log_every=2, grad_every=0, eval_every=2)
+DIGITS = DataConfig(name="digits", train_limit=128, test_limit=64)
+TIMEOUT = 300
+
+
+@pytest.fixture
+def executor(tmp_path):
+    ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1)
+    yield ex
+    for record in ex.store.studies.list():
+        if record["status"] in ("running", "interrupted"):
+            ex.store.studies.request_stop(record["id"], None, admin=True)
+    for run_id in ex.active():
+        ex.stop(run_id, admin=True)
+    ex.wait(timeout=60)
+
+
+def definition(**overrides) -> StudyDefinition:
+    return StudyDefinition(**{"kind": "sweep", "name": "tiny", "spec": SPEC.to_dict(), "train": TRAIN.to_dict(),
+                              "data": DIGITS.to_dict(), **overrides})
+
+
+def finished(store: RunStore, study_id: str, timeout: float = TIMEOUT) -> dict:
+    wait_until(lambda: store.studies.get(study_id)["status"] not in ("running",), timeout, "the study to end")
+    return study_view(store, study_id)
+
+
+def brute_front(trials: list[dict], objectives: list[str]) -> list[str]:
+    """The Pareto set by definition: a completed trial no other completed trial dominates."""
+    sign = {"accuracy": -1, "params": 1, "mult_adds": 1, "train_flops": 1, "train_seconds": 1}  # to minimise
+    key = {"accuracy": "test_accuracy"}
+    done = [t for t in trials if t["status"] == "completed"]
+    vectors = [[sign[o] * t[key.get(o, o)] for o in objectives] for t in done]
+    return [t["run_id"] for t, v in zip(done, vectors) if not any(dominates(w, v) for w in vectors if w is not v)]
+
+
+def test_a_sweep_of_two_fields_times_two_seeds(executor):
+    d = definition(vary=({"path": "stages[*].branch1x1", "values": [4, 8]}, {"path": "train.lr", "values": [1e-3]}),
+                   seeds=2)
+    study_id = start_study(executor, d, owner="session:me")
+    view = finished(executor.store, study_id)
+    assert view["status"] == "completed" and view["kind"] == "sweep"
+    trials = view["trials"]
+    assert [(t["stages[*].branch1x1"], t["train.lr"], t["seed"]) for t in trials] == [
+        (4, 1e-3, 0), (8, 1e-3, 0), (4, 1e-3, 1), (8, 1e-3, 1)]
+    assert [t["status"] for t in trials] == ["completed"] * 4
+    for trial in trials:
+        run = executor.store.get(trial["run_id"])
+        spec = run.spec()
+        assert all(stage.branch1x1 == trial["stages[*].branch1x1"] for stage in spec.stages if hasattr(stage,
+                                                                                                       "branch1x1"))
+        assert trial["params"] == spec.num_params() and trial["mult_adds"] == archs.summarize(spec).mult_adds
+        assert run.settings()["group"] == study_id and run.owner == "session:me"
+        assert trial["train_flops"] == 6 * trial["mult_adds"] * 4 * 16  # 3 x 2 x mult-adds x images seen
+        assert 0 <= trial["test_accuracy"] <= 1 and trial["train_seconds"] > 0
+    assert trials[0]["params"] < trials[1]["params"]
+    assert sorted(view["pareto"]) == sorted(brute_front(trials, ["accuracy", "params"]))
+    assert executor.store.studies.get(study_id)["summary"]["completed"] == 4
+
+
+def test_a_search_asks_optuna_tells_it_and_prunes(executor):
+    import optuna
+
+    from archs.studies.driver import optuna_url
+
+    d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-4, "high": 3e-2},), objectives=("accuracy",),
+                   trials=5, train=replace(TRAIN, max_steps=8).to_dict())
+    study_id = start_study(executor, d, owner="session:me")
+    view = finished(executor.store, study_id)
+    assert view["status"] == "completed" and len(view["trials"]) == 5
+    assert all(1e-4 <= t["train.lr"] <= 3e-2 for t in view["trials"])
+    assert {t["status"] for t in view["trials"]} <= {"completed", "pruned"}
+    optuna_study = optuna.load_study(study_name=study_id, storage=optuna_url(executor.store))
+    states = [t.state.name for t in optuna_study.trials]
+    assert len(states) == 5 and set(states) <= {"COMPLETE", "PRUNED"}
+    for trial, frozen in zip(view["trials"], optuna_study.trials):
+        assert frozen.params["train.lr"] == trial["train.lr"]
+        if frozen.state.name == "COMPLETE":
+            assert frozen.values == [trial["test_accuracy"]]
+            assert frozen.intermediate_values  # each evaluation was reported as it came
+    multi = start_study(executor, definition(kind="search", name="two objectives", trials=3,
+                                             vary=({"path": "stages[*].branch1x1", "low": 2, "high": 16},),
+                                             objectives=("accuracy", "params")), owner="session:me")
+    view = finished(executor.store, multi)
+    assert view["status"] == "completed" and [t["status"] for t in view["trials"]] == ["completed"] * 3
+    assert sorted(view["pareto"]) == sorted(brute_front(view["trials"], ["accuracy", "params"]))
+
+
+def test_a_search_killed_midway_resumes_without_repeating_a_finished_trial(executor):
+    store = executor.store
+    d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-4, "high": 1e-2},), objectives=("accuracy",),
+                   trials=5, pruner="none")
+    study_id = start_study(executor, d, owner="session:me")
+    wait_until(lambda: sum(t["status"] == "completed" for t in store.studies.trials(study_id)) >= 2,
+               what="two finished trials")
+    driver = store.studies.get(study_id)["driver"]
+    os.kill(driver["pid"], signal.SIGKILL)  # no clean-up at all
+    wait_until(lambda: store.studies.get(study_id)["status"] == "interrupted", what="the study to read interrupted")
+    before = {t["number"]: t["run_id"] for t in store.studies.trials(study_id) if t["status"] == "completed"}
+    assert ensure_driver(store, study_id)  # opened again
+    view = finished(store, study_id)
+    assert view["status"] == "completed" and len(view["trials"]) == 5
+    after = {t["number"]: t["run_id"] for t in view["trials"]}
+    assert all(after[n] == run_id for n, run_id in before.items())  # the finished ones kept, not run again
+    assert len(store.list_runs(group=study_id)) == 5  # one run per trial, none repeated
+
+
+def test_infeasible_trials_are_recorded_with_their_error_not_a_crash(executor, tmp_path, monkeypatch):
+    d = definition(vary=({"path": "input_size", "values": [8, 28]},))  # 8 x 8: its 5 x 5 windows do not fit
+    study_id = start_study(executor, d, owner="session:me")
+    view = finished(executor.store, study_id)
+    bad, good = view["trials"]
+    assert bad["status"] == "infeasible" and bad["run_id"] is None
+    assert bad["error"].startswith("stage 2 (plain): a 2x2 feature map is smaller than a 5x5 window"), bad["error"]
+    assert good["status"] == "completed" and view["status"] == "completed"
+    monkeypatch.setenv("ARCHS_MAX_TRAIN_PARAMS", "50000")  # the server's limit, which the study's driver reads
+    capped = LocalExecutor(RunStore(tmp_path / "capped"), Limits(max_concurrent=1, max_params=50_000), threads=1)
+    study_id = start_study(capped, definition(vary=({"path": "stages[*].branch1x1", "values": [4]},)),
+                           owner="session:me")
+    [trial] = finished(capped.store, study_id)["trials"]
+    assert trial["status"] == "infeasible" and "ARCHS_MAX_TRAIN_PARAMS" in trial["error"]
+
+
+@pytest.mark.parametrize("claim", ["residual", "dense", "inception"])
+def test_each_claim_end_to_end_at_a_tiny_budget(executor, claim):
+    from archs.studies.families import CLAIMS
+
+    d = StudyDefinition(kind="claim", name=f"{claim} tiny", claim=claim, seeds=2, steps=2,
+                        data=DataConfig(name="digits", train_limit=128, test_limit=64).to_dict(),
+                        objectives=("accuracy", CLAIMS[claim].objective_x), parallel=1)
+    study_id = start_study(executor, d, owner="session:me")
+    view = finished(executor.store, study_id, timeout=600)
+    assert view["status"] == "completed"
+    assert [t["status"] for t in view["trials"]] == ["completed"] * 2 * len(CLAIMS[claim].nets)
+    assert sorted({(t["family"], t["size"]) for t in view["trials"]}) == sorted(
+        (n.family, n.size) for n in CLAIMS[claim].nets)
+    verdict = executor.store.studies.get(study_id)["summary"]["verdict"]
+    assert verdict["claim"] == claim and verdict["runs"] == 2 * len(CLAIMS[claim].nets)
+    assert verdict["verdict"] in ("holds", "does not hold", "mixed", "inconclusive") and verdict["statement"]
+    assert all(n["seeds"] == 2 and n["sd"] is not None for n in verdict["nets"])
+
+
+def test_the_command_line(tmp_path):
+    runs = str(tmp_path / "runs")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "archs", "study", *args, "--runs-dir", runs], cwd=ROOT,
+                              capture_output=True, text=True, timeout=TIMEOUT)
+
+    out = cli("sweep", "seed002-inception", "--vary", "train.lr=0.001,0.003", "--data", "digits", "--train-limit",
+              "128", "--test-limit", "64", "--max-steps", "4", "--batch-size", "16", "--json")
+    assert out.returncode == 0, out.stderr
+    view = json.loads(out.stdout)
+    assert set(view) >= {"study_id", "status", "trials", "pareto"} and view["status"] == "completed"
+    assert [t["train.lr"] for t in view["trials"]] == [0.001, 0.003]
+    assert set(view["trials"][0]) >= {"run_id", "status", "test_accuracy", "params", "mult_adds", "train_flops",
+                                      "train_seconds", "seed"}
+    listed = json.loads(cli("list", "--json").stdout)["studies"]
+    assert [s["id"] for s in listed] == [view["study_id"]]
+    shown = json.loads(cli("show", view["study_id"], "--json").stdout)
+    assert shown["trials"] == view["trials"] and shown["pareto"] == view["pareto"]
+    bad = cli("sweep", "seed002-inception", "--vary", "stages[9].branch1x1=4,8", "--data", "digits")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: stages[9].branch1x1:"), bad.stderr
+    bad = cli("search", "seed002-inception", "--vary", "train.nope", "--trials", "2", "--data", "digits")
+    assert bad.returncode == 2 and "train.nope" in bad.stderr
+    assert cli("show", "study-nothing-here").returncode == 2

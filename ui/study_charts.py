@@ -1,0 +1,43 @@
+"""Plotly figures for studies: test accuracy against a cost, one colour per network family, the seeds' spread as
+error bars, the Pareto front drawn as a step line. Each takes the points of :mod:`archs.studies.results`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from archs.studies.pareto import OBJECTIVES
+
+from .charts import BLUE, GREY, ORANGE, _layout
+
+FAMILY_COLOURS = {"residual": BLUE, "dense": ORANGE, "inception": "#2a9d5c", "plain": GREY, None: "#7a4fd0"}
+AXIS_LABELS = {"params": "parameters", "mult_adds": "mult-adds per image",
+               "train_flops": "training FLOPs (3 × 2 × mult-adds × images seen)", "train_seconds": "training seconds"}
+
+
+def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460) -> go.Figure:
+    """Mean test accuracy (error bars: one standard deviation over the seeds, and the min-max range in the hover)
+    against ``x`` on a log axis. Each point's ``customdata`` is its first run's id (what a selection opens)."""
+    fig = go.Figure()
+    drawn = [p for p in points if p.get(x) is not None and p.get("accuracy") is not None]
+    for family in dict.fromkeys(p["family"] for p in drawn):
+        mine = [p for p in drawn if p["family"] == family]
+        fig.add_trace(go.Scatter(
+            x=[p[x] for p in mine], y=[p["accuracy"] for p in mine], mode="markers", name=family or "runs",
+            marker=dict(size=[13 if p["pareto"] else 9 for p in mine], color=FAMILY_COLOURS.get(family, GREY),
+                        line=dict(width=[2 if p["pareto"] else 0 for p in mine], color="#222")),
+            error_y=dict(type="data", array=[p["accuracy_sd"] or 0 for p in mine], visible=True, thickness=1.2),
+            customdata=[p["run_ids"][0] for p in mine],
+            text=[f"{p['label']}<br>{len(p['run_ids'])} run{'s' if len(p['run_ids']) != 1 else ''}"
+                  + (f", accuracy {p['accuracy_min']:.1%}–{p['accuracy_max']:.1%}" if len(p["run_ids"]) > 1 else "")
+                  + ("<br>on the Pareto front" if p["pareto"] else "") for p in mine],
+            hovertemplate="%{text}<br>" + AXIS_LABELS[x] + " %{x:,.4g}<br>test accuracy %{y:.2%}<extra></extra>"))
+    front = sorted((p for p in drawn if p["pareto"]), key=lambda p: p[x])
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[p[x] for p in front], y=[p["accuracy"] for p in front], mode="lines",
+                                 line=dict(color="#222", width=1, dash="dot", shape="hv"), name="Pareto front",
+                                 hoverinfo="skip"))
+    fig.update_xaxes(type="log", title=AXIS_LABELS[x])
+    fig.update_yaxes(title=OBJECTIVES["accuracy"].label, tickformat=".0%")
+    return _layout(fig, height)
