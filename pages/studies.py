@@ -232,7 +232,7 @@ def show_study(study_id: str, was_running: bool) -> None:
             st.error(fmt.plain(error))
     total = view["planned"]
     st.progress(done / max(total, 1), text=f"{view['status']} · {done} of {total} trials ended · "
-                                           f"{identity.describe(view['owner'], None)}'s {view['kind']}")
+                                           f"a {view['kind']} by {identity.describe(view['owner'], None)}")
     if view["status"] == "interrupted":
         st.warning("Its driver stopped (a server restart?); it carries on now that the study is open.",
                    icon=":material/restart_alt:")
@@ -242,6 +242,7 @@ def show_study(study_id: str, was_running: bool) -> None:
     points = setting_points(study_runs(view, compute.run_spec_or_none), tuple(view["objectives"]))
     state.setting("studies_x")
     x = st.segmented_control("Accuracy against", list(AXES), key="studies_x", format_func=AXIS_NAMES.get)
+    state.write_url()  # a fragment's rerun does not reach dashboard.py's: the address keeps the axis all the same
     if points and x:
         selection = st.plotly_chart(study_charts.accuracy_vs_cost(points, x), key=f"study_chart_{study_id}",
                                     on_select="rerun", selection_mode=("points", "box"))
@@ -268,7 +269,7 @@ else:
         st.session_state["studies_pick"] = next(iter(labels))
     picked = st.selectbox("Study", list(labels), key="studies_pick", format_func=labels.get)
     ensure_driver(store, picked)  # opened again: an interrupted study carries on from its stored state
-    was_running = store.studies.get(picked)["status"] == "running"
+    was_running = {r["id"]: r["status"] for r in studies}[picked] == "running"  # as its label says: a change reruns
     st.fragment(run_every=STUDY_STATUS_SECONDS if was_running else None)(show_study)(picked, was_running)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 
 from streamlit.testing.v1 import AppTest
 
+from archs.training.executors import get_executor
 from ui.apptest import app_test
 
 
@@ -54,3 +56,18 @@ def run(at_or_widget) -> AppTest:
 def network_query(at: AppTest) -> dict:
     """The URL's query without the session key (``ui/identity.py``): what describes the network."""
     return {k: v for k, v in at.query_params.items() if k != "session"}
+
+
+def stop_all(runs_dir) -> None:
+    """Stop every study (its driver stops its runs) and every run, and wait for them to end."""
+    executor = get_executor("local", runs_dir)
+    studies = [s["id"] for s in executor.store.studies.list() if s["status"] in ("running", "interrupted")]
+    for study_id in studies:
+        executor.store.studies.request_stop(study_id, None, admin=True)
+    deadline = time.monotonic() + 60
+    while any(executor.store.studies.get(i)["status"] == "running" for i in studies):
+        assert time.monotonic() < deadline, "the studies did not stop"
+        time.sleep(0.2)
+    for run_id in executor.active():
+        executor.stop(run_id, admin=True)
+    assert executor.wait(timeout=60)

@@ -19,7 +19,7 @@ import archs
 from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
 from archs.training.executors import get_executor
 from archs.training.experiments import DegradationSettings
-from app_helpers import assert_clean, open_app, run, texts
+from app_helpers import assert_clean, open_app, run, stop_all, texts
 from ui.identity import owner_of_token
 
 SESSION = "a-test-session-key-0001"  # the ?session= of one browser tab
@@ -38,21 +38,6 @@ def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
     yield tmp_path / "runs"
     stop_all(tmp_path / "runs")
-
-
-def stop_all(runs_dir) -> None:
-    """Stop every study (its driver stops its runs) and every run, and wait for them to end."""
-    executor = get_executor("local", runs_dir)
-    studies = [s["id"] for s in executor.store.studies.list() if s["status"] in ("running", "interrupted")]
-    for study_id in studies:
-        executor.store.studies.request_stop(study_id, None, admin=True)
-    deadline = time.monotonic() + 60
-    while any(executor.store.studies.get(i)["status"] == "running" for i in studies):
-        assert time.monotonic() < deadline, "the studies did not stop"
-        time.sleep(0.2)
-    for run_id in executor.active():
-        executor.stop(run_id, admin=True)
-    assert executor.wait(timeout=60)
 
 
 def open_page(page: str, session: str = SESSION):

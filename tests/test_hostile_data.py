@@ -23,7 +23,7 @@ import archs
 from archs.training import DataConfig, MemoryRecorder, RunRequest, RunStore, TrainConfig, execute_request
 from archs.training.data import DataError, check_dataset, load_dataset
 from archs.training.executors import get_executor
-from app_helpers import assert_clean, open_app, run, texts
+from app_helpers import assert_clean, open_app, run, stop_all, texts
 
 CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 
@@ -251,7 +251,13 @@ def test_no_download_control_unless_the_operator_allows_it(data_dir, runs_dir, m
 def test_the_degradation_experiment_reads_the_chosen_folder_inside_the_data_dir(data_dir, runs_dir):
     at = open_train(**{"train.data": "folder", "train.folder": "sets/birds"})
     run(at.button(key="deg_start").click())
-    rows = RunStore(runs_dir).runs()
-    assert len(rows) == 4
+    store = RunStore(runs_dir)
+    [study] = store.studies.list()  # the four nets are a study's trials; its driver submits them a few at a time
+    assert len(store.studies.trials(study["id"])) == 4
+    data = study["definition"]["data"]
+    assert (data["name"], data["root"], data["download"]) == ("folder:sets/birds", None, False)
+    rows = store.runs()
+    assert rows, "no trial was handed to the executor"
     assert {(r.settings()["data"]["name"], r.settings()["data"]["root"], r.settings()["data"]["download"])
             for r in rows} == {("folder:sets/birds", None, False)}
+    stop_all(runs_dir)

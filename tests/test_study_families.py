@@ -6,7 +6,7 @@ import math
 import pytest
 
 from archs import NetSpec, build_model
-from archs.studies.families import (CLAIMS, DEGRADATION_NETS, Budget, Claim, ClaimNet, dense_net, inception_net,
+from archs.studies.families import (CLAIM_STEPS, CLAIMS, RESIDUAL_STEPS, DEGRADATION_NETS, Budget, Claim, ClaimNet, dense_net, inception_net,
                                     judge, net_costs, residual_net)
 from archs.training.config import DataConfig, TrainConfig
 
@@ -112,19 +112,19 @@ def test_the_residual_claim_is_the_degradation_experiment():
     settings = DegradationSettings(data="fashion-mnist")
     assert tuple(preset for _, _, preset in DEGRADATION_NETS) == DEGRADATION_PRESETS
     assert [(n.spec.name, n.spec) for n in CLAIMS["residual"].nets] == degradation_plan(settings)
-    budget = CLAIMS["residual"].budget
+    budget = CLAIMS["residual"].budget  # the experiment's settings, on a shorter budget to run 3 seeds
     for seed in (0, 2):
-        assert budget.train_config(seed) == DegradationSettings(seed=seed).train_config()
+        assert budget.train_config(seed) == DegradationSettings(seed=seed, steps=RESIDUAL_STEPS).train_config()
     assert budget.data_config() == settings.data_config()
 
 
 def test_budgets_and_runs():
     budget = CLAIMS["dense"].budget
-    assert budget == Budget() and budget.seeds == 3
+    assert budget == Budget(steps=CLAIM_STEPS, test_limit=2000) == CLAIMS["inception"].budget and budget.seeds == 3
     config = budget.train_config(2)
-    assert config == TrainConfig(epochs=1000, max_steps=300, batch_size=64, lr=1e-3, optimizer="adam",
+    assert config == TrainConfig(epochs=1000, max_steps=CLAIM_STEPS, batch_size=64, lr=1e-3, optimizer="adam",
                                  schedule="cosine", augment="none", grad_every=0, seed=2)
-    assert budget.data_config("/data") == DataConfig(name="fashion-mnist", root="/data", test_limit=None)
+    assert budget.data_config("/data") == DataConfig(name="fashion-mnist", root="/data", test_limit=2000)
     runs = CLAIMS["dense"].runs()
     assert len(runs) == 3 * 8
     assert [(net.label, seed) for net, seed, _ in runs[:9]] == [(n.label, 0) for n in CLAIMS["dense"].nets] + [

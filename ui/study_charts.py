@@ -39,5 +39,5 @@ def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460) -> go.Fi
                                  line=dict(color="#222", width=1, dash="dot", shape="hv"), name="Pareto front",
                                  hoverinfo="skip"))
     fig.update_xaxes(type="log", title=AXIS_LABELS[x])
-    fig.update_yaxes(title=OBJECTIVES["accuracy"].label, tickformat=".0%")
+    fig.update_yaxes(title=OBJECTIVES["accuracy"].label, tickformat=".0%", rangemode="nonnegative")  # no -50%
     return _layout(fig, height)

@@ -249,28 +249,37 @@ _MATCHED_RULE = (
     "is below, is inconclusive if every difference is within the seed spread or nothing could be compared, "
     "and is mixed otherwise; across several baselines the verdicts must agree, else the claim is mixed.")
 
+# Default budgets: about 10 CPU-minutes (5 wall-minutes on 2 cores) per claim with 3 seeds on the 2-core AMD EPYC
+# development machine (2026-12-01): measured training time per seed, 2 threads, at the former budgets
+# (135 / 300 steps) was 245 s (residual), 180 s (dense) and 200 s (inception) of wall time, plus ~5 s per run to
+# start a worker and test it. Fewer steps per run keeps every net and all 3 seeds.
+RESIDUAL_STEPS = 60
+CLAIM_STEPS = 150
+
 CLAIMS: dict[str, Claim] = {c.name: c for c in (
     Claim("residual",
           "Do deeper plain nets end up less accurate than shallower ones, while deeper residual nets do not "
           "(He et al. 2016, Fig. 1)?",
           tuple(residual_nets()), "params", "residual", ("plain",),
-          Budget(steps=135, schedule="constant", augment="auto", log_every=10, test_limit=2000),
+          Budget(steps=RESIDUAL_STEPS, schedule="constant", augment="auto", log_every=10, test_limit=2000),
           "The mean test accuracy over seeds of the 56-layer net is compared with the 20-layer one's, for plain "
           "and for residual nets. A difference counts only where it exceeds the two nets' seed standard "
           "deviations added together. The claim holds if plain-56 is below plain-20 and residual-56 is not "
           "below residual-20; it does not hold if plain-56 is above plain-20, or if residual-56 is below "
           "residual-20; otherwise (plain within the seed spread, or fewer than two seeds) it is inconclusive. "
-          "The budget is the degradation experiment's (archs.training.experiments.DegradationSettings), whose "
-          "page judges the same nets on training loss.", kind="depth"),
+          "The nets are the degradation experiment's (archs.training.experiments.DegradationSettings), whose "
+          "page judges them on training loss; this claim's default budget is shorter, to run 3 seeds.",
+          kind="depth"),
     Claim("dense",
           "At the same number of parameters, are DenseNet-BC nets more accurate than residual nets "
           "(Huang et al. 2017)?",
-          tuple(dense_nets()), "params", "dense", ("residual",), Budget(),
+          tuple(dense_nets()), "params", "dense", ("residual",), Budget(steps=CLAIM_STEPS, test_limit=2000),
           _MATCHED_RULE.format(subject="dense", baseline="residual", x="params")),
     Claim("inception",
           "At the same computation (mult-adds per image), are Inception nets more accurate than plain and "
           "residual nets (Szegedy et al. 2015)?",
-          tuple(inception_nets()), "mult_adds", "inception", ("plain", "residual"), Budget(),
+          tuple(inception_nets()), "mult_adds", "inception", ("plain", "residual"),
+          Budget(steps=CLAIM_STEPS, test_limit=2000),
           _MATCHED_RULE.format(subject="inception", baseline="plain and residual", x="mult_adds")),
 )}
 

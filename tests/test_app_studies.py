@@ -1,0 +1,72 @@
+"""The Studies page in AppTest: start a sweep from the page, follow it to its chart and trials, keep the study and
+the chart's axis in the address, and refuse bad values with a message that names the field."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app_helpers import open_app, run, texts
+from archs.training import RunStore
+from test_app_train import stop_all
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
+    yield tmp_path / "runs"
+    stop_all(tmp_path / "runs")
+
+
+def studies_page(**query):
+    at = open_app(preset="seed002-inception", session="studies-apptest-session-01", **query)
+    return run(at.switch_page("pages/studies.py"))
+
+
+def fill_sweep(at, values: str):
+    at.selectbox(key="sweep_path0").select("stages[*].branch1x1")
+    run(at)
+    at.text_input(key="sweep_values0").input(values)
+    at.selectbox(key="sweep_data").select("digits")
+    at.number_input(key="sweep_steps").set_value(4)
+    at.number_input(key="sweep_batch").set_value(16)
+    return run(at)
+
+
+def test_an_empty_store_offers_to_start_one(runs_dir):
+    at = studies_page()
+    assert "No studies yet" in texts(at.info)
+    assert at.button(key="study_claim_start") and at.button(key="study_sweep_start")
+    assert "No finished training run" in texts(at.caption)
+
+
+def test_a_bad_value_is_refused_naming_the_field_and_nothing_starts(runs_dir):
+    at = fill_sweep(studies_page(), "4,-3")
+    run(at.button(key="study_sweep_start").click())
+    assert "No study started: stages[*].branch1x1" in texts(at.error)
+    assert RunStore(runs_dir).studies.list() == []
+
+
+def test_a_sweep_from_the_page_to_its_chart_with_the_study_and_axis_in_the_address(runs_dir):
+    at = fill_sweep(studies_page(), "4,8")
+    run(at.button(key="study_sweep_start").click())
+    store = RunStore(runs_dir)
+    [study] = store.studies.list()
+    assert study["kind"] == "sweep" and study["owner"].startswith("session:")
+    assert at.query_params["study"] == study["id"]
+    deadline = time.monotonic() + 300
+    while store.studies.get(study["id"])["status"] == "running":
+        assert time.monotonic() < deadline, "the sweep did not finish"
+        time.sleep(0.5)
+    run(at)
+    assert "completed · 2 of 2 trials ended" in at.get("progress")[0].proto.text
+    table = at.dataframe[0].value
+    assert list(table["stages[*].branch1x1"]) == ["4", "8"] and list(table["status"]) == ["completed"] * 2
+    assert list(table["parameters"]) == [88_994, 91_762]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the study's and every stored run's
+    run(at.segmented_control(key="studies_x").set_value("mult_adds"))
+    assert at.query_params["sx"] == "mult_adds"
+    again = studies_page(study=study["id"], sx="train_seconds")  # a link opens the same study and axis
+    assert again.session_state["studies_pick"] == study["id"] and again.session_state["studies_x"] == "train_seconds"
