@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import archs
+from archs.training.data import DATASETS, DataError, augment_batch, check_data, check_dataset, load_dataset
+from archs.training.data.base import DataSet, DatasetInfo, Raw
 
-from archs.training.data import DataError, augment_batch, check_dataset, load_dataset
 
 def copy_mnist(source: Path, dest: Path) -> Path:
     shutil.copytree(source / "MNIST", dest / "MNIST")
@@ -56,6 +57,19 @@ def test_bad_sizes_name_the_field(tmp_path):
 
 def test_unknown_name_lists_the_choices():
     with pytest.raises(DataError, match="unknown data set 'svhn'.*digits, mnist, fashion-mnist, cifar10"):
+        check_dataset("svhn")
+
+
+def test_a_new_source_is_one_registry_entry(monkeypatch):
+    """Registered, a data set is checked, loaded, fitted and listed like the others: nothing else to edit."""
+    x, y = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8), torch.tensor([0, 1] * 3)
+    toy = DatasetInfo("toy", "Toy", "test", 1, 4, "flip", check=lambda root, lenient: "made here",
+                      load=lambda root, lenient: Raw(x, y, x[:2], y[:2], ("a", "b"), "made here"))
+    monkeypatch.setitem(DATASETS, "toy", toy)
+    assert check_dataset("toy") == "made here"
+    data = load_dataset("toy", input_size=8, in_channels=3, cache=False)
+    assert isinstance(data, DataSet) and data.train_x.shape == (6, 3, 8, 8) and data.augment == "flip"
+    with pytest.raises(DataError, match="use one of digits, mnist, fashion-mnist, cifar10, toy,"):
         check_dataset("svhn")
 
 
@@ -187,7 +201,7 @@ def test_a_folder_over_the_memory_budget_streams_the_same_images(tmp_path, monke
 
 
 def test_a_run_trains_on_a_streamed_folder(tmp_path, monkeypatch):
-    from archs.training import MemoryRecorder, RunRequest, TrainConfig, DataConfig, execute_request
+    from archs.training import DataConfig, MemoryRecorder, RunRequest, TrainConfig, execute_request
 
     monkeypatch.setenv("ARCHS_DATA_WORKERS", "2")
     monkeypatch.setenv("ARCHS_DATA_MEMORY_BUDGET", "10K")
@@ -294,7 +308,7 @@ def test_the_command_line_still_names_any_folder(tmp_path):
     args = build_parser().parse_args(["train", "seed002-inception", "--data", str(images), "--data-root", str(root)])
     request = build_request(args)
     assert (request.data.name, request.data.root) == (str(images), str(root))
-    assert "3 classes" in request.data.check()
+    assert "3 classes" in check_data(request.data)
 
 
 def test_an_image_folder_named_inside_the_data_dir(tmp_path, monkeypatch):

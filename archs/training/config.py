@@ -91,11 +91,12 @@ class DataConfig:
     A request from the dashboard holds no server path: an image folder is ``folder:<relative/path>``, resolved
     inside ``$ARCHS_DATA_DIR`` wherever it is checked or loaded (a name that leads out of it is refused with
     a DataError there, so a stored request is checked as well), and ``root`` is empty (the data folder).
+    Whether the data can be read is :func:`archs.training.data.check_data`'s to say.
     """
 
-    name: str = param(DEFAULT_DATA, "digits, mnist, fashion-mnist, cifar10, folder:<path> (an image folder inside "
-                                    "$ARCHS_DATA_DIR, named relative to it: how the dashboard names one), or the "
-                                    "path of an image folder (the command line).", max_length=4096)
+    name: str = param(DEFAULT_DATA, "A data set of archs.training.data.DATASETS, folder:<path> (an image folder "
+                                    "inside $ARCHS_DATA_DIR, named relative to it: how the dashboard names one), or "
+                                    "the path of an image folder (the command line).", max_length=4096)
     root: str | None = param(None, "Folder holding torchvision data sets (empty: $ARCHS_DATA_DIR or ./data).",
                              kind="str", optional=True, max_length=4096)
     download: bool = param(False, "Download a missing torchvision data set (needs the internet).")
@@ -115,12 +116,6 @@ class DataConfig:
     @classmethod
     def from_dict(cls, values: dict) -> DataConfig:
         return settings_from_dict(cls, values, "data", ConfigError)
-
-    def check(self) -> str:
-        """Raise DataError when the data set cannot be read (cheap: files, not contents)."""
-        from archs.training.data import check_dataset
-
-        return check_dataset(self.name, self.root, download=self.download)
 
 
 def _check(settings) -> None:

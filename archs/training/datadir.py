@@ -1,4 +1,5 @@
-"""The server's data folder (``$ARCHS_DATA_DIR``, default ``./data``) and the image folders inside it.
+"""The server's data folder (``$ARCHS_DATA_DIR``, default ``./data``), the image folders inside it, and
+:class:`DataError`, raised for anything about data (here, below the data package, so both can raise it).
 
 A shared dashboard may read data only there. It names an image folder *relative to* the data folder, as
 ``folder:<relative/path>`` (:func:`folder_name`), so a stored run request never holds a server path;
@@ -18,8 +19,8 @@ import os
 from pathlib import Path, PurePath
 
 __all__ = [
-    "FOLDER_PREFIX", "OUTSIDE", "class_dirs", "confined_file", "data_dir", "downloads_allowed", "folder_name",
-    "image_folders", "is_folder_name", "relative_part", "resolve_folder", "split_folder",
+    "DataError", "FOLDER_PREFIX", "OUTSIDE", "class_dirs", "confined_file", "data_dir", "downloads_allowed",
+    "folder_name", "image_folders", "is_folder_name", "relative_part", "resolve_folder", "split_folder",
 ]
 
 FOLDER_PREFIX = "folder:"
@@ -30,10 +31,8 @@ SCAN_LIMIT = 2000  # folders it looks at, at most (a page draws the list on ever
 TEST_NAMES = ("test", "val", "valid", "validation")
 
 
-def _error(message: str) -> Exception:
-    from archs.training.data import DataError  # data imports this module
-
-    return DataError(message)
+class DataError(ValueError):
+    """A data set is missing, partial, unreadable or cannot be fitted to the network."""
 
 
 def data_dir() -> Path:
@@ -73,18 +72,18 @@ def resolve_folder(relative: str, base: str | os.PathLike | None = None) -> Path
     """
     text = str(relative)
     if not text or "\x00" in text:
-        raise _error(OUTSIDE)
+        raise DataError(OUTSIDE)
     pure = PurePath(text)
     parts = set(pure.parts) | set(text.replace("\\", "/").split("/"))
     if pure.is_absolute() or pure.anchor or pure.drive or ".." in parts:
-        raise _error(OUTSIDE)
+        raise DataError(OUTSIDE)
     try:
         real_base = Path(base if base is not None else data_dir()).resolve()
         target = (real_base / pure).resolve()
     except (OSError, RuntimeError, ValueError):  # a link loop, a name the system refuses
-        raise _error(OUTSIDE) from None
+        raise DataError(OUTSIDE) from None
     if target == real_base or not _inside(target, real_base):
-        raise _error(OUTSIDE)
+        raise DataError(OUTSIDE)
     return target
 
 

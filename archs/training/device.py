@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from archs.training.config import ConfigError, TrainConfig
-from archs.training.data import TensorData
+from archs.training.data import DataSet, TensorData
 
 __all__ = ["Runtime", "cpu_count", "cpu_has_native_bf16", "place_data", "resolve_device", "resolve_runtime",
            "make_generator"]
@@ -108,9 +108,10 @@ def resolve_runtime(config: TrainConfig, device: torch.device | None = None) -> 
                    config.compile == "on")
 
 
-def place_data(data: TensorData, device: torch.device) -> TensorData:
+def place_data(data: DataSet, device: torch.device) -> DataSet:
     """The data on the device when it fits comfortably; otherwise left on the CPU, in pinned memory on
-    CUDA so that each batch's copy can overlap the computation (``non_blocking``)."""
+    CUDA so that each batch's copy can overlap the computation (``non_blocking``). Streamed data stays where it
+    is: its loader pins each batch and the loop moves it."""
     if device.type == "cpu" or not isinstance(data, TensorData):
         return data
     if device.type == "cuda":
