@@ -13,13 +13,13 @@ import streamlit as st
 
 from archs.training.config import ACTIVE_STATUSES
 from archs.training.store import RunError
-from ui import fmt, identity, runs, state, train_charts
+from ui import fmt, identity, runs, settings, train_charts
 
 CONFIRM = "runs_confirm_delete"
 PAGE_SIZE = 100
 STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 
-state.init()  # idempotent; the server's first request may open this page without dashboard.py
+settings.init()  # idempotent; the server's first request may open this page without dashboard.py
 st.title("Runs")
 executor = runs.executor()
 store = executor.store
@@ -34,12 +34,12 @@ for problem in problems:
              "fixed; nothing stored so far is lost.", icon=":material/database:")
 
 filters = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
-state.sticky("runs_whose", "everyone")
+settings.sticky("runs_whose", "everyone")
 whose = filters[0].segmented_control("Whose", ["everyone", "mine"], key="runs_whose",
                                      format_func={"everyone": "Everyone's", "mine": "Mine"}.get)
-state.sticky("runs_status", None)
+settings.sticky("runs_status", None)
 status = filters[1].selectbox("Status", STATUSES, key="runs_status", index=None, placeholder="any status")
-state.sticky("runs_search", "")
+settings.sticky("runs_search", "")
 search = filters[2].text_input("Search", key="runs_search", placeholder="label, network or id", max_chars=100)
 query = {"kind": "train", "owner": me.owner if whose == "mine" else None, "status": status,
          "search": search.strip() or None}
@@ -49,7 +49,7 @@ except RunError as error:
     st.error(fmt.plain(error), icon=":material/error:")
     st.stop()
 pages = max(1, -(-total // PAGE_SIZE))
-state.sticky("runs_page", 1)
+settings.sticky("runs_page", 1)
 if not 1 <= st.session_state["runs_page"] <= pages:
     st.session_state["runs_page"] = 1
 page = filters[3].number_input("Page", min_value=1, max_value=pages, key="runs_page")
@@ -93,7 +93,7 @@ labels = {i: f"{r['label']} · {r['status']} · {identity.describe(r['owner'], r
 ids = list(labels)
 
 st.subheader("Curves", anchor=False)
-state.sticky("runs_overlay", ids[:1])
+settings.sticky("runs_overlay", ids[:1])
 st.session_state["runs_overlay"] = [i for i in st.session_state["runs_overlay"] if i in labels]
 chosen = st.multiselect("Runs to overlay", ids, key="runs_overlay", format_func=labels.get,
                         help="Any of the runs listed above (change the filters or the page for others).")
@@ -102,7 +102,7 @@ if chosen:
     st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="runs_curves")
 
 st.subheader("One run", anchor=False)
-state.sticky("runs_pick", ids[0])
+settings.sticky("runs_pick", ids[0])
 if st.session_state["runs_pick"] not in labels:
     st.session_state["runs_pick"] = ids[0]
 picked = st.selectbox("Run", ids, key="runs_pick", format_func=labels.get)
@@ -156,3 +156,9 @@ if st.session_state.get(CONFIRM) == picked and mine:
         if no.button("Cancel", key="runs_delete_no", width="stretch"):
             st.session_state.pop(CONFIRM, None)
             st.rerun()
+with st.expander("Log", icon=":material/terminal:"):
+    if mine:  # a log can name the server's folders: its owner's and the administrators' only
+        st.code(executor.logs(picked, owner=me.owner) or "Nothing logged yet.", language=None)
+        st.caption("The last 200 lines the run's worker wrote: its start and end, warnings, a crash's last words.")
+    else:
+        st.caption(f"{not_yours} read its log: a log can name this server's folders.")

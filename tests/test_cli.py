@@ -41,7 +41,7 @@ def test_summary_of_a_spec_file(tmp_path, capsys):
 
 
 def test_grads_json(capsys):
-    assert main(["grads", "cifar-resnet20", "--batch", "4", "--json"]) == 0
+    assert main(["gradients", "cifar-resnet20", "--batch", "4", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)["records"]
     assert len(records) == 20  # 19 convs and the linear layer
     assert set(records[0]) >= {"depth", "name", "type", "stage", "grad_norm"}
@@ -88,6 +88,10 @@ def test_train_through_the_local_executor_prints_the_same_json_plus_run_id(tmp_p
     assert main(["runs", "--runs-dir", runs]) == 0
     table = capsys.readouterr().out
     assert there["run_id"] in table and "completed" in table and "3/3" in table
+    assert main(["runs", "--runs-dir", runs, "--logs", there["run_id"]]) == 0  # the worker's own output
+    assert f"run {there['run_id']} starts in process" in capsys.readouterr().out
+    assert main(["runs", "--runs-dir", runs, "--logs", there["run_id"], "--owner", "cli:someone-else"]) == 2
+    assert "only they can read the log of it" in capsys.readouterr().err
     assert main(["runs", "--runs-dir", runs, "--delete", there["run_id"]]) == 0
     assert main(["runs", "--json", "--runs-dir", runs]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["runs"] == []

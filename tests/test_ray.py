@@ -1,21 +1,24 @@
 """The Ray executor on a local Ray instance started by the test: the same requests as the local executor,
-their records relayed to the run store while they run, and stop."""
+their records relayed to the run store while they run, their output to the run's log, and stop. (What every
+executor does is tests/test_executor_contract.py.)"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import replace
 
 import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray executor's optional requirement (requirements-ray.txt)")
 
+from test_runs import ME, long_request, request, step_of, wait_until  # noqa: E402
+
 from archs.training import RunStore  # noqa: E402
-from archs.training.executors.ray import RayExecutor  # noqa: E402
+from archs.training.executors.ray import ChannelRecorder, RayExecutor, RunChannel  # noqa: E402
 from archs.training.limits import Limits  # noqa: E402
-from test_runs import long_request, request, step_of, wait_until  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,21 @@ def test_a_queued_ray_run_is_cancelled_and_a_failing_one_recorded(ray_executor):
     assert executor.status(waiting)["status"] == "stopped"
     assert executor.status(bug)["status"] == "failed"
     assert executor.status(bug)["error"] == "RuntimeError: boom: a bug inside the model at step 3"
+    wait_until(lambda: f"run {bug} failed: RuntimeError: boom" in executor.logs(bug, owner=ME),
+               what="the task's last words in the run's log")
+
+
+def _print_and_warn(channel) -> None:
+    """A Ray task that prints and warns while its output goes to a run's log."""
+    recorder = ChannelRecorder(channel, "r")
+    with recorder.output_to_log():
+        print("printed")
+        warnings.warn("careful", stacklevel=1)
+    recorder.flush()
+
+
+def test_a_task_s_prints_and_warnings_come_back_as_its_log(local_ray):
+    channel = ray.remote(RunChannel).remote()
+    ray.get(ray.remote(_print_and_warn).remote(channel))
+    text = "".join(payload for kind, payload in ray.get(channel.drain.remote())["r"] if kind == "log")
+    assert "printed\n" in text and "UserWarning: careful" in text

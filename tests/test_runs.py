@@ -7,7 +7,6 @@ starting a worker process.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,17 +15,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import faults
 import pytest
 import torch
 
 import archs
-import faults
 from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
 from archs.training.config import ConfigError
 from archs.training.data import DataError
 from archs.training.executors.local import LocalExecutor, describe_exit
 from archs.training.limits import LimitError, Limits
-from archs.training.request import MemoryRecorder, execute_request
+from archs.training.request import MemoryRecorder, Recorder, execute_request
 from archs.training.store import RunError, grad_heatmap, process_identity
 
 SPEC = archs.PRESETS["seed002-inception"]
@@ -75,7 +74,7 @@ def test_a_request_round_trips_through_json_and_the_store(tmp_path):
     req = request(label="first", group="g", owner="session:abc", owner_name="session abc", max_seconds=30.0)
     assert RunRequest.from_json(req.to_json()) == req
     run = RunStore(tmp_path).create(req)
-    assert run.request() == req
+    assert RunRequest.from_run(run) == req
     assert run.settings()["owner"] == "session:abc" and run.owner == "session:abc"
     assert run.status()["status"] == "interrupted"  # queued in no queue, by no one
     with pytest.raises(ConfigError, match="^kind: must be one of 'train', 'gradients', 'health', got 'dance'"):
@@ -92,10 +91,14 @@ def test_a_request_round_trips_through_json_and_the_store(tmp_path):
         RunRequest.from_dict({**req.to_dict(), "train": [1, 2]})
 
 
-def test_execute_request_in_this_process_records_everything():
-    recorder = MemoryRecorder()
-    status = execute_request(request(train=quick(max_steps=8)), recorder)
-    assert status["status"] == "completed" and status["result"]["steps"] == 8
+def test_execute_request_in_this_process_records_everything(tmp_path):
+    from archs.training.executors.ray import ChannelRecorder
+
+    recorder, seen = MemoryRecorder(), []
+    status = execute_request(request(train=quick(max_steps=8)), recorder, on_metric=seen.append)
+    assert status["status"] == "completed" and status["result"]["steps"] == 8 and seen == recorder.records
+    for where in (recorder, RunStore(tmp_path).create(request()), ChannelRecorder(None, "r")):  # one per place
+        assert isinstance(where, Recorder)
     assert [r["step"] for r in recorder.records if r["kind"] == "step"] == [2, 4, 6, 8]
     assert status["progress"]["step"] == 8 and status["data"]["train"] == 128
     assert set(recorder.state_dict) == set(archs.build_model(SPEC).state_dict())
@@ -232,7 +235,7 @@ def test_run_folder_contents_and_model_reload(executor):
     heat = grad_heatmap(run.metrics())
     assert heat["steps"] == [4, 8] and len(heat["layers"]) == len(heat["values"]) > 3
     assert run.load_model()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
-    info = run.info()
+    info = run.row()
     assert info["status"] == "completed" and info["data"] == "digits" and info["network"] == "seed002-inception"
     assert info["executor"] == "local"
 
@@ -379,8 +382,14 @@ def test_missing_data_starts_no_run(executor, tmp_path):
 
 # ------------------------------------------------------------------------------------------ experiments
 def test_degradation_experiment_through_the_executor(executor):
-    from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_plan,
-                                            degradation_summary, submit_degradation, summarize_curves)
+    from archs.studies.experiments import (
+        DEGRADATION_PRESETS,
+        DegradationSettings,
+        degradation_plan,
+        degradation_summary,
+        submit_degradation,
+        summarize_curves,
+    )
 
     plan = degradation_plan(DegradationSettings())
     assert [name for name, _ in plan] == list(DEGRADATION_PRESETS)
@@ -409,7 +418,7 @@ def test_degradation_experiment_through_the_executor(executor):
 
 
 def test_depth_sweep_through_the_executor_matches_the_in_process_sweep(executor):
-    from archs.training.experiments import depth_sweep_results, submit_depth_sweep
+    from archs.studies.experiments import depth_sweep_results, submit_depth_sweep
 
     study_id = submit_depth_sweep(executor, [8, 14], batch_size=4, seed=0, owner=ME)
     assert executor.store.studies.get(study_id)["kind"] == "sweep"

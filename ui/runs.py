@@ -60,7 +60,5 @@ def where_text(row: dict) -> str:
 
 
 def limits_caption(ex: Executor) -> str:
-    info = ex.describe()
-    where = {"local": "worker processes on this machine", "ray": f"Ray ({info.get('address')})"}.get(
-        info["executor"], info["executor"])
-    return f"Runs execute in {fmt.plain(where)}. This server allows " + " · ".join(ex.limits.describe()) + "."
+    return (f"Runs execute in {fmt.plain(ex.describe()['where'])}. This server allows "
+            + " · ".join(ex.limits.describe()) + ".")

@@ -5,12 +5,13 @@ Layout (each module imports only those above it)::
     config.py        TrainConfig, DataConfig, statuses            (no torch)
     limits.py        a shared server's limits, from the environment (no torch)
     store.py         the run store: run folders and the FIFO queue (no torch)
-    data.py          data sets as tensors; batch augmentation
+    datadir.py       the server's data folder; DataError              (no torch)
+    data/            data sets as tensors: sources, loading, batch augmentation
     device.py        device, precision, memory layout, data placement
     loop.py          the training loop, in small named parts
     request.py       RunRequest and execute_request: the one way to carry out a run
     worker.py        a worker process: one run of the store
-    executors/       base.py (the interface), local.py (worker processes), ray.py (a Ray cluster)
+    executors/       base.py (the interface, the registry), local.py (worker processes), ray.py (a Ray cluster)
     experiments.py   runs made of several requests (He et al.'s degradation experiment)
     cli.py           ``python -m archs train`` and ``python -m archs runs``
 
@@ -27,7 +28,7 @@ _EXPORTS = {
     "archs.training.data": ("DATASETS", "DataError", "TensorData", "load_dataset"),
     "archs.training.loop": ("TrainResult", "train"),
     "archs.training.request": ("MemoryRecorder", "RunRequest", "execute_request"),
-    "archs.training.executors.base": ("Executor", "get_executor"),
+    "archs.training.executors": ("EXECUTORS", "Executor", "get_executor", "register"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)

@@ -13,21 +13,29 @@ server limit) prints one line on stderr and exits with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import getpass
 import json
 import os
 import sys
 
-from archs.training.config import DEFAULT_DATA, DEFAULT_PRESET, TrainConfig
+from archs.fields import spec_fields
+from archs.training.config import DEFAULT_DATA, DEFAULT_PRESET, DataConfig, TrainConfig
+from archs.training.executors import EXECUTORS, get_executor
+from archs.training.executors.local import LocalExecutor
+from archs.training.limits import LimitError, Limits
+from archs.training.recipes import RECIPES, apply_recipe
+from archs.training.request import MemoryRecorder, RunRequest, execute_request
+from archs.training.speedrun import SPEEDRUNS, run_speedrun
+from archs.training.store import RunError, RunStore, process_identity
 
 STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interrupted": 4}
 
 
 def add_train_options(parser, data_default: str | None = DEFAULT_DATA) -> None:
     """The data and training-setting flags of ``train`` (``study`` takes the same ones)."""
-    from archs.fields import spec_fields
-    from archs.training.data import DATASETS
-    from archs.training.recipes import RECIPES
+    from archs.training.data import DATASETS  # heavy: torch (`archs runs` builds no train parser)
 
     parser.add_argument("--data", default=data_default,
                         help=f"{'|'.join(DATASETS)} or an image folder (default {data_default})")
@@ -52,8 +60,6 @@ def add_train_options(parser, data_default: str | None = DEFAULT_DATA) -> None:
 
 def add_parsers(subparsers) -> None:
     """Add ``train``, ``speedrun`` and ``runs`` to an ``argparse`` sub-parsers object."""
-    from archs.training.executors import EXECUTORS
-
     parser = subparsers.add_parser(
         "train", help="train a network briefly and report its accuracy",
         description="Train a preset or a spec file on a data set and report loss, accuracy and speed. Every "
@@ -69,8 +75,6 @@ def add_parsers(subparsers) -> None:
     parser.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(run=train_main)
-
-    from archs.training.speedrun import SPEEDRUNS
 
     speed = subparsers.add_parser("speedrun", help="train the project's fastest network and recipe for a data set "
                                                    "to its target accuracy",
@@ -90,15 +94,16 @@ def add_parsers(subparsers) -> None:
 
 def add_runs_parser(subparsers) -> None:
     """``runs``: light on purpose (no torch), so listing the store is quick."""
-    runs = subparsers.add_parser("runs", help="list the run store (and stop or delete a run)",
+    runs = subparsers.add_parser("runs", help="list the run store (and stop or delete a run, or read its log)",
                                  description="List the runs in the run store, newest first. Stopping and deleting a "
-                                             "run is for its owner (you are cli:<user name> unless --owner says "
-                                             "otherwise) or, with --admin, an administrator.")
+                                             "run, and reading its log, is for its owner (you are cli:<user name> "
+                                             "unless --owner says otherwise) or, with --admin, an administrator.")
     runs.add_argument("--runs-dir", default=None, help="the run store (default $ARCHS_RUNS_DIR or ./runs)")
     runs.add_argument("--json", action="store_true", help="print one JSON object")
     runs.add_argument("--stop", metavar="RUN_ID", help="ask a queued or running run to stop")
     runs.add_argument("--delete", metavar="RUN_ID", help="delete a finished run (a live one is stopped first)")
     runs.add_argument("--csv", metavar="RUN_ID", help="print a run's step, epoch and evaluation records as CSV")
+    runs.add_argument("--logs", metavar="RUN_ID", help="print the last 200 lines of a run's worker output and warnings")
     runs.add_argument("--owner", default=None, help="act as this owner (default cli:<your user name>)")
     runs.add_argument("--admin", action="store_true", help="act as an administrator: stop or delete anyone's run")
     runs.set_defaults(run=runs_main)
@@ -108,8 +113,6 @@ def cli_owner(args: argparse.Namespace) -> str:
     """``--owner``, else ``cli:<OS user>``: every run has an owner, the command line's too."""
     if getattr(args, "owner", None):
         return args.owner
-    import getpass
-
     try:
         return "cli:" + getpass.getuser()
     except (KeyError, OSError):
@@ -127,11 +130,6 @@ def _yes_no(text: str) -> bool:
 def train_config(args: argparse.Namespace, keep_records: bool) -> TrainConfig:
     """TrainConfig's defaults, then the recipe's settings, then every flag given. Gradient norms are
     recorded only where the records are kept, unless asked for."""
-    import dataclasses
-
-    from archs.fields import spec_fields
-    from archs.training.recipes import apply_recipe
-
     config = apply_recipe(args.recipe) if args.recipe else TrainConfig()
     given = {info.name: getattr(args, info.name) for info in spec_fields(TrainConfig)
              if getattr(args, info.name, None) is not None}
@@ -141,15 +139,12 @@ def train_config(args: argparse.Namespace, keep_records: bool) -> TrainConfig:
 
 
 def data_config(args: argparse.Namespace, default: str = DEFAULT_DATA):
-    from archs.training.config import DataConfig
-
     return DataConfig(name=args.data or default, root=args.data_root, download=args.download,
                       train_limit=args.train_limit, test_limit=args.test_limit)
 
 
 def build_request(args: argparse.Namespace):
-    from archs.cli import load_spec
-    from archs.training.request import RunRequest
+    from archs.presets import load_spec  # heavy (torch): `archs runs` must not import it
 
     spec = load_spec(args.spec)
     config = train_config(args, keep_records=args.save or args.executor is not None)
@@ -159,18 +154,17 @@ def build_request(args: argparse.Namespace):
 
 
 def train_main(args: argparse.Namespace) -> int:
-    from archs.training.data import DataError
-    from archs.training.limits import LimitError
+    from archs.training.data import DataError, check_data  # heavy: torch
 
     try:
         request = build_request(args)
         if args.executor is None:  # the device must exist here; an executor's workers may have others
-            from archs.training.device import resolve_device
+            from archs.training.device import resolve_device  # heavy: torch
 
             resolve_device(request.train.device)
-        request.data.check()
+        check_data(request.data)
         if args.executor is not None:
-            from archs.training.distributed import launched_by_torchrun
+            from archs.training.distributed import launched_by_torchrun  # heavy: torch
 
             if launched_by_torchrun():
                 raise ValueError("--executor: under torchrun each process trains its share here; drop --executor")
@@ -200,30 +194,23 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def _in_this_process(request, args) -> tuple[dict, str | None]:
-    from archs.training.request import MemoryRecorder, execute_request
-    from archs.training.store import RunStore, process_identity
-
     progress = None if args.json or not _main_rank() else _print_progress
     if args.save and _main_rank():
         # the operator's own run: recorded like any other (the server's limits do not apply to the command line),
         # stoppable from the Runs page by its owner or an administrator through the store's stop flag
         run = RunStore(args.runs_dir).create(request, executor="cli", status="running", worker=process_identity())
-        return execute_request(request, _Echo(run, progress), should_stop=run.stop_request,
+        return execute_request(request, run, should_stop=run.stop_request, on_metric=progress,
                                worker=process_identity()), run.id
     # no stop event: Ctrl-C interrupts the process, and an event would add stop hooks to every block
-    return execute_request(request, MemoryRecorder(on_metric=progress), worker=process_identity()), None
+    return execute_request(request, MemoryRecorder(), on_metric=progress, worker=process_identity()), None
 
 
 def _main_rank() -> bool:
     """False in the processes other than rank 0 of a ``torchrun`` run."""
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 
 def _through_executor(request, args) -> tuple[dict, str]:
-    from archs.training.executors import get_executor
-
     executor = get_executor(args.executor, args.runs_dir)
     run_id = executor.submit(request)
     run = executor.store.get(run_id)
@@ -248,21 +235,6 @@ def _echo_new(run, seen: int, args) -> int:
     return len(records)
 
 
-class _Echo:
-    """A run folder as recorder that also prints progress."""
-
-    def __init__(self, run, progress):
-        self._run, self._progress = run, progress
-
-    def append_metric(self, record: dict) -> None:
-        self._run.append_metric(record)
-        if self._progress is not None:
-            self._progress(record)
-
-    def __getattr__(self, name):
-        return getattr(self._run, name)
-
-
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -275,21 +247,19 @@ def _print_progress(record: dict) -> None:
 
 
 def runs_main(args: argparse.Namespace) -> int:
-    from archs.training.store import RunError, RunStore
-
     store = RunStore(args.runs_dir)
     try:
         if args.csv:
             print(store.get(args.csv).metrics_csv(), end="")
             return 0
-        if args.stop or args.delete:
-            # the store's stop flag reaches whoever runs the run (a local worker, the server relaying a Ray task);
-            # no supervisor is started here, and nothing of this process's environment is written anywhere
-            from archs.training.executors.local import LocalExecutor
-            from archs.training.limits import Limits
-
+        if args.stop or args.delete or args.logs:
+            # the store's stop flag reaches whoever runs the run (a local worker, the server relaying a Ray task), and
+            # every built-in backend writes a run's log into its folder; no supervisor is started here, and nothing of
+            # this process's environment is written anywhere
             executor = LocalExecutor(store, Limits(admins=Limits.admins_from_env()), resume=False)
             owner = cli_owner(args)
+            if args.logs:
+                print(executor.logs(args.logs, owner, admin=args.admin) or f"run {args.logs} has no log (yet)")
             if args.stop:
                 print("stopping" if executor.stop(args.stop, owner, admin=args.admin) else "not active", args.stop)
             if args.delete:
@@ -320,8 +290,7 @@ def runs_main(args: argparse.Namespace) -> int:
 
 
 def speedrun_main(args: argparse.Namespace) -> int:
-    from archs.training.data import DataError
-    from archs.training.speedrun import run_speedrun
+    from archs.training.data import DataError  # heavy: torch
 
     try:
         figures = run_speedrun(args.data, args.data_root, seed=args.seed, download=args.download,
@@ -332,10 +301,10 @@ def speedrun_main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(figures))
     else:
-        print(f"{args.data}: {100 * figures['test_accuracy']:.2f} % test accuracy (target {100 * figures['target']:.1f} "
-              f"%) in {figures['seconds']:.1f} s, {figures['steps']} steps ({figures['epochs']:.2f} epochs) of "
-              f"{figures['preset']} with the {figures['recipe']} recipe ({figures['runtime']}); reading the data "
-              f"took {figures['load_seconds']:.1f} s more")
+        print(f"{args.data}: {100 * figures['test_accuracy']:.2f} % test accuracy (target "
+              f"{100 * figures['target']:.1f} %) in {figures['seconds']:.1f} s, {figures['steps']} steps "
+              f"({figures['epochs']:.2f} epochs) of {figures['preset']} with the {figures['recipe']} recipe "
+              f"({figures['runtime']}); reading the data took {figures['load_seconds']:.1f} s more")
     return 0 if figures["reached"] else 1
 
 

@@ -21,11 +21,13 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from archs.fields import SpecError
 from archs.training.config import ConfigError, DataConfig, TrainConfig
+from archs.training.store import RunStore
 
 __all__ = ["KINDS", "MemoryRecorder", "Recorder", "RunRequest", "StopWatch", "build_network", "execute_request",
            "worker_setup"]
@@ -43,8 +45,8 @@ class RunRequest:
     ``kind`` is ``"train"``, ``"gradients"`` (one forward and backward pass at initialisation with
     ``train.batch_size`` and ``train.seed``; ``data`` is then unused) or ``"health"`` (the activation health
     of the stored run ``source_run``, with its trained weights and with the same network at initialisation,
-    on ``train.batch_size`` of its own test images, read from ``data`` in the worker). ``owner`` identifies who may stop or
-    delete the run (``owner_name`` is what a page shows). ``max_seconds`` stops the run after that much
+    on ``train.batch_size`` of its own test images, read from ``data`` in the worker). ``owner`` identifies who may
+    stop or delete the run (``owner_name`` is what a page shows). ``max_seconds`` stops the run after that much
     wall-clock time (the server's ``ARCHS_MAX_RUN_SECONDS``).
     """
 
@@ -93,7 +95,7 @@ class RunRequest:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunRequest:
-        from archs.spec import NetSpec
+        from archs.spec import NetSpec  # heavy: torch
 
         if not isinstance(values, dict):
             raise ConfigError("request: must be a JSON object")
@@ -127,10 +129,12 @@ class RunRequest:
                    max_seconds=values.get("max_seconds"), source_run=values.get("source_run"))
 
 
+@runtime_checkable
 class Recorder(Protocol):
-    """Where :func:`execute_request` records a run: the run store (:class:`archs.training.store.Run`), memory
+    """Where :func:`execute_request` records a run, one implementation per place: the run store
+    (:class:`archs.training.store.Run`, a local worker and the command line's ``--save``), memory
     (:class:`MemoryRecorder`), or a remote worker's channel back to the store
-    (:class:`archs.training.executors.ray.ChannelRecorder`)."""
+    (:class:`archs.training.executors.ray.ChannelRecorder`). Only the run's one worker calls them, in order."""
 
     def write_status(self, **fields: Any) -> dict: ...
 
@@ -183,7 +187,7 @@ def worker_setup() -> None:
 
 def build_network(spec):
     """The network a request trains: ``build_model(spec)`` (module-level, so an operator's setup module can wrap it)."""
-    from archs.builder import build_model
+    from archs.builder import build_model  # heavy: torch
 
     return build_model(spec)
 
@@ -237,7 +241,7 @@ class StopWatch:
 
 def execute_request(request: RunRequest, recorder: Recorder, *, stop_event: threading.Event | None = None,
                     should_stop: Callable[[], str | bool | None] | None = None, model_factory: Callable | None = None,
-                    store=None, **status_fields: Any) -> dict:
+                    store=None, on_metric: Callable[[dict], None] | None = None, **status_fields: Any) -> dict:
     """Carry out ``request``, recording its status, metrics, adapted spec and weights in ``recorder``.
 
     Returns the final status dict. Bad settings or data end as status ``failed`` with the message; an
@@ -247,6 +251,7 @@ def execute_request(request: RunRequest, recorder: Recorder, *, stop_event: thre
     ``should_stop()`` (polled by a :class:`StopWatch`) says so, or after ``request.max_seconds``.
     ``model_factory`` (a callable: Python code only) builds the module to train instead of the spec's network.
     ``store`` is the run store a ``health`` request reads its source run from (default: ``$ARCHS_RUNS_DIR``).
+    ``on_metric`` sees each training record once recorded (the command line prints progress with it).
     """
     stop_event = stop_event or threading.Event()
     recorder.write_status(status="running", started_at=time.time(), **status_fields)
@@ -257,7 +262,7 @@ def execute_request(request: RunRequest, recorder: Recorder, *, stop_event: thre
                 return _measure_gradients(request, recorder)
             if request.kind == "health":
                 return _measure_health(request, recorder, store)
-            return _train(request, recorder, stop_event, model_factory, watch)
+            return _train(request, recorder, stop_event, model_factory, watch, on_metric)
     except (SpecError, ValueError) as error:  # ConfigError, DataError: the message says what to fix
         return recorder.write_status(status="failed", error=str(error), finished_at=time.time())
     except Exception as error:  # noqa: BLE001 - any failure inside a run is the run's, not the caller's
@@ -267,15 +272,15 @@ def execute_request(request: RunRequest, recorder: Recorder, *, stop_event: thre
 
 
 def _load_data(data_config: DataConfig, spec):
-    from archs.training.data import load_dataset
+    from archs.training.data import load_dataset  # heavy: torch
 
     return load_dataset(data_config.name, root=data_config.root, input_size=spec.input_size,
                         in_channels=spec.in_channels, download=data_config.download,
                         train_limit=data_config.train_limit, test_limit=data_config.test_limit)
 
 
-def _train(request: RunRequest, recorder, stop_event, model_factory, watch: StopWatch) -> dict:
-    import torch
+def _train(request: RunRequest, recorder, stop_event, model_factory, watch: StopWatch, on_metric) -> dict:
+    import torch  # heavy, as are the loop's imports
 
     from archs.training.loop import train
 
@@ -290,6 +295,8 @@ def _train(request: RunRequest, recorder, stop_event, model_factory, watch: Stop
 
     def sink(record: dict) -> None:
         recorder.append_metric(record)
+        if on_metric is not None:
+            on_metric(record)
         kind = record.get("kind")
         if kind == "start":
             progress.update(total_steps=record["total_steps"], step=0)
@@ -309,7 +316,7 @@ def _train(request: RunRequest, recorder, stop_event, model_factory, watch: Stop
 
 
 def _measure_gradients(request: RunRequest, recorder) -> dict:
-    from archs.inspect import gradient_profile
+    from archs.inspect import gradient_profile  # heavy: torch
 
     profile = gradient_profile(request.spec, request.train.batch_size, request.train.seed)
     convs = [r.grad_norm for r in profile.layers if r.type == "Conv2d"]
@@ -322,7 +329,7 @@ def _measure_gradients(request: RunRequest, recorder) -> dict:
 def sample_test_batch(data_config: DataConfig, spec, batch_size: int, seed: int):
     """A seeded batch of a data set's test images, normalised as training normalises them, and a few words
     saying what it is; None when the data cannot be read here (moved, never downloaded)."""
-    import torch
+    import torch  # heavy, as is data
 
     from archs.training.data import normalize_batch
 
@@ -340,15 +347,12 @@ def sample_test_batch(data_config: DataConfig, spec, batch_size: int, seed: int)
 def _measure_health(request: RunRequest, recorder, store) -> dict:
     """Activation health of a stored run, with its trained weights and at initialisation (seeded), both in eval
     mode on one seeded batch of its own test images (random images where they cannot be read here)."""
-    import torch
+    import torch  # heavy, as are the network's modules
 
     from archs.builder import build_model
     from archs.health import activation_stats, random_batch
 
-    if store is None:
-        from archs.training.store import RunStore
-
-        store = RunStore()
+    store = store if store is not None else RunStore()
     spec, seed, batch_size = request.spec, request.train.seed, request.train.batch_size
     weights = store.get(request.source_run).weights()
     batch = sample_test_batch(request.data, spec, batch_size, seed)

@@ -1,11 +1,13 @@
-"""Executors: where runs execute. Each backend is one module that registers its class here by name; everything
-that lists or picks an executor (``get_executor``, the command line's ``--executor``, the Train and Runs pages)
-reads :data:`EXECUTORS`.
+"""Executors: where runs execute. Each backend is one module whose class registers itself by name
+(``@register``); everything that lists, picks or describes an executor (``get_executor``, the command line's
+``--executor``, the Train and Runs pages) reads :data:`EXECUTORS` and the class's ``describe()``.
 
 - ``local`` (:mod:`.local`): a worker process per run on this machine, the default;
 - ``ray`` (:mod:`.ray`): tasks on a Ray cluster (needs ``requirements-ray.txt``).
 
-A backend module must import cheaply (its heavy dependency only when the executor is constructed).
+A new backend is one module: a subclass of :class:`Executor` that implements ``_start`` (and any other hook
+of :mod:`.base` it needs), decorated with ``@register``, imported below (tests/executor_for_tests.py is a whole
+example in under 120 lines). It must import cheaply (its heavy dependency only when the executor is constructed).
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ from __future__ import annotations
 import os
 import threading
 
-from archs.training.executors.base import Executor
-from archs.training.executors.local import LocalExecutor
-from archs.training.executors.ray import RayExecutor
+from archs.training.config import ConfigError
+from archs.training.executors import local, ray  # noqa: F401  (importing a backend registers it)
+from archs.training.executors.base import EXECUTORS, Executor, register
+from archs.training.store import RunStore
 
-__all__ = ["EXECUTORS", "Executor", "get_executor"]
-
-#: name -> executor class
-EXECUTORS: dict[str, type[Executor]] = {cls.name: cls for cls in (LocalExecutor, RayExecutor)}
+__all__ = ["EXECUTORS", "Executor", "get_executor", "register"]
 
 _SHARED: dict = {}
 _SHARED_LOCK = threading.Lock()
@@ -30,9 +30,6 @@ def get_executor(kind: str | None = None, runs_dir: str | os.PathLike | None = N
     """The executor ``kind`` (default ``$ARCHS_EXECUTOR``, else ``local``) for a runs folder (default
     ``$ARCHS_RUNS_DIR`` or ``./runs``), shared by everything in this process that asks for the same pair,
     with the limits of the environment at the time of the first call."""
-    from archs.training.config import ConfigError
-    from archs.training.store import RunStore
-
     kind = (kind or os.environ.get("ARCHS_EXECUTOR") or "local").strip().lower()
     cls = EXECUTORS.get(kind)
     if cls is None:

@@ -1,10 +1,11 @@
-"""The executor interface: submit run requests, read their status, stop and delete them, see the queue.
+"""The executor interface: submit run requests, read their status and logs, stop and delete them, see the queue.
 
 An executor holds no state a page needs: it writes every run into the run store
 (:class:`~archs.training.store.RunStore`) and pages read the store. The public methods here are the whole
-interface and are the same for every backend; a backend implements only the hooks at the bottom
-(``_start``, and optionally ``_submit_fields``). Stopping is a flag in the run store, so it reaches the
-process responsible for the run (a local worker, the server relaying a Ray task) whichever process asks.
+interface, final and the same for every backend; a backend implements only the hooks at the bottom
+(``_start``, and optionally ``_submit_fields``, ``_describe``, ``_logs``, ``_close``) and registers its class
+with :func:`register`. Stopping is a flag in the run store, so it reaches the process responsible for the run
+(a local worker, the server relaying a Ray task) whichever process asks.
 """
 
 from __future__ import annotations
@@ -16,16 +17,24 @@ from typing import final
 from archs.training.config import ACTIVE_STATUSES
 from archs.training.limits import Limits
 from archs.training.store import Run, RunError, RunStore
+from archs.training.worker import LOG_NAME
 
-__all__ = ["Executor"]
+__all__ = ["EXECUTORS", "Executor", "register"]
+
+LOG_TAIL_BYTES = 256 * 1024  # of a run's log read back: its last lines are what anyone needs
 
 
 class Executor(ABC):
-    """Submit, status, stop, delete, queue. Every run has an owner; only its owner, or an administrator
+    """Submit, status, logs, stop, delete, queue. Every run has an owner; only its owner, or an administrator
     (``admin=True``: the command line's ``--admin``; or an owner listed in ``ARCHS_ADMINS``), may stop or
-    delete it."""
+    delete it, or read its log (a log can name the server's paths)."""
 
+    #: the name ``--executor`` and ``ARCHS_EXECUTOR`` take, and the run store records
     name = "?"
+    #: where runs execute, completing "Runs execute in ..." on the Train and Runs pages
+    where = "?"
+    #: runs use this machine's devices: a page checks the chosen device exists here before submitting
+    runs_here = False
     #: the backend's queue is the run store's FIFO queue (the local executor); otherwise the backend keeps its own
     queue_in_store = False
 
@@ -46,12 +55,11 @@ class Executor(ABC):
         them together. Returns their ids in order."""
         if not all(request.owner for request in requests):
             raise RunError("a run needs an owner (who may stop and delete it)")
+        from archs.training.data import check_data  # heavy: torch (the `archs runs` command submits nothing)
+
         prepared = [self.limits.prepare(request) for request in requests]
-        checked = set()
-        for request in prepared:
-            if request.kind == "train" and request.data not in checked:
-                request.data.check()
-                checked.add(request.data)
+        for data in dict.fromkeys(request.data for request in prepared if request.kind == "train"):  # each once
+            check_data(data)
         runs = self.store.submit(prepared, executor=self.name, queue=self.queue_in_store, admit=self.limits.admit,
                                  keep=self.limits.max_runs_kept, **self._submit_fields())
         for run, request in zip(runs, prepared):
@@ -64,7 +72,7 @@ class Executor(ABC):
 
     @final
     def may_act(self, run: Run, owner: str | None, admin: bool = False) -> bool:
-        """Whether ``owner`` may stop or delete ``run``."""
+        """Whether ``owner`` may stop or delete ``run``, or read its log."""
         return admin or self.limits.is_admin(owner) or (owner is not None and run.owner == owner)
 
     @final
@@ -89,6 +97,15 @@ class Executor(ABC):
         if self.stop(run_id, owner, admin):
             self.wait(run_id, timeout=timeout)
         self.store.delete(run_id, owner, admin)
+
+    @final
+    def logs(self, run_id: str, owner: str | None = None, admin: bool = False, lines: int = 200) -> str:
+        """The last ``lines`` lines of what the run's worker printed (its start and end, warnings, a crash's last
+        words); "" when it printed nothing. For the run's owner or an administrator only: a log can name the
+        server's paths."""
+        run = self.store.get(run_id)
+        self.store.check_owner(run, owner, "read the log of", admin or self.limits.is_admin(owner))
+        return "\n".join(self._logs(run).splitlines()[-lines:])
 
     @final
     def queue(self) -> list[str]:
@@ -120,9 +137,17 @@ class Executor(ABC):
             ids = pending
             time.sleep(poll)
 
+    @final
     def describe(self) -> dict:
-        """What a page shows about where runs execute (a backend may add to it)."""
-        return {"executor": self.name, "max_concurrent": self.limits.max_concurrent, "runs": str(self.store.root)}
+        """What a page shows about where runs execute: ``executor``, ``where``, ``max_concurrent``, ``runs``
+        (the store's folder), and what the backend adds."""
+        return {"executor": self.name, "where": self.where, "max_concurrent": self.limits.max_concurrent,
+                "runs": str(self.store.root), **self._describe()}
+
+    @final
+    def close(self) -> None:
+        """Let go of what the backend holds in this process (Ray's relay thread); runs go on where they can."""
+        self._close()
 
     # ----- what a backend provides
     @abstractmethod
@@ -132,3 +157,38 @@ class Executor(ABC):
     def _submit_fields(self) -> dict:
         """Status fields recorded with each run this executor creates (in the creating transaction)."""
         return {}
+
+    def _describe(self) -> dict:
+        """What :meth:`describe` adds for this backend (its settings)."""
+        return {}
+
+    def _logs(self, run: Run) -> str:
+        """The run's log: by default the ``worker.log`` in its folder, where the built-in backends write it."""
+        try:
+            with open(run.path / LOG_NAME, "rb") as handle:
+                handle.seek(max(0, handle.seek(0, 2) - LOG_TAIL_BYTES))
+                return handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _close(self) -> None:  # noqa: B027 (a hook with nothing to do by default, not an abstract one)
+        """Release what :meth:`close` lets go of."""
+
+
+#: name -> executor class, filled by :func:`register`; everything that lists or picks an executor reads it
+EXECUTORS: dict[str, type[Executor]] = {}
+
+
+def register(cls: type[Executor]) -> type[Executor]:
+    """Make an executor class known by its ``name`` (use it as a class decorator). A name taken by another class
+    is refused, and so is a class that overrides a public (final) method instead of implementing the hooks."""
+    if not (isinstance(cls, type) and issubclass(cls, Executor)) or cls.name == "?":
+        raise TypeError(f"register: {cls!r} is not an Executor subclass with a name of its own")
+    overridden = [name for name, method in vars(Executor).items()
+                  if getattr(method, "__final__", False) and getattr(cls, name) is not method]
+    if overridden:
+        raise TypeError(f"register: {cls.__qualname__} overrides {', '.join(overridden)}; a backend implements the "
+                        "hooks (_start, _submit_fields, _describe, _logs, _close) instead")
+    if EXECUTORS.setdefault(cls.name, cls) is not cls:
+        raise ValueError(f"register: the executor name {cls.name!r} is taken by {EXECUTORS[cls.name].__qualname__}")
+    return cls

@@ -39,9 +39,10 @@ import sys
 import time
 from pathlib import Path
 
-from archs.training.executors.base import Executor
-from archs.training.limits import Limits
-from archs.training.store import (Run, RunError, RunStore, StoreUnavailable, process_alive, process_identity)
+from archs.training import worker
+from archs.training.executors.base import Executor, register
+from archs.training.limits import Limits, gpu_count
+from archs.training.store import Run, RunError, RunStore, StoreUnavailable, process_alive, process_identity
 
 __all__ = ["LocalExecutor", "describe_exit", "run_supervisor"]
 
@@ -55,8 +56,11 @@ TRAIN_KINDS = ("train",)
 QUICK_KINDS = ("gradients", "health")
 
 
+@register
 class LocalExecutor(Executor):
     name = "local"
+    where = "worker processes on this machine"
+    runs_here = True
     queue_in_store = True
 
     def __init__(self, store: RunStore | None = None, limits: Limits | None = None, *,
@@ -66,16 +70,14 @@ class LocalExecutor(Executor):
         if resume and self.store.queued("local"):  # a queue left by a stopped server (and its supervisor)
             self.ensure_supervisor()
 
-    def describe(self) -> dict:
+    def _describe(self) -> dict:
         supervisor = self.store.meta("supervisor") or {}
-        config = supervisor.get("config") if isinstance(supervisor, dict) else None
-        return {**super().describe(), "threads_per_run": (config or self._config())["threads"],
-                "gpus": (config or self._config())["gpus"]}
+        config = (supervisor.get("config") if isinstance(supervisor, dict) else None) or self._config()
+        return {"threads_per_run": config["threads"], "gpus": config["gpus"]}
 
     def _config(self) -> dict:
         """The supervisor's settings, from this process's environment (used only when this process starts it)."""
-        from archs.training.device import cpu_count  # here: the supervisor itself imports no torch
-        from archs.training.limits import gpu_count
+        from archs.training.device import cpu_count  # heavy: torch (the supervisor itself imports none)
 
         threads = self._threads or max(1, cpu_count() // self.limits.max_concurrent)
         return {"max_concurrent": self.limits.max_concurrent, "threads": threads, "gpus": gpu_count(),
@@ -90,8 +92,8 @@ class LocalExecutor(Executor):
             return
         log = open(self.store.root / LOG, "ab")
         try:
-            subprocess.Popen([sys.executable, "-c", "import sys; from archs.training.executors.local import "
-                              "run_supervisor; sys.exit(run_supervisor(sys.argv[1], __import__('json').loads(sys.argv[2])))",
+            subprocess.Popen([sys.executable, "-c", "import sys, json; from archs.training.executors.local import "
+                              "run_supervisor; sys.exit(run_supervisor(sys.argv[1], json.loads(sys.argv[2])))",
                               str(self.store.root.resolve()), json.dumps(self._config())],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": _pythonpath()})
@@ -156,7 +158,7 @@ class _Supervisor:
         return int(self.config["max_concurrent"]) if lane == "train" else 1
 
     def busy(self, lane: str) -> int:
-        return sum(1 for _, _, l in self.workers.values() if l == lane) + (
+        return sum(1 for _, _, used in self.workers.values() if used == lane) + (
             len(self.adopted) if lane == "train" else 0)
 
     # ----- one pass
@@ -211,8 +213,6 @@ class _Supervisor:
                 job = (str(self.store.root), run_id, threads, cuda)
                 process = self.use_spare(job) if lane == "train" else None
                 if process is None:
-                    from archs.training import worker
-
                     process = self.context.Process(target=worker.main, args=job, name=f"archs-run-{run_id}")
                     process.start()
                 self.workers[run_id] = (process, slot, lane)
@@ -276,8 +276,6 @@ class _Supervisor:
             self.spare[0].join()
             self.spare = None
         if self.spare is None:
-            from archs.training import worker
-
             parent, child = self.context.Pipe()
             process = self.context.Process(target=worker.spare_main, args=(child, int(self.config["threads"])),
                                            name="archs-spare-worker")
@@ -299,7 +297,7 @@ class _Supervisor:
             self.spare = None
 
     # ----- the loop
-    def serve(self) -> None:
+    def supervise(self) -> None:
         idle_since = time.monotonic()
         backoff = POLL_SECONDS
         adopted = False
@@ -353,7 +351,7 @@ def run_supervisor(root: str | os.PathLike, config: dict | None = None, idle_sec
     supervisor = _Supervisor(root, config or {}, idle_seconds)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        supervisor.serve()
+        supervisor.supervise()
     finally:
         supervisor.drop_spare()
         fcntl.flock(handle, fcntl.LOCK_UN)

@@ -16,6 +16,9 @@ Resources: each run asks Ray for ``ARCHS_RAY_CPUS_PER_RUN`` CPUs (default: this 
 ``ARCHS_MAX_CONCURRENT_RUNS``) and one GPU when it trains on CUDA (``device`` cuda, or auto on a
 cluster that has GPUs). Runs wait in Ray's own queue until their resources are free.
 
+Logs: the task's ``sys.stdout`` and ``sys.stderr`` (its start and end, prints, warnings) go through the same
+channel, and the relay appends them to the run folder's ``worker.log``, where a local worker writes its own.
+
 Stop: whichever process asks (a page, ``archs runs --stop``), the request is the run store's stop flag; the
 relay forwards it to the channel, whose flag the task polls (within about half a second, then the loop's
 block-level stop); a run that has not started yet is cancelled. Ray ties tasks to the process that
@@ -23,37 +26,37 @@ submitted them: if the server stops, Ray cancels its runs, and the store shows t
 (the relay that recorded them is gone).
 
 Nothing from the channel is trusted more than a stored record: the relay applies only the operations a
-recorder makes (status, metric records, a spec, a traceback, weights bytes saved as a file without being
-loaded), and a request sent to a task is plain JSON (no code is named in it).
+recorder makes (status, metric records, a spec, a traceback, log text, weights bytes saved as a file without
+being loaded), and a request sent to a task is plain JSON (no code is named in it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
 import time
 from pathlib import Path
 
-from archs.training.config import ACTIVE_STATUSES
-from archs.training.executors.base import Executor
+from archs.training.config import ACTIVE_STATUSES, ConfigError
+from archs.training.executors.base import Executor, register
 from archs.training.limits import Limits
+from archs.training.request import RunRequest
 from archs.training.store import Run, RunError, RunStore, process_identity
+from archs.training.worker import LOG_NAME, carry_out, configure
 
 __all__ = ["ChannelRecorder", "RayExecutor"]
 
 RELAY_SECONDS = 0.2
 PUSH_SECONDS = 0.3
-STOP_POLL_SECONDS = 0.25
 WEIGHTS_LIMIT = 2 << 30  # bytes of weights a task may send back
 
 
 def _ray():
     try:
-        import ray
+        import ray  # heavy, and optional
     except ImportError as error:
-        from archs.training.config import ConfigError
-
         raise ConfigError("executor: 'ray' needs the Ray package: pip install -r requirements-ray.txt "
                           f"({error})", "executor") from None
     return ray
@@ -86,13 +89,14 @@ class RunChannel:
 
 
 class ChannelRecorder:
-    """The recorder of a remote run: every recording call becomes an operation, pushed in batches."""
+    """The recorder of a remote run: every recording call becomes an operation, pushed in batches; so does
+    the task's output (``write_log``, :meth:`output_to_log`)."""
 
     def __init__(self, channel, run_id: str):
         self.channel, self.run_id = channel, run_id
         self.buffer: list = []
         self.last_push = 0.0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entered if pushing makes Ray write to the redirected output
 
     def _add(self, operation: tuple, urgent: bool = False) -> None:
         with self.lock:
@@ -105,11 +109,9 @@ class ChannelRecorder:
             self.flush_locked()
 
     def flush_locked(self) -> None:
-        if self.buffer:
-            import ray
-
-            ray.get(self.channel.push.remote(self.run_id, self.buffer))
-            self.buffer = []
+        pending, self.buffer = self.buffer, []
+        if pending:
+            _ray().get(self.channel.push.remote(self.run_id, pending))
         self.last_push = time.monotonic()
 
     def write_status(self, **fields) -> dict:
@@ -125,48 +127,72 @@ class ChannelRecorder:
     def write_error(self, text: str) -> None:
         self._add(("error", text))
 
+    def write_log(self, text: str) -> None:
+        self._add(("log", text))
+
+    @contextlib.contextmanager
+    def output_to_log(self):
+        """Meanwhile, what this process writes to ``sys.stdout`` and ``sys.stderr`` (prints, warnings) goes to
+        the run's log."""
+        stream = _LogStream(self)
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            yield
+
     def save_weights(self, state_dict: dict) -> None:
-        import torch
+        import torch  # heavy (loaded in a task anyway)
 
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
         self._add(("weights", buffer.getvalue()), urgent=True)
 
 
+class _LogStream(io.TextIOBase):
+    """A task's ``sys.stdout`` and ``sys.stderr`` while it runs: what it writes goes to the run's log."""
+
+    def __init__(self, recorder: ChannelRecorder):
+        self.recorder = recorder
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.recorder.write_log(str(text))
+        return len(text)
+
+
 def _remote_run(request_json: str, run_id: str, channel, threads: int) -> dict:
-    """The body of a run's Ray task."""
-    from archs.training.request import RunRequest, execute_request, worker_setup
-    from archs.training.worker import configure
-
+    """The body of a run's Ray task: a worker's job (:func:`~archs.training.worker.carry_out`), recorded into
+    the channel, its output too."""
     configure(threads, None)  # Ray itself sets CUDA_VISIBLE_DEVICES for a task that asked for a GPU
-    worker_setup()
-    import ray
-
-    request = RunRequest.from_json(request_json)
+    ray = _ray()
     recorder = ChannelRecorder(channel, run_id)
     try:
-        status = execute_request(request, recorder, worker=process_identity(),
-                                 should_stop=lambda: ray.get(channel.should_stop.remote(run_id)))
+        with recorder.output_to_log():
+            status = carry_out(run_id, recorder, lambda: RunRequest.from_json(request_json),
+                               should_stop=lambda: ray.get(channel.should_stop.remote(run_id)))
     finally:
         recorder.flush()
     return {"status": status.get("status")}
 
 
+@register
 class RayExecutor(Executor):
     name = "ray"
+    where = "tasks on a Ray cluster"
 
     def __init__(self, store: RunStore | None = None, limits: Limits | None = None, *, address: str | None = None,
                  cpus_per_run: int | None = None):
         super().__init__(store, limits)
         ray = _ray()
         self.address = address or os.environ.get("ARCHS_RAY_ADDRESS") or None
+        self.where = f"Ray ({self.address or 'local Ray instance'})"
         if not ray.is_initialized():
             package = str(Path(__file__).resolve().parents[2])
             env_vars = {k: os.environ[k] for k in ("ARCHS_WORKER_SETUP", "ARCHS_DATA_DIR", "PYTHONPATH")
                         if os.environ.get(k)}  # the data folder the dashboard's folder: names resolve in
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                      runtime_env={"py_modules": [package], "env_vars": env_vars})
-        from archs.training.device import cpu_count
+        from archs.training.device import cpu_count  # heavy: torch (Ray has loaded much already)
 
         cores = cpu_count()
         env_cpus = os.environ.get("ARCHS_RAY_CPUS_PER_RUN", "")
@@ -185,16 +211,15 @@ class RayExecutor(Executor):
         self._relay = threading.Thread(target=self._relay_loop, daemon=True, name="archs-ray-relay")
         self._relay.start()
 
-    def close(self) -> None:
+    # ----- the hooks
+    def _close(self) -> None:
         """Stop relaying (before ``ray.shutdown()``); records a run sends afterwards stay in its channel."""
         self._closed.set()
         self._relay.join(timeout=2 * RELAY_SECONDS + 5)
 
-    def describe(self) -> dict:
-        return {**super().describe(), "address": self.address or "local Ray instance",
-                "cpus_per_run": self.cpus_per_run, "gpus": self.has_gpus}
+    def _describe(self) -> dict:
+        return {"address": self.address, "cpus_per_run": self.cpus_per_run, "gpus": self.has_gpus}
 
-    # ----- the hooks
     def _submit_fields(self) -> dict:
         return {"relay": process_identity()}  # the records of these runs reach the store through this process
 
@@ -253,12 +278,16 @@ class RayExecutor(Executor):
             except RunError:
                 continue  # deleted meanwhile
             metrics: list[dict] = []
+            logged: list[str] = []
             for operation in operations:
                 if not (isinstance(operation, tuple) and len(operation) == 2):
                     continue
                 kind, payload = operation
                 if kind == "metric" and isinstance(payload, dict):
                     metrics.append(payload)
+                    continue
+                if kind == "log" and isinstance(payload, str):
+                    logged.append(payload)
                     continue
                 run.append_metrics(metrics)
                 metrics = []
@@ -267,7 +296,7 @@ class RayExecutor(Executor):
                         run.write_status(**{k: v for k, v in payload.items() if isinstance(k, str)
                                             and k.isidentifier()})
                     elif kind == "spec" and isinstance(payload, str):
-                        from archs.spec import NetSpec
+                        from archs.spec import NetSpec  # heavy: torch (only a run that adapts its spec sends one)
 
                         run.write_spec(NetSpec.from_json(payload))
                     elif kind == "error" and isinstance(payload, str):
@@ -277,6 +306,12 @@ class RayExecutor(Executor):
                 except ValueError as error:  # a spec that does not parse, a status that does not fit
                     self.relay_error = f"run {run_id}: {error}"
             run.append_metrics(metrics)
+            try:
+                if logged:
+                    with open(run.path / LOG_NAME, "a", encoding="utf-8", errors="replace") as log:
+                        log.write("".join(logged))
+            except OSError as error:  # its folder deleted meanwhile, a full disk: the rest of the batch still counts
+                self.relay_error = f"run {run_id}: {error}"
 
     def _collect_finished(self, ray) -> None:
         with self.lock:
