@@ -1,12 +1,13 @@
 """CNN architecture lab: `streamlit run dashboard.py`.
 
-The network being edited lives in session state (ui/state.py) and in the URL; each page in pages/ lays
-out what `archs` computes for it. To add a page, add one line to PAGES.
+The network being edited lives in session state (ui/draft.py) and in the URL (ui/settings.py); each page in
+pages/ lays out what `archs` computes for it, and declares the settings the URL keeps for it next to their
+widgets. To add a page, add one line to PAGES.
 """
 
 import streamlit as st
 
-from ui import identity, state
+from ui import identity, settings
 
 st.set_page_config(page_title="CNN architecture lab", page_icon=":material/neurology:", layout="wide")
 
@@ -19,12 +20,12 @@ PAGES = [
     st.Page("pages/studies.py", title="Studies", icon=":material/science:"),
 ]
 
-state.init()
+settings.init()
 identity.remember()     # the session key that makes this browser the owner of its runs, kept across reloads
 page = st.navigation(PAGES)
-state.show_notice()
-state.write_url()       # now, so a slow page keeps the address; and again after Build has changed the network
+settings.show_notice()
+settings.write_url()    # now, so a slow page keeps the address; and again after Build has changed the network
 page.run()
-state.write_url()
-state.sidebar_note()
+settings.write_url()
+settings.sidebar_note()
 identity.login_controls()

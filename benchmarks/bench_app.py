@@ -24,7 +24,7 @@ from _server import dashboard_server  # noqa: E402  (benchmarks/, the script's o
 
 # what dashboard.py and its pages import before drawing anything
 APP_IMPORTS = ("import streamlit, pandas, plotly.graph_objects, plotly.subplots, archs, archs.diagram, archs.diff, "
-               "ui.state, ui.form, ui.compute, ui.charts")
+               "ui.draft, ui.settings, ui.form, ui.compute, ui.charts")
 
 
 def fresh_python(code: str) -> float:

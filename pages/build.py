@@ -5,11 +5,11 @@ import streamlit as st
 import archs
 from archs import PRESETS, STAGE_TYPES, HeadSpec, NetSpec
 from archs.diagram import spec_to_dot
-from ui import charts, compute, fmt, form, inspect_views, state
+from ui import charts, compute, draft, fmt, form, inspect_views, settings
 
-TABS = list(state.BUILD_TABS)
+TABS = ["Per stage", "Diagram", "Layers", "Receptive field", "Measured cost", "Export"]
 
-state.init()  # idempotent; a server's very first request may open this page without dashboard.py
+settings.init()  # idempotent; a server's very first request may open this page without dashboard.py
 st.title("Build a network")
 st.markdown(
     "Put a CNN together from **residual**, **dense**, **Inception** and **plain** stages and watch what it "
@@ -20,17 +20,17 @@ st.markdown(
     "**Gradients** shows how the gradient flows through this network at initialisation; **Compare** puts "
     "it next to another one.")
 
-d = state.draft()
-state.absorb(d)
-checked = state.check(d)
+d = draft.current()
+draft.absorb(d)
+checked = draft.check(d)
 if checked.spec is not None:
-    state.commit(checked.spec)
-spec = state.spec()
+    draft.commit(checked.spec)
+spec = draft.spec()
 left, right = st.columns([5, 7], gap="large")
 
 
 # ------------------------------------------------------------------------------------------ editor
-def part_controls(section: str, part: state.Part, index: int, count: int) -> None:
+def part_controls(section: str, part: draft.Part, index: int, count: int) -> None:
     """Move up/down, duplicate, remove: small buttons on one row."""
     cols = st.columns(4)
     for col, (action, label, icon, disabled) in zip(cols, (
@@ -39,10 +39,10 @@ def part_controls(section: str, part: state.Part, index: int, count: int) -> Non
             ("duplicate", "Duplicate", ":material/content_copy:", False),
             ("remove", "Remove", ":material/delete:", False))):
         col.button("", icon=icon, help=label, key=f"op.{part.uid}.{action}", disabled=disabled, width="stretch",
-                   on_click=state.part_op, args=(section, part.uid, action))
+                   on_click=draft.part_op, args=(section, part.uid, action))
 
 
-def part_editor(section: str, part: state.Part, index: int, count: int, title: str) -> None:
+def part_editor(section: str, part: draft.Part, index: int, count: int, title: str) -> None:
     where = (section, index)
     error = checked.errors.get(where)
     label = checked.labels.get(where, STAGE_TYPES[part.type_name].title)
@@ -53,7 +53,7 @@ def part_editor(section: str, part: state.Part, index: int, count: int, title: s
             st.error(fmt.plain(error))
         if section == "stages":
             types = list(STAGE_TYPES)
-            state.sticky(part.type_key, part.type_name)
+            settings.sticky(part.type_key, part.type_name)
             st.selectbox("Stage type", types, key=part.type_key, format_func=lambda t: STAGE_TYPES[t].title,
                          help="Changing the type keeps the settings both types share.")
         part_controls(section, part, index, count)
@@ -61,22 +61,22 @@ def part_editor(section: str, part: state.Part, index: int, count: int, title: s
 
 
 with left:
-    state.sticky("start_from", None)
-    st.selectbox("Start from", [state.EMPTY, *PRESETS], key="start_from", placeholder="Choose a preset…",
-                 on_change=state.load_choice,
+    settings.sticky("start_from", None)
+    st.selectbox("Start from", [draft.EMPTY, *PRESETS], key="start_from", placeholder="Choose a preset…",
+                 on_change=draft.load_choice,
                  help="Loads a whole network: torchvision's ResNets, DenseNet-121 and GoogLeNet, the d2l.ai "
                       "book's nets, He et al.'s CIFAR-10 ResNets and their plain twins, or nothing at all.")
-    upload_error = st.session_state.get(state.UPLOAD_ERROR)
+    upload_error = st.session_state.get("upload_error")
     with st.expander("Save or load as JSON", icon=":material/save:", expanded=bool(upload_error)):
         st.caption("The address bar always holds this network, so copying it is enough to share it. "
                    "Or keep it as a file:")
         st.download_button("Download spec (JSON)", spec.to_json(), file_name=f"{spec.name or 'network'}.json",
                            mime="application/json", icon=":material/download:", key="download",
                            on_click="ignore")
-        st.file_uploader("Load a spec (JSON)", type=["json"], key="upload", on_change=state.upload,
+        st.file_uploader("Load a spec (JSON)", type=["json"], key="upload", on_change=draft.upload,
                          help="A file saved here or written by hand; it is checked before anything changes.")
         if upload_error:
-            st.error(upload_error)  # escaped in state.upload
+            st.error(upload_error)  # escaped in draft.read_upload
 
     st.subheader("Network", divider="gray")
     if checked.errors.get("net"):
@@ -91,7 +91,7 @@ with left:
         st.caption("No stem: the first stage reads the input directly.")
     for i, part in enumerate(d.stem):
         part_editor("stem", part, i, len(d.stem), f"Stem {i + 1}")
-    st.button("Add a stem conv", icon=":material/add:", key="add_stem", on_click=state.add_part, args=("stem",))
+    st.button("Add a stem conv", icon=":material/add:", key="add_stem", on_click=draft.add_part, args=("stem",))
 
     st.subheader("Stages", divider="gray")
     if not d.stages:
@@ -99,10 +99,10 @@ with left:
     for i, part in enumerate(d.stages):
         part_editor("stages", part, i, len(d.stages), f"Stage {i + 1}")
     add_type, add_button = st.columns([3, 2], vertical_alignment="bottom")
-    state.sticky("add_type", "residual")
+    settings.sticky("add_type", "residual")
     add_type.selectbox("New stage type", list(STAGE_TYPES), key="add_type",
                        format_func=lambda t: STAGE_TYPES[t].title)
-    add_button.button("Add stage", icon=":material/add:", key="add_stage", on_click=state.add_part,
+    add_button.button("Add stage", icon=":material/add:", key="add_stage", on_click=draft.add_part,
                       args=("stages",), width="stretch")
 
     st.subheader("Head", divider="gray")
@@ -116,16 +116,16 @@ def layers_tab(shown: NetSpec, summary) -> None:
     table = compute.layer_table(shown)
     stages = list(dict.fromkeys(table["stage"]))
     filters = st.columns([4, 3, 2], vertical_alignment="bottom")
-    state.sticky("layer_stages", [])
+    settings.sticky("layer_stages", [])
     picked = filters[0].multiselect("Stages", stages, key="layer_stages", placeholder="All stages")
     deepest = int(table["depth"].max()) if len(table) else 1
-    state.sticky("layer_depth", min(3, deepest))
+    settings.sticky("layer_depth", min(3, deepest))
     if st.session_state["layer_depth"] > deepest:
         st.session_state["layer_depth"] = deepest
     depth = (filters[1].slider("Deepest level", 1, deepest, key="layer_depth",
                                help="1: stages only; higher: blocks, then layers.")
              if deepest > 1 else 1)
-    state.sticky("layer_leaves", False)
+    settings.sticky("layer_leaves", False)
     leaves = filters[2].checkbox("Leaves only", key="layer_leaves")
     view = table[table["depth"] <= depth]
     if picked:
@@ -144,11 +144,11 @@ with right:
         st.warning("These settings do not make a valid network yet (the error is shown next to the part at "
                    "fault). Below is the last valid network.", icon=":material/warning:")
     top = st.columns([3, 2], vertical_alignment="bottom")
-    state.setting("no_skips")
+    settings.declare("no_skips", "twin", False, settings.flag)
     no_skips = top[0].toggle("Without skips (plain twin)", key="no_skips",
                              help="The same network with every residual skip (and its shortcut conv) removed: "
                                   "the plain network He et al. compare ResNets with.")
-    state.setting("mem_batch")
+    settings.declare("mem_batch", "batch", 32, settings.int_in(1, 4096))
     batch = top[1].number_input("Batch size for memory", min_value=1, max_value=4096, key="mem_batch",
                                 help="Activation memory and mult-adds grow linearly with the batch.")
     shown = archs.plain_twin(spec) if no_skips else spec
@@ -172,7 +172,7 @@ with right:
                f"{batch}.")
 
     # only the open tab runs (on_change="rerun"): a slider move never waits for a tab nobody looks at
-    state.setting("build_tab")
+    settings.declare("build_tab", "tab", TABS[0], settings.one_of(TABS))
     tabs = dict(zip(TABS, st.tabs(TABS, key="build_tab", on_change="rerun")))
     if tabs["Per stage"].open:
         with tabs["Per stage"]:

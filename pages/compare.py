@@ -4,35 +4,57 @@ stored run (whose training curves are then overlaid)."""
 import pandas as pd
 import streamlit as st
 
-from archs import PRESETS, SpecError
+from archs import PRESETS, SpecError, decode_spec, encode_spec
 from archs.diff import diff_summaries
 from archs.sources import SourceError
-from ui import charts, compute, fmt, state, train_charts
+from ui import charts, compute, draft, fmt, settings, train_charts
 
-state.init()  # idempotent; a server's very first request may open this page without dashboard.py
+settings.init()  # idempotent; a server's very first request may open this page without dashboard.py
 st.title("Compare two networks")
 st.markdown("Two networks side by side: totals, then parameters, mult-adds, output shape and receptive field of "
             "each part, matched by position (stem with stem, stage 1 with stage 1, …). Each side can be the "
             "network from **Build**, its plain twin, a preset, a spec file or a stored run; for runs, their "
             "training curves are overlaid below. The address bar keeps both choices.")
 
-current = state.spec()
+current = draft.spec()
 runs = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in compute.runs()}
+
+
+def network_choice(text: str) -> str:
+    """A side: ``build``, ``twin``, ``preset:<name>``, ``run:<id>`` or ``spec:<encoded spec>``."""
+    kind, _, rest = text.partition(":")
+    if text in ("build", "twin") or (kind == "preset" and rest in PRESETS) or (
+            kind == "run" and settings.RUN_ID.fullmatch(rest)):
+        return text
+    if kind == "spec":
+        decode_spec(rest)     # SpecError (a ValueError) names what is wrong
+        return text
+    raise ValueError("expected build, twin, preset:NAME, run:ID or spec:ENCODED")
+
+
+DEFAULTS = {"a": "build", "b": lambda net: "preset:resnet34" if net == PRESETS["resnet18"] else "preset:resnet18"}
+
+
+def use_file(side: str) -> None:
+    """on_change of a side's uploader: a valid spec becomes that side's network; a bad file says why."""
+    new = draft.read_upload(f"compare_{side}_upload")
+    if new is not None:
+        st.session_state[f"compare_{side}"] = "spec:" + encode_spec(new)
 
 
 def picker(side: str, column) -> str:
     key = f"compare_{side}"
-    choice = state.setting(key)
+    choice = settings.declare(key, side, DEFAULTS[side], network_choice)
     options = ["build", "twin", *(f"preset:{name}" for name in PRESETS), *(f"run:{i}" for i in runs)]
     if choice not in options:
         options.append(choice)          # a spec file, or a run from a link that this store may not have
     with column:
         st.selectbox(f"Network {side.upper()}", options, key=key, format_func=lambda c: compute.choice_label(c, runs))
         st.file_uploader(f"Or load a spec file as {side.upper()}", type=["json"], key=f"{key}_upload",
-                         on_change=state.compare_upload, args=(side,),
+                         on_change=use_file, args=(side,),
                          help="A JSON spec saved from Build or written by hand; checked before it is used.")
-        if st.session_state.get(f"{key}_error"):
-            st.error(st.session_state[f"{key}_error"])      # escaped in state.compare_upload
+        if st.session_state.get(f"{key}_upload_error"):
+            st.error(st.session_state[f"{key}_upload_error"])      # escaped in draft.read_upload
     return st.session_state[key]
 
 

@@ -8,15 +8,17 @@ import streamlit as st
 import archs
 from archs import SpecError
 from archs.sources import SourceError
+from archs.studies.experiments import depth_sweep_results, submit_depth_sweep
 from archs.training.limits import LimitError
 from archs.training.store import RunError
-from archs.training.experiments import depth_sweep_results, submit_depth_sweep
-from ui import charts, compute, fmt, identity, runs, state
+from ui import charts, compute, draft, fmt, identity, runs, settings
 
-DEPTHS = state.SWEEP_DEPTHS                          # He et al.'s CIFAR nets: 8, 14, ..., 110
+DEPTHS = tuple(6 * n + 2 for n in range(1, 19))      # He et al.'s CIFAR nets: 8, 14, ..., 110
+SWEEP = (8, 44)                                      # the depth range swept by default
+BATCHES = (2, 4, 8, 16, 32, 64)
 AUTO_SECONDS = 8.0                                   # measure without asking below this estimate
 
-state.init()  # idempotent; a server's very first request may open this page without dashboard.py
+settings.init()  # idempotent; a server's very first request may open this page without dashboard.py
 st.title("Gradients at initialisation")
 st.markdown(
     "One forward and backward pass on a random batch with random labels, straight after initialisation "
@@ -24,18 +26,18 @@ st.markdown(
     "loss gradient with respect to its weights, from the input (left) to the output (right). The dotted "
     "line is the **plain twin**, the same layers from the same seed without residual skips.")
 
-spec = state.spec()
+spec = draft.spec()
 controls = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
-state.setting("grad_batch")
-batch = controls[0].select_slider("Batch size", state.GRAD_BATCHES, key="grad_batch",
+settings.declare("grad_batch", "gbatch", 16, settings.one_of(BATCHES, int))
+batch = controls[0].select_slider("Batch size", BATCHES, key="grad_batch",
                                   help="Larger batches give smoother estimates and take longer.")
-state.setting("grad_seed")
+settings.declare("grad_seed", "gseed", 0, settings.int_in(0, 2**31 - 1))
 seed = int(controls[1].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="grad_seed",
                                     help="Same seed: same weights, inputs and labels."))
-state.setting("grad_norm")
+settings.declare("grad_norm", "gnorm", lambda current: current.norm == "batch", settings.flag)
 use_norm = controls[2].toggle("BatchNorm", key="grad_norm",
                               help="Off: the same network with no normalisation anywhere.")
-state.setting("grad_size")
+settings.declare("grad_size", "gsize", lambda current: current.input_size, settings.int_in(8, 1024))
 size_options = sorted({16, 32, 64, 96, 128, 224, spec.input_size})
 if st.session_state["grad_size"] not in size_options:
     st.session_state["grad_size"] = spec.input_size
@@ -122,7 +124,7 @@ with st.container(key="health_section"):               # one box, for a screensh
                 "initialisation.")
     trained_runs = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in compute.runs()
                     if r["has_weights"]}
-    state.setting("health_run")
+    settings.declare("health_run", "hrun", "", settings.optional(settings.RUN_ID, "a run id"))
     if st.session_state["health_run"] not in ("", *trained_runs):
         st.session_state["health_run"] = ""
     run_id = st.selectbox("Weights", ["", *trained_runs], key="health_run",
@@ -156,9 +158,18 @@ st.subheader("Depth sweep: residual vs plain", divider="gray")
 st.markdown("He et al.'s CIFAR-10 networks (a 3×3 conv, three stages of basic blocks at 16/32/64 channels) at "
             "several depths, with and without skips: the first conv's gradient norm over the last conv's. "
             "1 means the gradient reaches the input undiminished and unamplified.")
-state.setting("sweep_range")
+
+
+def depth_range(text: str) -> tuple[int, int]:
+    low, high = (int(part) for part in text.split("-"))
+    if low > high or low not in DEPTHS or high not in DEPTHS:
+        raise ValueError("expected two depths 6n+2 from 8 to 110, like 8-44")
+    return low, high
+
+
+settings.declare("sweep_range", "sweep", SWEEP, depth_range)
 # value= only makes it a range slider: the session's value (a link's, or the last one) takes precedence
-low, high = st.select_slider("Depths", DEPTHS, value=state.SETTINGS["sweep_range"].default, key="sweep_range",
+low, high = st.select_slider("Depths", DEPTHS, value=SWEEP, key="sweep_range",
                              help="Four depths evenly spread over this range are measured (6n+2 layers), each "
                                   "with and without skips, as runs of the executor: side by side on a cluster.")
 inside = [d for d in DEPTHS if low <= d <= high]
@@ -198,7 +209,8 @@ def sweep_view(key: tuple, group: str, was_measuring: bool) -> None:
     by = {(r["depth"], r["skip"]): r["ratio"] for r in results}
     depths = sorted({r["depth"] for r in results})
     st.markdown("  \n".join(
-        f"depth {d}: residual **{by.get((d, True), float('nan')):.3g}**, plain **{by.get((d, False), float('nan')):.3g}**"
+        f"depth {d}: residual **{by.get((d, True), float('nan')):.3g}**, "
+        f"plain **{by.get((d, False), float('nan')):.3g}**"
         for d in depths))
     swept_norm = "with BatchNorm" if key[3] else "without normalisation"
     st.caption(f"Ratios {swept_norm} (batch {key[1]}, seed {key[2]}). Above 1: the gradient grows toward the "

@@ -20,21 +20,21 @@ from archs.studies.families import CLAIMS
 from archs.studies.results import AXES, setting_points, stored_run_points, study_runs
 from archs.studies.space import parse_vary
 from archs.training.config import ConfigError, DataConfig, TrainConfig
-from archs.training.data import DATASETS, DataError
+from archs.training.data import DATASETS, DataError, check_data
 from archs.training.limits import LimitError
 from archs.training.store import RunError
-from ui import compute, fmt, identity, runs, state, study_charts
+from ui import compute, draft, fmt, identity, runs, settings, study_charts
 
 AXIS_NAMES = {"params": "Parameters", "mult_adds": "Mult-adds", "train_flops": "Training FLOPs",
               "train_seconds": "Training seconds"}
 STUDY_STATUS_SECONDS = 5.0
 
-state.init()
+settings.init()
 st.title("Studies")
 executor = runs.executor()
 store = executor.store
 me = identity.current()
-spec = state.spec()
+spec = draft.spec()
 st.caption("Each study's runs go through the executor like any run (" + runs.limits_caption(executor).rstrip(".")
            + "), driven by a process of its own, never this page: close it, the study goes on.")
 
@@ -58,7 +58,7 @@ def paths_for(net) -> list[str]:
 
 def start(definition: StudyDefinition) -> None:
     try:
-        definition.base()[2].check()
+        check_data(definition.base()[2])
         study_id = start_study(executor, definition, owner=me.owner, owner_name=me.name)
     except (SpecError, ConfigError, DataError, LimitError, RunError) as error:
         st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
@@ -164,14 +164,14 @@ def open_selection(points: list[dict], selection, key: str) -> None:
         run_spec = store.get(picked[0]).spec()
         cols = st.columns([1, 3], vertical_alignment="center")
         if cols[0].button("Open on the Build page", key=f"{key}_build", icon=":material/construction:"):
-            state.load(run_spec)
+            draft.load(run_spec)
             st.switch_page("pages/build.py")
         cols[1].markdown(f"[Link to this network](/?spec={archs.encode_spec(run_spec)}) · run `{picked[0]}`")
         return
     a, b = picked[:2]
     cols = st.columns([1, 3], vertical_alignment="center")
     if cols[0].button("Compare the two", key=f"{key}_compare", icon=":material/compare_arrows:"):
-        state.open_elsewhere({"compare_a": f"run:{a}", "compare_b": f"run:{b}"})
+        settings.assign({"compare_a": f"run:{a}", "compare_b": f"run:{b}"})
         st.switch_page("pages/compare.py")
     cols[1].markdown(f"[Link to this comparison](/compare?a=run:{a}&b=run:{b})")
 
@@ -240,9 +240,9 @@ def show_study(study_id: str, was_running: bool) -> None:
     if verdict:
         st.info(fmt.plain(verdict["statement"], 2000), icon=":material/gavel:")
     points = setting_points(study_runs(view, compute.run_spec_or_none), tuple(view["objectives"]))
-    state.setting("studies_x")
+    settings.declare("studies_x", "sx", "params", settings.one_of(AXES))
     x = st.segmented_control("Accuracy against", list(AXES), key="studies_x", format_func=AXIS_NAMES.get)
-    state.write_url()  # a fragment's rerun does not reach dashboard.py's: the address keeps the axis all the same
+    settings.write_url()  # a fragment's rerun does not reach dashboard.py's: the address keeps the axis all the same
     if points and x:
         selection = st.plotly_chart(study_charts.accuracy_vs_cost(points, x), key=f"study_chart_{study_id}",
                                     on_select="rerun", selection_mode=("points", "box"))
@@ -264,7 +264,7 @@ if not studies:
 else:
     labels = {r["id"]: f"{r['name']} · {r['kind']} · {r['status']} · {identity.describe(r['owner'], None)} · "
                        f"{r['id']}" for r in studies}
-    state.setting("studies_pick")
+    settings.declare("studies_pick", "study", "", settings.optional(settings.STUDY_ID, "a study id"))
     if st.session_state["studies_pick"] not in labels:
         st.session_state["studies_pick"] = next(iter(labels))
     picked = st.selectbox("Study", list(labels), key="studies_pick", format_func=labels.get)
@@ -276,7 +276,7 @@ else:
 # ------------------------------------------------------------------------------------------ every run
 st.subheader("Every stored run", anchor=False)
 st.caption("The newest 500 finished training runs, study or not: runs of one network on one budget are one point.")
-state.setting("studies_all_x")
+settings.declare("studies_all_x", "ax", "params", settings.one_of(AXES))
 all_x = st.segmented_control("Accuracy against", list(AXES), key="studies_all_x", format_func=AXIS_NAMES.get)
 rows = store.list_runs(kind="train", limit=500)
 all_points = setting_points(stored_run_points(rows, compute.run_spec_or_none, compute.costs), ("accuracy", all_x

@@ -17,7 +17,7 @@ from archs.training.limits import LimitError
 from archs.training.recipes import RECIPES
 from archs.training.request import RunRequest
 from archs.training.store import RunError, grad_heatmap
-from ui import fmt, identity, runs, state, train_charts
+from ui import draft, fmt, identity, runs, settings, train_charts
 from ui.train_form import apply_recipe, config_controls, field_control
 
 FOLDER = "folder"
@@ -27,9 +27,9 @@ MORE_FIELDS = ("schedule", "warmup_steps", "warmup_fraction", "weight_decay", "d
                "label_smoothing", "augment", "seed", "log_every", "grad_every", "eval_every", "eval_from", "amp",
                "channels_last", "compile")
 
-state.init()  # idempotent; the server's first request may open this page without dashboard.py
+settings.init()  # idempotent; the server's first request may open this page without dashboard.py
 st.title("Train")
-spec = state.spec()
+spec = draft.spec()
 executor = runs.executor()
 store = executor.store
 me = identity.current()
@@ -71,7 +71,7 @@ st.markdown(f"Trains **{fmt.plain(spec.name, 60)}** ({spec.num_params():,} param
 with st.container(border=True):
     st.subheader("Data", anchor=False)
     names = list(DATASETS) + [FOLDER]
-    state.sticky("train.data", "digits")
+    settings.sticky("train.data", "digits")
     data_cols = st.columns([2, 3, 1], vertical_alignment="bottom")
     source = data_cols[0].selectbox("Data set", names, key="train.data",
                                     format_func=lambda n: "Image folder…" if n == FOLDER else DATASETS[n].title)
@@ -81,7 +81,7 @@ with st.container(border=True):
     root, download, data_name = None, False, ""
     if source == FOLDER:
         found = image_folders()
-        state.sticky("train.folder", found[0] if found else None)
+        settings.sticky("train.folder", found[0] if found else None)
         chosen = st.session_state.get("train.folder")
         # a choice no longer (or never) offered stays visible, so Start refuses it rather than using another
         stale = [chosen] if isinstance(chosen, str) and chosen and chosen not in found else []
@@ -99,7 +99,7 @@ with st.container(border=True):
         data_name = source
         if DATASETS[source].source == "torchvision":
             if downloads_allowed():
-                state.sticky("train.download", False)
+                settings.sticky("train.download", False)
                 download = data_cols[2].checkbox("Download if missing", key="train.download",
                                                  help="Into the server's data folder; only where this machine "
                                                       "can reach the internet.")
@@ -111,14 +111,14 @@ with st.container(border=True):
 
 with st.container(border=True):
     st.subheader("Training", anchor=False)
-    state.sticky("train.recipe", "default")
+    settings.sticky("train.recipe", "default")
     recipe = st.selectbox("Recipe", list(RECIPES), key="train.recipe", on_change=apply_recipe,
                           args=("train", "train.recipe"), help="Fills the settings below (they stay editable): "
                           + " ".join(f"**{r.name}**: {r.description}" for r in RECIPES.values()))
     values = config_controls(TrainConfig, MAIN_FIELDS, "train", columns=3, special={"device": device_control})
     with st.expander("More settings"):
         values.update(config_controls(TrainConfig, MORE_FIELDS, "train", columns=3))
-    device_problem = device_ok(values["device"]) if executor.name == "local" else None
+    device_problem = device_ok(values["device"]) if executor.runs_here else None  # elsewhere, other devices
     if device_problem:
         st.warning(f"{fmt.plain(device_problem)}. Pick auto or cpu.", icon=":material/memory:")
 
@@ -150,7 +150,7 @@ def show_run(run_id: str, was_active: bool) -> None:
     except RunError:
         st.info("That run was deleted.")
         return
-    info = run.info()
+    info = run.row()
     queue = executor.queue()  # not the store's: a Ray executor's queue is Ray's
     info["queue_position"] = queue.index(run_id) + 1 if run_id in queue else None
     status_data = run.status()

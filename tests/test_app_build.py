@@ -3,11 +3,11 @@
 from dataclasses import replace
 
 import pytest
+from app_helpers import metric, network_query, open_app, run, stage_key, stem_key, texts
 
 import archs
 from archs import PRESETS
-from app_helpers import assert_clean, metric, open_app, run, stage_key, stem_key, texts, network_query
-from ui import state
+from ui import draft
 
 
 def shown_params(at) -> int:
@@ -33,9 +33,9 @@ def test_first_screen_explains_the_tool_and_shows_the_default_network():
     assert at.title[0].value == "Build a network"
     intro = texts(at.markdown)
     assert "Start from a preset" in intro and "Gradients" in intro
-    assert current(at) == PRESETS[state.DEFAULT_PRESET]
+    assert current(at) == PRESETS[draft.DEFAULT_PRESET]
     assert metric(at, "Parameters") == "269,722"
-    assert network_query(at) == {"preset": state.DEFAULT_PRESET}
+    assert network_query(at) == {"preset": draft.DEFAULT_PRESET}
     assert not at.warning
 
 
@@ -121,7 +121,7 @@ def test_changing_a_stage_type_keeps_the_shared_fields():
 
 def test_empty_network_then_a_stage():
     at = open_app()
-    run(at.selectbox(key="start_from").select(state.EMPTY))
+    run(at.selectbox(key="start_from").select(draft.EMPTY))
     assert current(at).stages == () and current(at).stem == ()
     assert metric(at, "Parameters") == "40"
     run(at.button(key="add_stage").click())

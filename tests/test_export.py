@@ -8,12 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from run_fakes import FakeRun, install, trained_like
 from torch import nn
 
 from archs import PRESETS, NetSpec, build_model
 from archs.cli import main
-from archs.export import ExportError, _onnx_bytes, export, export_bytes, file_stem, generate_code
-from run_fakes import FakeRun, install, trained_like
+from archs.export import ExportError, export, export_bytes, file_stem, generate_code
+from archs.export.formats import _onnx_bytes
 
 
 def small(name: str) -> NetSpec:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_fakes import trained_like
 
 from archs import PRESETS, NetSpec, build_model
 from archs.cli import main
 from archs.export import FORMATS, ExportError, export, export_bytes, file_stem, generate_code
-from run_fakes import trained_like
 
 PAYLOAD = 'import os;open("PWNED","w");os.environ["ARCHS_PWNED"]="1"'
 SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")

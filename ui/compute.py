@@ -146,8 +146,8 @@ def run_health(run_id: str, batch_size: int, seed: int, _owner: str, _owner_name
                ) -> tuple[ActivationHealth, ActivationHealth]:
     """A stored run's activation health, trained and at initialisation, measured by a worker of the local
     executor (the run's data is read there, never in this server); kept here once measured."""
+    from archs.studies.experiments import measure_run_health
     from archs.training.executors import get_executor
-    from archs.training.experiments import measure_run_health
 
     return measure_run_health(get_executor("local"), run_id, batch_size, seed, owner=_owner, owner_name=_owner_name)
 
@@ -208,7 +208,7 @@ def health_table(curves) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ Compare's choices
 def chosen_network(choice: str, current: NetSpec) -> tuple[NetSpec, str, str | None]:
-    """A Compare side (see ``state.parse_network_choice``) as (network, label, run id or None). Raises
+    """A Compare side (see ``network_choice`` in pages/compare.py) as (network, label, run id or None). Raises
     SpecError or SourceError (both ValueErrors) for a spec or run that cannot be read."""
     kind, _, rest = choice.partition(":")
     if choice == "build":

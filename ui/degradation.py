@@ -1,5 +1,5 @@
 """The degradation experiment of He et al. (2016, Fig. 1) as one section of the Train page: one click queues
-the four CIFAR nets (plain and residual, 20 and 56 layers) through :mod:`archs.training.experiments` on one fixed
+the four CIFAR nets (plain and residual, 20 and 56 layers) through :mod:`archs.studies.experiments` on one fixed
 step budget; their curves are then plotted together with the library's verdicts.
 
 The runs are ordinary runs of the run store in one group, so they survive reloads and show on the Runs page.
@@ -11,14 +11,19 @@ from dataclasses import replace
 
 import streamlit as st
 
+from archs.studies.experiments import (
+    DEGRADATION_PRESETS,
+    DegradationSettings,
+    degradation_summary,
+    latest_degradation,
+    submit_degradation,
+)
 from archs.training.config import ACTIVE_STATUSES, ConfigError
 from archs.training.data import DataError
-from archs.training.experiments import (DEGRADATION_PRESETS, DegradationSettings, degradation_summary,
-                                        latest_degradation, submit_degradation)
 from archs.training.limits import LimitError
 from archs.training.store import RunError
 
-from . import fmt, runs, state, train_charts
+from . import fmt, runs, settings, train_charts
 
 NETS = DEGRADATION_PRESETS
 DEFAULTS = DegradationSettings()
@@ -51,21 +56,21 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
         "showed both effects; He et al.'s SGD showed the plain gap but, this early, left resnet-56 above "
         "resnet-20.")
     cols = st.columns([2, 2, 3], vertical_alignment="bottom")
-    state.sticky("deg.steps", DEFAULTS.steps)
+    settings.sticky("deg.steps", DEFAULTS.steps)
     steps = cols[0].select_slider("Steps per net", BUDGETS, key="deg.steps",
                                   help="A fixed budget of optimizer steps for each of the four nets.")
-    state.sticky("deg.recipe", next(iter(RECIPES)))
+    settings.sticky("deg.recipe", next(iter(RECIPES)))
     recipe = cols[1].selectbox("Optimizer", list(RECIPES), key="deg.recipe",
                                help="He et al. used SGD at 0.1 (0.01 for the first steps of their deepest nets).")
     go = cols[2].button("Run the experiment", key="deg_start", icon=":material/science:", disabled=not data_name)
     if go:
         try:
             optimizer, lr, weight_decay = RECIPES[recipe]
-            settings = DegradationSettings(data=data_name, root=root, steps=int(steps), lr=lr, optimizer=optimizer,
-                                           weight_decay=weight_decay, batch_size=int(values["batch_size"]),
-                                           seed=int(values["seed"]))
-            data = replace(settings.data_config(), download=download)
-            submit_degradation(executor, settings, data_config=data, owner=me.owner, owner_name=me.name)
+            experiment = DegradationSettings(data=data_name, root=root, steps=int(steps), lr=lr, optimizer=optimizer,
+                                             weight_decay=weight_decay, batch_size=int(values["batch_size"]),
+                                             seed=int(values["seed"]))
+            data = replace(experiment.data_config(), download=download)
+            submit_degradation(executor, experiment, data_config=data, owner=me.owner, owner_name=me.name)
             st.toast("Started: a study of the four nets (on the Studies page too).")
             st.rerun()
         except (DataError, ConfigError, LimitError, RunError) as error:

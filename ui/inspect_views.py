@@ -10,7 +10,7 @@ from archs import NetSpec
 from archs.export import FORMATS, ExportError
 from archs.sources import SourceError
 
-from . import charts, compute, fmt, state
+from . import charts, compute, fmt, settings
 
 REPEATS = (3, 5, 10)
 FORMAT_HELP = {
@@ -50,12 +50,12 @@ def measured_cost(spec: NetSpec, batch: int) -> None:
                "a warm-up run.")
     devices = archs.available_devices()
     cols = st.columns([2, 2, 3], vertical_alignment="bottom")
-    state.sticky("cost_device", devices[-1])
+    settings.sticky("cost_device", devices[-1])
     if st.session_state["cost_device"] not in devices:
         st.session_state["cost_device"] = devices[0]
     device = cols[0].selectbox("Device", devices, key="cost_device",
                                help="Where to measure: this machine's CPU, or its GPU where there is one.")
-    state.sticky("cost_repeats", 5)
+    settings.sticky("cost_repeats", 5)
     repeats = cols[1].selectbox("Repeats", REPEATS, key="cost_repeats", help="Timed runs after the warm-up.")
     cols[2].caption(f"Batch {batch} (set above), input {fmt.shape(compute.summary(spec).input_shape)}.")
     report = compute.cached_cost(spec, batch, device, repeats)
@@ -120,14 +120,14 @@ def export(spec: NetSpec) -> None:
     runs = [r for r in compute.runs() if r.get("has_weights")]
     labels = {r["id"]: f"{r['label']} · {r['status']} · {r['id']}" for r in runs}
     cols = st.columns([3, 2], vertical_alignment="bottom")
-    state.sticky("export_source", "")
+    settings.sticky("export_source", "")
     if st.session_state["export_source"] not in ("", *labels):
         st.session_state["export_source"] = ""
     run_id = cols[0].selectbox(
         "Weights", ["", *labels], key="export_source",
         format_func=lambda i: labels.get(i, "This network, initialised (seed 0)"),
         help="A stored run exports its own network with its trained weights.") or None
-    state.sticky("export_format", "code")
+    settings.sticky("export_format", "code")
     fmt_name = cols[1].selectbox("Format", FORMATS, key="export_format", help=FORMAT_HELP["code"])
     st.caption(FORMAT_HELP[fmt_name])
     try:

@@ -68,9 +68,10 @@ def grad_heatmap(matrix: dict, height: int | None = None) -> go.Figure:
     for row in matrix["values"]:
         z.append([math.log10(v) if isinstance(v, (int, float)) and v > 0 and math.isfinite(v) else None
                   for v in row])
-    raw = [[("%.3g" % v) if isinstance(v, (int, float)) else "–" for v in row] for row in matrix["values"]]
+    raw = [[f"{v:.3g}" if isinstance(v, (int, float)) else "–" for v in row] for row in matrix["values"]]
     fig = go.Figure(go.Heatmap(
-        x=steps, y=list(range(len(layers))), z=z, customdata=[[[name, r] for r in row] for name, row in zip(layers, raw)],
+        x=steps, y=list(range(len(layers))), z=z,
+        customdata=[[[name, r] for r in row] for name, row in zip(layers, raw)],
         colorscale="Viridis", colorbar=dict(title="log₁₀ ‖∇W‖"),
         hovertemplate="layer %{customdata[0]}<br>step %{x}<br>‖∇W‖ = %{customdata[1]}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="depth (input → output)",

@@ -11,7 +11,7 @@ import streamlit as st
 
 from archs import FieldInfo, spec_fields
 
-from . import state
+from . import settings
 
 
 def _label(info: FieldInfo) -> str:
@@ -21,7 +21,7 @@ def _label(info: FieldInfo) -> str:
 def field_control(info: FieldInfo, key: str, where: Any = st,
                   format_choice: Callable[[Any], str] | None = None) -> Any:
     """Draw the control for one field (its value kept across pages under ``key``); return its value."""
-    state.sticky(key, info.default)
+    settings.sticky(key, info.default)
     common = dict(label=_label(info), help=info.help, key=key)
     if info.kind == "choice":
         return where.selectbox(options=list(info.choices), format_func=format_choice or str, **common)
@@ -41,9 +41,7 @@ def apply_recipe(prefix: str, recipe_key: str) -> None:
     recipe = RECIPES.get(st.session_state.get(recipe_key))
     if recipe is None:
         return
-    for name, value in recipe.settings.items():
-        st.session_state[f"{prefix}.{name}"] = value
-        st.session_state[f"_keep.{prefix}.{name}"] = value
+    settings.assign({f"{prefix}.{name}": value for name, value in recipe.settings.items()})
 
 
 def config_controls(cls: type, names: Iterable[str], prefix: str, columns: int = 3,

@@ -1,0 +1,40 @@
+"""``python -m archs export``: the command line of the exporter (registered by archs.cli)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..fields import SpecError
+from ..sources import SourceError, resolve
+from .formats import FORMATS, export
+from .names import ExportError, escaped
+
+
+def add_parser(sub) -> None:
+    """``python -m archs export SPEC_OR_RUN --format … --out DIR`` (registered by archs.cli)."""
+    p = sub.add_parser("export", help="write a network as PyTorch code, ONNX, .pt or safetensors",
+                       description="Export a preset, a JSON spec file or a stored run (with its trained weights). "
+                                   "Every format also writes the spec as <name>.json.")
+    p.add_argument("spec", metavar="SPEC_OR_RUN", help="a preset name, a JSON spec file, or a run id")
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="code: a .py needing only torch, plus its weights as .pt; onnx; pt; safetensors")
+    p.add_argument("--out", required=True, help="folder to write to (created if missing)")
+    p.add_argument("--name", help="file name (default: the network's name)")
+    p.set_defaults(run=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    try:
+        source = resolve(args.spec)
+        paths = export(source.spec, args.format, args.out, state_dict=source.weights(), name=args.name)
+    except (SpecError, SourceError, ExportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: cannot write to {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    weights = f"trained weights of run {source.run_id}" if source.run_id else "weights initialised from seed 0"
+    print(f"{escaped(source.spec.name)} ({weights}):")
+    for path in paths:
+        print(f"  {path}")
+    return 0
