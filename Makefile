@@ -19,7 +19,7 @@ SERVE_FLAGS := --server.headless true --browser.gatherUsageStats false --server.
 IMAGE      ?= localhost/archs-lab:test
 IMAGE_BASE ?= localhost/archs-base:bookworm
 
-.PHONY: run serve test install install-test browser bench image-test
+.PHONY: run serve test lint install install-test browser bench image-test
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ run: install
 serve: install
 	$(PY) -m streamlit run dashboard.py $(SERVE_FLAGS) --server.address $(HOST) --server.port $(PORT)
 
-test: install-test browser
+test: install-test browser lint
 	$(PY) -m pytest -q
+
+# Before the tests: the style (ruff.toml) and the one-way imports (.importlinter; a loop fails with its path).
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: install-test
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -27,9 +27,6 @@ class Network(nn.Sequential):
         super().__init__(children)
         self.spec = spec
 
-    def stage_names(self) -> list[str]:
-        return [name for name in self._modules if name.startswith("stage")]
-
 
 def build_model(spec: NetSpec, input_size: tuple[int, int] | int | None = None, *,
                 init_weights: bool = True, max_params: int | None = None) -> Network:

@@ -6,28 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from .fields import SpecError
-
-
-def load_spec(name_or_path: str):
-    """A preset name, or the path of a JSON spec file."""
-    from .presets import PRESETS
-    from .spec import NetSpec
-
-    if name_or_path in PRESETS:
-        return PRESETS[name_or_path]
-    path = Path(name_or_path)
-    if path.suffix.lower() == ".json" or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise SpecError(f"{name_or_path}: cannot read the spec file ({error.strerror})") from None
-        except UnicodeDecodeError:
-            raise SpecError(f"{name_or_path}: the spec file is not UTF-8 text") from None
-        return NetSpec.from_json(text)
-    raise SpecError(f"unknown preset {name_or_path!r} and no such file (presets: {', '.join(PRESETS)})")
 
 
 def _input_size(text: str | None) -> tuple[int, ...] | None:
@@ -43,7 +23,7 @@ def _input_size(text: str | None) -> tuple[int, ...] | None:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from .presets import PRESETS
+    from .presets import PRESETS  # heavy (torch), as in every command below: `archs runs` imports none of it
 
     rows = [{"name": name, "params": spec.num_params(), "input": [spec.in_channels, spec.input_size,
                                                                   spec.input_size], "classes": spec.num_classes}
@@ -59,7 +39,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 def _cmd_summary(args: argparse.Namespace) -> int:
     from .inspect import summarize
-
+    from .presets import load_spec
     from .receptive import receptive_fields
 
     summary = summarize(load_spec(args.spec), _input_size(args.input), batch_size=args.batch)
@@ -81,10 +61,11 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_grads(args: argparse.Namespace) -> int:
+def _cmd_gradients(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .inspect import gradient_profile
+    from .presets import load_spec
 
     spec = load_spec(args.spec)
     dims = _input_size(args.input)
@@ -105,8 +86,9 @@ def _cmd_grads(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # heavy (torch): the whole parser is built only for commands other than `runs` (see _light_parser)
     from .cost import add_parser as add_cost_parser
-    from .export import add_parser as add_export_parser
+    from .export.cli import add_parser as add_export_parser
     from .studies.cli import add_parser as add_study_parser
     from .training.cli import add_parsers as add_training_parsers
 
@@ -116,13 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_presets)
     for name, run, help_text in (("summary", _cmd_summary, "layer table and totals (torchinfo)"),
-                                 ("grads", _cmd_grads, "gradient norm per layer at initialisation")):
-        p = sub.add_parser(name, help=help_text)
+                                 ("gradients", _cmd_gradients, "gradient norm per layer at initialisation")):
+        # `grads`: the command's first name, kept for scripts
+        p = sub.add_parser(name, help=help_text, aliases=["grads"] if name == "gradients" else [])
         p.add_argument("spec", help="a preset name or a JSON spec file")
         p.add_argument("--input", help="input size as C,H,W (default: the spec's)")
         p.add_argument("--batch", type=int, default=1 if name == "summary" else 16)
         p.add_argument("--json", action="store_true", help="print one JSON object")
-        if name == "grads":
+        if name == "gradients":
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(run=run)
     add_training_parsers(sub)

@@ -36,6 +36,7 @@ from torch import nn
 
 from .builder import build_model
 from .inspect import parse_input_size, summarize
+from .presets import load_spec
 from .spec import NetSpec
 
 __all__ = ["PartCost", "CostReport", "measure_cost", "cached_cost", "available_devices"]
@@ -431,7 +432,6 @@ def _cmd_cost(args) -> int:
     import json
     import sys
 
-    from .cli import load_spec
 
     if args.repeats < 1:
         print("error: --repeats: must be >= 1", file=sys.stderr)

@@ -27,10 +27,6 @@ class StageDiff:
         return self.params_b - self.params_a
 
     @property
-    def mult_adds_delta(self) -> int:
-        return self.mult_adds_b - self.mult_adds_a
-
-    @property
     def same_shape(self) -> bool:
         return self.shape_a == self.shape_b
 

@@ -127,7 +127,8 @@ def _summarize(spec: NetSpec, shape: tuple[int, int, int], batch_size: int) -> S
                              tuple(info.output_size), info.num_params, mult_adds,
                              info.trainable_params == info.num_params, info.is_leaf_layer))
     stages = tuple(StageTotal(r.name, plans[r.name].type_name, plans[r.name].label, r.output_shape, r.params,
-                              r.mult_adds) for r in rows if r.depth == 1 and r.name in plans)  # an empty stem has no plan
+                              r.mult_adds)
+            for r in rows if r.depth == 1 and r.name in plans)  # an empty stem has no plan
     return Summary(spec, shape, batch_size, tuple(rows), stages, stats.total_params, stats.trainable_params,
                    stats.total_mult_adds, stats.total_output_bytes, stats.total_param_bytes)
 

@@ -3,10 +3,13 @@ He et al.'s CIFAR-10 nets. Tests check every parameter count against a reference
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .fields import SpecError
 from .spec import HeadSpec, NetSpec
 from .stages import DenseSpec, InceptionSpec, PlainSpec, ResidualSpec
 
-__all__ = ["PRESETS", "register_preset", "cifar_resnet"]
+__all__ = ["PRESETS", "cifar_resnet", "load_spec", "register_preset"]
 
 PRESETS: dict[str, NetSpec] = {}
 
@@ -16,6 +19,22 @@ def register_preset(name: str, spec: NetSpec) -> NetSpec:
         raise ValueError(f"preset {name!r} is already registered")
     PRESETS[name] = spec
     return spec
+
+
+def load_spec(name_or_path: str) -> NetSpec:
+    """A preset name, or the path of a JSON spec file (the command line's ``SPEC`` argument)."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix.lower() == ".json" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise SpecError(f"{name_or_path}: cannot read the spec file ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"{name_or_path}: the spec file is not UTF-8 text") from None
+        return NetSpec.from_json(text)
+    raise SpecError(f"unknown preset {name_or_path!r} and no such file (presets: {', '.join(PRESETS)})")
 
 
 # 7x7/2 conv + norm + act, then a 3x3/2 max-pool: the ImageNet stem of ResNet and DenseNet

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .fields import SpecError
-from .presets import PRESETS
+from .presets import PRESETS, load_spec
 from .spec import NetSpec
 
 __all__ = ["Source", "SourceError", "resolve", "list_runs", "run_spec", "run_weights", "run_metrics", "run_label"]
@@ -92,7 +92,7 @@ def run_metrics(run_id: str) -> list[dict]:
 
 
 def run_label(run_id: str) -> str:
-    info = _open_run(run_id).info()
+    info = _open_run(run_id).row()
     return f"{info.get('label') or run_id} ({run_id[-6:]})"
 
 
@@ -102,7 +102,6 @@ def run_source(run_id: str) -> Source:
 
 def resolve(name: str) -> Source:
     """A preset name, the path of a JSON spec file, or the id of a stored run."""
-    from .cli import load_spec
 
     if name in PRESETS or name.lower().endswith(".json") or Path(name).exists():
         return Source(load_spec(name), Path(name).stem if name not in PRESETS else name)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from archs.training.config import ACTIVE_STATUSES, FINAL_STATUSES
+from archs.training.config import ACTIVE_STATUSES
 
 __all__ = ["RunStore"]
 

@@ -89,9 +89,8 @@ def bench_browser(batch: int, repeats: int) -> None:
     if chromium is None:
         print("browser: skipped, no chromium on PATH")
         return
-    from playwright.sync_api import sync_playwright
-
     from _server import dashboard_server
+    from playwright.sync_api import sync_playwright
 
     idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
     with dashboard_server() as url:

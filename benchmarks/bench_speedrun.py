@@ -26,10 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_train import article_loop  # noqa: E402
+
 from archs.training.data import load_dataset  # noqa: E402
 from archs.training.device import resolve_device  # noqa: E402
 from archs.training.speedrun import SPEEDRUNS, run_speedrun  # noqa: E402
-from bench_train import article_loop  # noqa: E402
 
 SHARE = {"mnist": 0.25, "fashion-mnist": 0.5}  # of one article epoch
 

@@ -38,6 +38,7 @@ import archs  # noqa: E402
 from archs.studies.definition import StudyDefinition, plan_trials, trial_request  # noqa: E402
 from archs.studies.driver import start_study, study_view  # noqa: E402
 from archs.training import DataConfig, RunStore, TrainConfig  # noqa: E402
+from archs.training.data import check_data  # noqa: E402
 from archs.training.executors.local import LocalExecutor  # noqa: E402
 from archs.training.limits import Limits  # noqa: E402
 
@@ -167,7 +168,7 @@ def main() -> int:
         print(f"sampler for several objectives, {trials} trials (median hypervolume on ZDT1, 10 seeds): "
               + ", ".join(f"{name} {v:.3f}" for name, v in volumes.items()), flush=True)
     data = DataConfig(name="fashion-mnist", root=str(Path(args.data_root).resolve()), test_limit=2000)
-    data.check()
+    check_data(data)
     definition = sweep(data, args.steps)
     n = len(plan_trials(definition))
     overheads, trial_times = [], []

@@ -121,8 +121,8 @@ def stop_latency(page, store: RunStore) -> float:
 
 def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
-    from test_serve import Server
     from test_browser import settle
+    from test_serve import Server
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)

@@ -99,7 +99,9 @@ class D2LInception(nn.Module):
 
 
 def d2l_googlenet():
-    pool = lambda: nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    def pool():
+        return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
     b1 = nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3), nn.ReLU(), pool())
     b2 = nn.Sequential(nn.Conv2d(64, 64, kernel_size=1), nn.ReLU(), nn.Conv2d(64, 192, kernel_size=3, padding=1),
                        nn.ReLU(), pool())

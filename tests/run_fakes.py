@@ -63,7 +63,7 @@ class FakeRun:
     def metrics(self) -> list[dict]:
         return list(self._metrics)
 
-    def info(self) -> dict:
+    def row(self) -> dict:
         return {"id": self.id, "label": self._label, "network": self._spec.name, "data": "digits",
                 "status": self._status}
 
@@ -75,7 +75,7 @@ class FakeStore:
         self.runs = {run.id: run for run in runs}
 
     def list_runs(self, kind: str | None = None) -> list[dict]:
-        return [run.info() for run in self.runs.values()]
+        return [run.row() for run in self.runs.values()]
 
     def get(self, run_id: str) -> FakeRun:
         if run_id not in self.runs:

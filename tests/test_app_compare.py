@@ -3,11 +3,11 @@
 from dataclasses import replace
 
 import pytest
+from app_helpers import metric, open_app, run, texts
+from run_fakes import FakeRun, curve, install_for_app
 
 import archs
 from archs import PRESETS, plain_twin
-from app_helpers import metric, open_app, run, texts
-from run_fakes import FakeRun, curve, install_for_app
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 import time
 
 from app_helpers import open_app, run, texts
+
 from archs.training import RunStore
 
 

@@ -4,10 +4,10 @@ health, driven through AppTest."""
 import json
 
 import pytest
-
-from archs import PRESETS
 from app_helpers import metric, open_app, run, texts
 from run_fakes import FakeRun, install_for_app, trained_like
+
+from archs import PRESETS
 
 
 @pytest.fixture(autouse=True)

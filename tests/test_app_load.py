@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-import archs
 from app_helpers import open_app, run, texts
-from archs.training import RunStore
-
 from test_app_train import stop_all, tiny_spec
+
+import archs
+from archs.training import RunStore
 
 SESSIONS = 8
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from app_helpers import open_app, run, texts
-from archs.training import RunStore
 from test_app_train import stop_all
+
+from archs.training import RunStore
 
 
 @pytest.fixture

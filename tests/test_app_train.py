@@ -9,17 +9,15 @@ as a reload of the same browser tab would.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
 import pytest
+from app_helpers import assert_clean, open_app, run, stop_all, texts
 
 import archs
+from archs.studies.experiments import DegradationSettings
 from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
-from archs.training.executors import get_executor
-from archs.training.experiments import DegradationSettings
-from app_helpers import assert_clean, open_app, run, stop_all, texts
 from ui.identity import owner_of_token
 
 SESSION = "a-test-session-key-0001"  # the ?session= of one browser tab
@@ -106,6 +104,7 @@ def test_a_tiny_run_shows_progress_curves_and_then_lists_and_deletes_on_the_runs
     assert frame["Steps"][0] == 12
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Spec (JSON)", "Weights (.pt)", "Metrics (CSV)"]
+    assert f"run {frame['Id'][0]} starts in process" in texts(at.code)  # its worker's log, for its owner
 
     run(at.button(key="runs_delete").click())
     assert "for good" in texts(at.warning)
@@ -253,9 +252,13 @@ def test_a_run_that_failed_shows_why_on_the_train_and_runs_pages(runs_dir):
     run_.write_status(status="failed", error="RuntimeError: boom: a bug inside the model at step 3")
     at = open_page("train")
     assert status(at) == "failed" and "boom: a bug inside the model" in texts(at.error)
+    (run_.path / "worker.log").write_text("UserWarning: /srv/archs/data is slow\n")
     run(at.switch_page("pages/runs.py"))
     assert list(at.dataframe[0].value["Status"]) == ["failed"]
     assert "boom: a bug inside the model at step 3" in texts(at.error)
+    assert "UserWarning: /srv/archs/data is slow" in texts(at.code)  # the log, to its owner
+    stranger = open_page("runs", session="someone-else-entirely-01")
+    assert "/srv/archs" not in texts(stranger.code) and "only they can read its log" in texts(stranger.caption)
 
 
 def test_server_limits_show_where_they_bite(runs_dir, monkeypatch):

@@ -9,10 +9,10 @@ import re
 import time
 
 import pytest
-
-from archs.training import RunStore
 from test_browser import CHROMIUM, EXCEPTION, SHOTS, launch, settle, sync_api  # (skips without chromium)
 from test_serve import Server
+
+from archs.training import RunStore
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
 USERS = 4
@@ -39,7 +39,7 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
         browser = launch(p)
         try:
             pages = []
-            for n, session in enumerate(sessions):
+            for session in sessions:
                 page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
                 page.goto(f"{server.url}/?preset=cifar-resnet20&session={session}")
                 settle(page, timeout=120_000)

@@ -7,10 +7,10 @@ import re
 import time
 
 import pytest
-
-from archs.training import RunStore
 from test_browser import CHROMIUM, EXCEPTION, SHOTS, launch, settle, sync_api  # (skips without chromium)
 from test_serve import Server
+
+from archs.training import RunStore
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from test_train import tiny_data, tiny_model
 
 from archs.training.config import TrainConfig
 from archs.training.loop import train
-from test_train import tiny_data, tiny_model
 
 CONFIG = TrainConfig(epochs=2, batch_size=16, optimizer="sgd", lr=0.05, schedule="constant", augment="none",
                      log_every=1, grad_every=0, device="cpu", amp="off")  # bf16 would round 8 and 16 images apart

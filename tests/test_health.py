@@ -91,10 +91,11 @@ def health_request(run, data):
 
 
 def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(tmp_path):
+    from run_fakes import trained_like
+
     from archs.health import ActivationHealth
     from archs.training import DataConfig, RunRequest, RunStore, execute_request
     from archs.training.request import MemoryRecorder
-    from run_fakes import trained_like
 
     spec = PRESETS["seed004-resnet"]
     weights = trained_like(spec, seed=2)
@@ -121,9 +122,8 @@ def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(tmp_path
 
 
 def test_a_real_stored_run_is_measured_on_its_own_test_images(tmp_path, monkeypatch):
-    from archs.training import DataConfig, RunRequest, RunStore, TrainConfig, execute_request
-
     from archs.health import ActivationHealth
+    from archs.training import DataConfig, RunRequest, RunStore, TrainConfig, execute_request
     from archs.training.request import MemoryRecorder
 
     spec = PRESETS["seed002-inception"]
@@ -131,7 +131,7 @@ def test_a_real_stored_run_is_measured_on_its_own_test_images(tmp_path, monkeypa
     data = DataConfig(name="digits", test_limit=40)
     run = store.create(RunRequest(spec, TrainConfig(max_steps=3, batch_size=16, grad_every=0), data,
                                   owner="session:trainer"))
-    assert execute_request(run.request(), run)["status"] == "completed"
+    assert execute_request(RunRequest.from_run(run), run)["status"] == "completed"
     request = RunRequest(spec, TrainConfig(batch_size=8, seed=0), data, kind="health", source_run=run.id,
                          owner="session:viewer")
     status = execute_request(request, MemoryRecorder(), store=store)

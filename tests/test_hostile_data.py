@@ -9,21 +9,21 @@ the library looked for torchvision data sets beside the data folder too.
 
 from __future__ import annotations
 
+import builtins
 import os
 import pickle
 import re
 import subprocess
 from pathlib import Path
 
-import builtins
 import numpy as np
 import pytest
+from app_helpers import assert_clean, open_app, run, stop_all, texts
 
 import archs
 from archs.training import DataConfig, MemoryRecorder, RunRequest, RunStore, TrainConfig, execute_request
-from archs.training.data import DataError, check_dataset, load_dataset
+from archs.training.data import DataError, check_data, check_dataset, load_dataset
 from archs.training.executors import get_executor
-from app_helpers import assert_clean, open_app, run, stop_all, texts
 
 CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 
@@ -130,7 +130,7 @@ def test_a_relative_folder_that_escapes_the_data_dir_is_refused_alike_whether_or
     for name in outside_names(tmp_path):
         config = DataConfig(name=f"folder:{name}")  # as a stored request may hold it
         with pytest.raises(DataError) as checked:
-            config.check()
+            check_data(config)
         with pytest.raises(DataError) as loaded:
             load_dataset(config.name, cache=False)
         for error in (checked.value, loaded.value):
@@ -174,7 +174,7 @@ def test_torchvision_data_sets_are_not_looked_for_beside_the_data_dir(tmp_path, 
     (tmp_path / "data").mkdir()
     monkeypatch.setenv("ARCHS_DATA_DIR", str(tmp_path / "data"))
     with pytest.raises(DataError, match="not found"):
-        DataConfig(name=name).check()
+        check_data(DataConfig(name=name))
 
 
 # ---------------------------------------------------------------------------------------------- the page

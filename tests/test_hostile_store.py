@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_runs import wait_until
 
 import archs
 from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
@@ -28,7 +29,6 @@ from archs.training.executors.local import LocalExecutor, _Supervisor
 from archs.training.limits import LimitError, Limits
 from archs.training.request import MemoryRecorder, execute_request
 from archs.training.store import RunError
-from test_runs import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "runs_v1"
@@ -184,7 +184,7 @@ def test_a_sweep_counts_against_the_limits_and_is_refused_whole(tmp_path):
     their runs goes through the run limits like any other (a full queue makes a trial wait, not fail)."""
     from archs.studies.definition import StudyDefinition
     from archs.studies.driver import StudyDriver, start_study
-    from archs.training.experiments import submit_depth_sweep
+    from archs.studies.experiments import submit_depth_sweep
 
     store = RunStore(tmp_path / "runs")
     ex = Parked(store, Limits(max_concurrent=1, max_queued_per_owner=1, max_trials_per_study=6,
@@ -226,7 +226,7 @@ def test_a_stored_request_naming_code_imports_nothing(tmp_path, monkeypatch):
                      (json.dumps({**json.loads(conn.execute("SELECT settings FROM runs WHERE id = ?",
                                                             (run.id,)).fetchone()[0]),
                                   "model_factory": "evil_factory:build"}), run.id))
-    assert execute_request(run.request(), MemoryRecorder())["status"] == "completed" and not marker.exists()
+    assert execute_request(RunRequest.from_run(run), MemoryRecorder())["status"] == "completed" and not marker.exists()
 
 
 # ------------------------------------------------------------------------------------------ the supervisor
@@ -312,7 +312,7 @@ def test_a_stored_runs_activation_health_is_measured_in_a_worker(tmp_path, monke
 
     import archs.training.data
     from archs.health import activation_stats
-    from archs.training.experiments import measure_run_health
+    from archs.studies.experiments import measure_run_health
     from archs.training.request import sample_test_batch
 
     store = RunStore(tmp_path / "runs")

@@ -8,8 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from archs import (PRESETS, DenseSpec, NetSpec, PlainSpec, ResidualSpec, build_model, gradient_norms,
-                   gradient_profile, plain_twin, summarize)
+from archs import (
+    PRESETS,
+    build_model,
+    gradient_norms,
+    gradient_profile,
+    plain_twin,
+    summarize,
+)
 from archs.stages.residual import ResidualBlock
 
 

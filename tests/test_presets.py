@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from reference_nets import REFERENCES
 from torch import nn
 
 from archs import PRESETS, NetSpec, build_model
-from reference_nets import REFERENCES
 
 EXPECTED_PARAMS = {
     "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "densenet121": 7_978_856,

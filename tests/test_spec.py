@@ -9,8 +9,19 @@ import pytest
 from torch import nn
 
 import archs
-from archs import (PRESETS, DenseSpec, HeadSpec, NetSpec, PlainSpec, ResidualSpec, SpecError, build_model,
-                   decode_spec, encode_spec, spec_fields)
+from archs import (
+    PRESETS,
+    DenseSpec,
+    HeadSpec,
+    NetSpec,
+    PlainSpec,
+    ResidualSpec,
+    SpecError,
+    build_model,
+    decode_spec,
+    encode_spec,
+    spec_fields,
+)
 
 
 def preset_dict(name="cifar-resnet20"):

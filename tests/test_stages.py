@@ -34,9 +34,9 @@ INCEPTION_VARIANTS = [
         (1, 3, 5, 2, "max", 0, True, False, True, "avg"), (3, 0, 3, 0, "avg", 2, False, True, False, "none")]
 ]
 PLAIN_VARIANTS = [
-    PlainSpec(layers=l, channels=6, kernel_size=k, stride=s, padding=k // 2 if same else 0, conv_bias=bias, norm=n,
+    PlainSpec(layers=depth, channels=6, kernel_size=k, stride=s, padding=k // 2 if same else 0, conv_bias=bias, norm=n,
               activation=a, pool=pool, pool_kernel=2, pool_stride=2, activation_after_pool=late)
-    for l, k, s, same, bias, n, a, pool, late in [
+    for depth, k, s, same, bias, n, a, pool, late in [
         (1, 3, 1, True, False, True, True, "none", False), (2, 5, 2, False, True, False, True, "max", True),
         (3, 1, 1, True, True, True, False, "avg", False), (1, 7, 2, True, False, True, True, "max", False)]
 ]

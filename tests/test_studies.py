@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_runs import wait_until
 
 import archs
 from archs.studies.definition import StudyDefinition
@@ -21,7 +22,6 @@ from archs.studies.pareto import dominates
 from archs.training import DataConfig, RunStore, TrainConfig
 from archs.training.executors.local import LocalExecutor
 from archs.training.limits import Limits
-from test_runs import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = archs.PRESETS["seed002-inception"]

@@ -6,8 +6,20 @@ import math
 import pytest
 
 from archs import NetSpec, build_model
-from archs.studies.families import (CLAIM_STEPS, CLAIMS, RESIDUAL_STEPS, DEGRADATION_NETS, Budget, Claim, ClaimNet, dense_net, inception_net,
-                                    judge, net_costs, residual_net)
+from archs.studies.families import (
+    CLAIM_STEPS,
+    CLAIMS,
+    DEGRADATION_NETS,
+    RESIDUAL_STEPS,
+    Budget,
+    Claim,
+    ClaimNet,
+    dense_net,
+    inception_net,
+    judge,
+    net_costs,
+    residual_net,
+)
 from archs.training.config import DataConfig, TrainConfig
 
 # (family, size) -> (spec name, parameters, mult-adds per image), per claim
@@ -107,7 +119,7 @@ def test_ranges_overlap_so_nets_can_be_matched(costs):
 
 
 def test_the_residual_claim_is_the_degradation_experiment():
-    from archs.training.experiments import DEGRADATION_PRESETS, DegradationSettings, degradation_plan
+    from archs.studies.experiments import DEGRADATION_PRESETS, DegradationSettings, degradation_plan
 
     settings = DegradationSettings(data="fashion-mnist")
     assert tuple(preset for _, _, preset in DEGRADATION_NETS) == DEGRADATION_PRESETS

@@ -186,5 +186,5 @@ def test_the_studies_import_no_streamlit_no_run_store_no_executors():
     modules = _imports("import archs.studies.space, archs.studies.families, archs.studies.pareto")
     assert "archs.studies.families" in modules
     forbidden = {m for m in modules if m.split(".")[0] == "streamlit" or m.startswith("archs.training.executors")
-                 or m in ("archs.training.store", "archs.training.experiments", "archs.training.request")}
+                 or m in ("archs.training.store", "archs.studies.experiments", "archs.training.request")}
     assert not forbidden

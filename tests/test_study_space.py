@@ -7,8 +7,20 @@ import re
 import pytest
 
 from archs import PRESETS, DenseSpec, InceptionSpec, NetSpec, PlainSpec, ResidualSpec, SpecError
-from archs.studies.space import (MAX_TRIALS, Domain, FieldPath, StudyError, Vary, apply, domain, field_info, grid,
-                                 parse_path, parse_vary, trial_label)
+from archs.studies.space import (
+    MAX_TRIALS,
+    Domain,
+    FieldPath,
+    StudyError,
+    Vary,
+    apply,
+    domain,
+    field_info,
+    grid,
+    parse_path,
+    parse_vary,
+    trial_label,
+)
 from archs.training.config import ConfigError, TrainConfig
 from archs.training.recipes import RECIPES, apply_recipe
 

@@ -4,13 +4,13 @@ without side effects on the run's model or random state."""
 from __future__ import annotations
 
 import torch
+from test_train import tiny_data
 
 import archs
 from archs.training import tuning
 from archs.training.config import TrainConfig
 from archs.training.loop import make_optimizer, train
 from archs.training.tuning import Choice, candidates, choose
-from test_train import tiny_data
 
 CPU = torch.device("cpu")
 

@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from ..fields import field_error, param
-from .base import (BuildContext, PoolAfter, Size, StageSpec, conv_bn_act, conv_bn_act_params,
-                   register_stage)
+from .base import BuildContext, PoolAfter, Size, StageSpec, conv_bn_act, conv_bn_act_params, register_stage
 
 
 class InceptionModule(nn.Module):
@@ -105,8 +104,10 @@ class InceptionSpec(PoolAfter, StageSpec):
         return sum(chain[-1][1] for _, chain in self.branch_chains(in_channels))
 
     def num_params(self, in_channels: int, ctx: BuildContext) -> int:
-        per_module = lambda c: sum(conv_bn_act_params(i, o, k, ctx, bias=self.conv_bias, norm=self.branch_norm)
-                                   for _, chain in self.branch_chains(c) for i, o, k in chain)
+        def per_module(c: int) -> int:
+            return sum(conv_bn_act_params(i, o, k, ctx, bias=self.conv_bias, norm=self.branch_norm)
+                       for _, chain in self.branch_chains(c) for i, o, k in chain)
+
         out = self.out_channels(in_channels)
         return per_module(in_channels) + (self.modules - 1) * per_module(out)
 

@@ -12,8 +12,7 @@ from typing import ClassVar
 from torch import nn
 
 from ..fields import field_error, param
-from .base import (BuildContext, PoolAfter, Size, StageSpec, conv_bn_act, conv_bn_act_params, reduce_size,
-                   register_stage)
+from .base import BuildContext, PoolAfter, Size, StageSpec, conv_bn_act, conv_bn_act_params, reduce_size, register_stage
 
 
 class PlainStage(nn.Sequential):

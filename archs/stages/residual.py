@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fields import field_error, param
-from .base import (BuildContext, Size, StageSpec, conv_bn_act, conv_params, norm_params, reduce_size,
-                   register_stage)
+from .base import BuildContext, Size, StageSpec, conv_bn_act, conv_params, norm_params, reduce_size, register_stage
 
 SHORTCUTS = ("projection", "conv3x3", "zero_pad", "conv1x1_bias")
 

@@ -107,7 +107,7 @@ def _definition(args):
         return StudyDefinition(kind="claim", name=args.name if getattr(args, "name", None) else f"{claim.name} claim",
                                data=data.to_dict(), seeds=args.seeds, claim=claim.name, parallel=args.parallel,
                                objectives=("accuracy", claim.objective_x), **extra)
-    from archs.cli import load_spec
+    from archs.presets import load_spec  # heavy (torch): `archs study list` must not import it
     from archs.studies.space import parse_vary
 
     spec = load_spec(args.spec)
@@ -128,7 +128,7 @@ def _definition(args):
 def main(args: argparse.Namespace) -> int:
     from archs.fields import SpecError
     from archs.training.cli import cli_owner
-    from archs.training.data import DataError
+    from archs.training.data import DataError, check_data
     from archs.training.limits import LimitError
     from archs.training.store import RunError, RunStore
 
@@ -149,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
         from archs.studies.driver import start_study
         from archs.training.executors import get_executor
 
-        definition.base()[2].check()  # the data is there before anything is stored
+        check_data(definition.base()[2])  # the data is there before anything is stored
         executor = get_executor(args.executor, args.runs_dir)
         owner = cli_owner(args)
         study_id = start_study(executor, definition, owner=owner, owner_name=owner)

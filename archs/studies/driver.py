@@ -403,7 +403,8 @@ def study_view(store: RunStore, study_id: str) -> dict:
     front = pareto_front(points, objectives, id_key="id")
     planned = definition.get("trials") if record["kind"] == "search" else len(trials)
     return {"study_id": study_id, "name": record["name"], "kind": record["kind"], "status": record["status"],
-            "owner": record["owner"], "objectives": objectives, "planned": planned or len(trials), "varied": [v["path"] for v in definition.get("vary", [])],
+            "owner": record["owner"], "objectives": objectives, "planned": planned or len(trials),
+            "varied": [v["path"] for v in definition.get("vary", [])],
             "trials": trials, "pareto": front, "summary": record["summary"], "error": record["error"]}
 
 

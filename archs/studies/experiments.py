@@ -22,13 +22,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
+from archs.health import ActivationHealth
+from archs.presets import PRESETS, cifar_resnet
+from archs.studies.definition import StudyDefinition
+from archs.studies.driver import start_study
 from archs.training.config import ACTIVE_STATUSES, DataConfig, TrainConfig
 from archs.training.data import check_dataset, dataset_info
 from archs.training.request import MemoryRecorder, RunRequest, execute_request
-from archs.training.store import RunStore
+from archs.training.store import RunError, RunStore
 
 __all__ = [
     "DEGRADATION_PRESETS",
@@ -86,8 +90,6 @@ def degradation_plan(settings: DegradationSettings = DegradationSettings(), *, c
                      size: int | None = None, classes: int | None = None) -> list[tuple[str, object]]:
     """(preset name, adapted spec) for the four nets. Channels, size and classes default to the data
     set's own (image folders: 3 x 32 x 32, classes read when trained)."""
-    from archs import PRESETS
-
     info = dataset_info(settings.data)
     channels = channels or info.channels
     size = size or settings.input_size or info.size or 32
@@ -121,8 +123,6 @@ def submit_degradation(executor, settings: DegradationSettings | None = None, *,
     """Start the experiment as a study (the seed articles' ``residual`` claim: the four nets, ``seeds`` seeds each,
     on one budget) driven through ``executor``; return its id, which is its runs' ``group``. Raises DataError when
     the data is missing and LimitError over a study limit, before anything is stored."""
-    from archs.studies.definition import StudyDefinition
-    from archs.studies.driver import start_study
 
     settings = settings or DegradationSettings()
     data_config = data_config or settings.data_config()
@@ -228,9 +228,6 @@ def submit_depth_sweep(executor, depths, batch_size: int = 32, seed: int = 0, in
                        norm: str = "batch", *, owner: str, owner_name: str | None = None) -> str:
     """Start the sweep as a study: He et al.'s CIFAR net with ``stages[*].blocks`` at each depth's (6n+2) and
     ``stages[*].skip`` on and off, one ``gradients`` measurement each. Returns the study's id, its runs' group."""
-    from archs.presets import cifar_resnet
-    from archs.studies.definition import StudyDefinition
-    from archs.studies.driver import start_study
 
     for depth in depths:
         if (depth - 2) % 6 or depth < 8:
@@ -271,8 +268,6 @@ def measure_run_health(executor, run_id: str, batch_size: int = 64, seed: int = 
     never in the calling process: the run's data is read there. Returns two
     :class:`archs.health.ActivationHealth`. Raises RunError if the run has no weights, or the measurement fails
     or takes longer than ``timeout``."""
-    from archs.health import ActivationHealth
-    from archs.training.store import RunError
 
     source = executor.store.get(run_id)
     if not source.has_weights():

@@ -4,7 +4,7 @@ how a claim is judged from its runs.
 - ``residual`` (He et al. 2016, Fig. 1): deeper *plain* nets fit worse than shallower ones, deeper
   *residual* nets do not. The degradation experiment's four nets (``cifar-plain20``, ``cifar-plain56``,
   ``cifar-resnet20``, ``cifar-resnet56``) adapted to the data exactly as
-  :func:`archs.training.experiments.degradation_plan` adapts them (1 channel, 28 x 28; the tests check
+  :func:`archs.studies.experiments.degradation_plan` adapts them (1 channel, 28 x 28; the tests check
   they are equal), on its budget (135 steps of Adam 1e-3 at a constant rate, batch 64, test on 2,000
   images).
 - ``dense`` (Huang et al. 2017): at the same number of parameters, DenseNet-BC nets are more accurate
@@ -65,8 +65,9 @@ import dataclasses
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from archs.presets import PRESETS
 from archs.spec import HeadSpec, NetSpec
@@ -78,8 +79,8 @@ __all__ = ["Budget", "CLAIMS", "Claim", "ClaimNet", "DEGRADATION_NETS", "dense_n
 
 CHANNELS, SIZE, CLASSES = 1, 28, 10          # Fashion-MNIST
 DATA = "fashion-mnist"
-# archs.training.experiments.DEGRADATION_PRESETS, named here as (family, size): that module imports the run
-# store, which this package does not
+# archs.studies.experiments.DEGRADATION_PRESETS, named here as (family, size): that module imports this one,
+# not the other way round
 DEGRADATION_NETS = (("plain", "20", "cifar-plain20"), ("plain", "56", "cifar-plain56"),
                     ("residual", "20", "cifar-resnet20"), ("residual", "56", "cifar-resnet56"))
 
@@ -267,7 +268,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
           "deviations added together. The claim holds if plain-56 is below plain-20 and residual-56 is not "
           "below residual-20; it does not hold if plain-56 is above plain-20, or if residual-56 is below "
           "residual-20; otherwise (plain within the seed spread, or fewer than two seeds) it is inconclusive. "
-          "The nets are the degradation experiment's (archs.training.experiments.DegradationSettings), whose "
+          "The nets are the degradation experiment's (archs.studies.experiments.DegradationSettings), whose "
           "page judges them on training loss; this claim's default budget is shorter, to run 3 seeds.",
           kind="depth"),
     Claim("dense",

@@ -18,7 +18,8 @@ forward passes. It ignores norms, activations and the optimizer, as such estimat
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 __all__ = ["OBJECTIVES", "Objective", "RESULT_KEYS", "dominates", "objective_value", "pareto_front", "train_flops"]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
 

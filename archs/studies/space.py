@@ -43,8 +43,9 @@ import dataclasses
 import itertools
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from archs.fields import FieldInfo, SpecError, check_value, spec_fields
 from archs.spec import HeadSpec, NetSpec

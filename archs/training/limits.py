@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 __all__ = ["LimitError", "Limits", "default_max_concurrent", "gpu_count"]
 

@@ -3,7 +3,7 @@
 ``runs.db`` in the runs folder, in WAL mode (readers never block the writer) with a busy timeout; a connection
 per thread. :meth:`Database.write` is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken at once, so a
 check made inside it still holds when the transaction writes. The schema carries its version in ``meta``;
-:func:`migrate` brings an older database (or a folder of the file-based store, before any database) up to it.
+:func:`archs.training.store.legacy.migrate` brings an older database (or a folder of the file-based store) up to it.
 
 Everything read back is data: :func:`loads` returns the expected type or a default, never raises.
 """
@@ -15,12 +15,12 @@ import json
 import os
 import sqlite3
 import threading
-import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 __all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "StoreUnavailable", "default_runs_dir", "dumps",
-           "loads", "migrate", "number"]
+           "loads", "number"]
 
 DB_NAME = "runs.db"
 SCHEMA_VERSION = 2
@@ -219,38 +219,3 @@ def unavailable(path: Path, error: sqlite3.Error) -> StoreUnavailable:
             "the runs folder is read-only", "unable to open database file": "the runs folder cannot be opened",
             "database is locked": "another process held the store for too long"}.get(text, text)
     return StoreUnavailable(f"the run store {path} cannot be written: {hint}")
-
-
-# ---------------------------------------------------------------------------------------------
-# one run
-
-
-
-
-def schema_version(conn: sqlite3.Connection) -> int | None:
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.OperationalError:
-        return None
-    return int(row[0]) if row else None
-
-
-def migrate(db: Database, root: Path) -> None:
-    """Create the tables (version 1: runs and metrics; 2: studies and trials), and import the run folders of
-    the file-based store (before any database) once."""
-    version = schema_version(db.connection())
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreUnavailable(f"the run store {db.path} was written by a newer version (schema {version}); "
-                               "upgrade archs to read it")
-    if version == SCHEMA_VERSION:
-        return
-    with db.write() as conn:
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        if conn.execute("SELECT value FROM meta WHERE key = 'imported'").fetchone() is None:
-            from archs.training.store.legacy import import_run_folders
-
-            imported = import_run_folders(root, conn)
-            conn.execute("INSERT INTO meta VALUES ('imported', ?)", (dumps({"when": time.time(), "runs": imported}),))

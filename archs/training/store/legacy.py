@@ -1,4 +1,5 @@
-"""The import of a runs folder written by the file-based run store (before ``runs.db``), once, on first open.
+"""An older store brought up to date on first open: the schema's versions (:func:`migrate`), and the import of a
+runs folder written by the file-based run store (before ``runs.db``), once.
 
 That store kept each run as files in its folder (``spec.json``, ``settings.json``, ``status.json``,
 ``metrics.jsonl``, ``error.txt``, a ``stop`` file) and its FIFO queue as empty files in ``.queue/``
@@ -21,7 +22,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-__all__ = ["import_run_folders"]
+from archs.training.store.db import SCHEMA, SCHEMA_VERSION, Database, StoreUnavailable, dumps, number
+from archs.training.store.records import _WRITE_COLUMNS, _status_columns
+
+__all__ = ["import_run_folders", "migrate"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 
@@ -73,8 +77,6 @@ def _queue(root: Path) -> dict[str, int]:
 
 def import_run_folders(root: Path, conn: sqlite3.Connection) -> int:
     """Insert every run folder of ``root`` that the database does not hold yet; return how many."""
-    from archs.training.store.db import dumps, number
-    from archs.training.store.records import _WRITE_COLUMNS, _status_columns
 
     root = Path(root)
     try:
@@ -138,3 +140,30 @@ def import_run_folders(root: Path, conn: sqlite3.Connection) -> int:
                          [(folder.name, str(r.get("kind")), dumps(r)) for r in _records(folder / "metrics.jsonl")])
         count += 1
     return count
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(row[0]) if row else None
+
+
+def migrate(db: Database, root: Path) -> None:
+    """Create the tables (version 1: runs and metrics; 2: studies and trials), and import the run folders of
+    the file-based store (before any database) once."""
+    version = schema_version(db.connection())
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreUnavailable(f"the run store {db.path} was written by a newer version (schema {version}); "
+                               "upgrade archs to read it")
+    if version == SCHEMA_VERSION:
+        return
+    with db.write() as conn:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        if conn.execute("SELECT value FROM meta WHERE key = 'imported'").fetchone() is None:
+            imported = import_run_folders(root, conn)
+            conn.execute("INSERT INTO meta VALUES ('imported', ?)", (dumps({"when": time.time(), "runs": imported}),))

@@ -74,18 +74,12 @@ class Run:
 
     def spec(self):
         """The run's ``NetSpec`` (as adapted to its data)."""
-        from archs.spec import NetSpec
+        from archs.spec import NetSpec  # heavy (torch), as each import below: only when called
 
         text = self.spec_json()
         if text is None:
             raise RunError(f"run {self.id} has no network")
         return NetSpec.from_json(text)
-
-    def request(self):
-        """The :class:`~archs.training.request.RunRequest` this run was made from."""
-        from archs.training.request import RunRequest
-
-        return RunRequest.from_run(self)
 
     def metrics(self, kind: str | None = None) -> list[dict]:
         sql, params = "SELECT record FROM metrics WHERE run_id = ?", [self.id]
@@ -97,7 +91,7 @@ class Run:
 
     def metrics_csv(self) -> str:
         """The step, epoch and evaluation records as CSV text."""
-        from archs.training.events import metrics_csv
+        from archs.training.events import metrics_csv  # (light; events loads tensorboard only for EventLog)
 
         return metrics_csv(self.metrics())
 
@@ -108,7 +102,7 @@ class Run:
         return (self.path / "weights.pt").is_file()
 
     def weights(self) -> dict:
-        import torch
+        import torch  # heavy
 
         if not self.has_weights():
             raise RunError(f"run {self.id} has no saved weights")
@@ -116,7 +110,7 @@ class Run:
 
     def load_model(self):
         """The trained network: ``build_model(spec)`` with the saved weights, in eval mode."""
-        from archs.builder import build_model
+        from archs.builder import build_model  # heavy
 
         model = build_model(self.spec())
         model.load_state_dict(self.weights())
@@ -130,7 +124,7 @@ class Run:
     def stop_requested(self) -> bool:
         return self.stop_request() is not None
 
-    def info(self) -> dict:
+    def row(self) -> dict:
         """One row for a run table (:data:`ROW_KEYS` and ``queue_position``): plain values only."""
         rows = self.store._rows("WHERE id = ?", (self.id,))
         if not rows:
@@ -169,7 +163,7 @@ class Run:
     @functools.cached_property
     def events(self):
         """This handle's TensorBoard writer (one per process that records the run)."""
-        from archs.training.events import EventLog
+        from archs.training.events import EventLog  # heavy: tensorboard
 
         return EventLog(self.path)
 
@@ -182,7 +176,7 @@ class Run:
             conn.execute("UPDATE runs SET traceback = ? WHERE id = ?", (str(text), self.id))
 
     def save_weights(self, state_dict: dict) -> None:
-        import torch
+        import torch  # heavy
 
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".weights.{os.getpid()}.tmp"

@@ -13,15 +13,16 @@ import secrets
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from archs.training.config import ACTIVE_STATUSES
-from archs.training.store.db import DB_NAME, Database, RunError, default_runs_dir, dumps, loads, migrate, number
+from archs.training.store.db import DB_NAME, Database, RunError, default_runs_dir, dumps, loads, number
+from archs.training.store.legacy import migrate
 from archs.training.store.processes import derive_status, process_alive, process_identity
+from archs.training.store.records import _STATUS_SELECT, _WRITE_COLUMNS, ROW_KEYS, Run, _status_columns, _status_dict
 from archs.training.store.studies import StudyRecords
-from archs.training.store.records import (_STATUS_SELECT, _WRITE_COLUMNS, ROW_KEYS, Run, _status_columns,
-                                          _status_dict)
 
 __all__ = ["QueueCounts", "RunStore"]
 
@@ -150,8 +151,8 @@ class RunStore:
     def claim(self, run_id: str, claimer: dict | None = None) -> bool:
         """Take this queued run out of the queue; False if it is no longer waiting."""
         with self.db.write() as conn:
-            cursor = conn.execute("UPDATE runs SET claimed_by = ?, dispatched_at = ? WHERE id = ? AND status = 'queued' "
-                                  "AND queue_seq IS NOT NULL AND claimed_by IS NULL",
+            cursor = conn.execute("UPDATE runs SET claimed_by = ?, dispatched_at = ? WHERE id = ? "
+                                  "AND status = 'queued' AND queue_seq IS NOT NULL AND claimed_by IS NULL",
                                   (dumps(claimer or process_identity()), time.time(), run_id))
             return cursor.rowcount == 1
 
