@@ -33,9 +33,9 @@ def test_first_screen_explains_the_tool_and_shows_the_default_network():
     assert at.title[0].value == "Build a network"
     intro = texts(at.markdown)
     assert "Start from a preset" in intro and "Gradients" in intro
-    assert current(at) == PRESETS[draft.DEFAULT_PRESET]
+    assert current(at) == PRESETS[draft.DEFAULT_NETWORK]
     assert metric(at, "Parameters") == "269,722"
-    assert network_query(at) == {"preset": draft.DEFAULT_PRESET}
+    assert network_query(at) == {"preset": draft.DEFAULT_NETWORK}
     assert not at.warning
 
 

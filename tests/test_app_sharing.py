@@ -65,13 +65,13 @@ over_limit["stages"][2].update(channels=2048, blocks=200)
 ])
 def test_a_broken_or_hostile_link_opens_the_default_network_with_a_warning(query, says):
     at = open_app(**query)
-    assert at.session_state["spec"] == PRESETS[draft.DEFAULT_PRESET]
+    assert at.session_state["spec"] == PRESETS[draft.DEFAULT_NETWORK]
     warning = texts(at.warning)
-    assert says in warning and draft.DEFAULT_PRESET in warning
+    assert says in warning and draft.DEFAULT_NETWORK in warning
     if "evil" in query.get("preset", ""):                                # shown as text, not as a link or HTML
         assert r"\[click\]" in texts(at.warning, raw=True) and r"\<script\>" in texts(at.warning, raw=True)
-    assert metric(at, "Parameters") == f"{PRESETS[draft.DEFAULT_PRESET].num_params():,}"
-    assert network_query(at) == {"preset": draft.DEFAULT_PRESET}
+    assert metric(at, "Parameters") == f"{PRESETS[draft.DEFAULT_NETWORK].num_params():,}"
+    assert network_query(at) == {"preset": draft.DEFAULT_NETWORK}
     # the warning goes once the user picks a network
     run(at.selectbox(key="start_from").select("seed004-resnet"))
     assert not at.warning
@@ -104,7 +104,7 @@ def test_a_bad_file_shows_its_error_and_changes_nothing(content, says):
     run(at.file_uploader(key="upload").upload("bad.json", content, "application/json"))
     assert says in texts(at.error)
     assert at.session_state["spec"] == before
-    assert network_query(at) == {"preset": draft.DEFAULT_PRESET}
+    assert network_query(at) == {"preset": draft.DEFAULT_NETWORK}
 
 
 def test_the_session_key_stays_in_the_url_and_the_share_link_leaves_it_out():

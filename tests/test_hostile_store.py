@@ -247,7 +247,7 @@ def test_the_supervisor_keeps_serving_through_a_full_disk_and_says_so(tmp_path, 
     supervisor.store.claim_next = full_disk
     supervisor.store.list_runs = lambda *a, **k: []  # nothing to adopt
     seen = []
-    thread = threading.Thread(target=supervisor.serve, daemon=True)
+    thread = threading.Thread(target=supervisor.supervise, daemon=True)
     thread.start()
     wait_until(lambda: seen.append(store.health()) or any("No space left on device" in p for p in seen[-1]),
                what="the Runs page's message")

@@ -149,12 +149,15 @@ def test_infeasible_trials_are_recorded_with_their_error_not_a_crash(executor, t
 
 
 @pytest.mark.parametrize("claim", ["residual", "dense", "inception"])
-def test_each_claim_end_to_end_at_a_tiny_budget(executor, claim):
+def test_each_claim_end_to_end_at_a_tiny_budget(tmp_path, monkeypatch, claim):
     from archs.studies.families import CLAIMS
 
+    # two runs at once, one core each: a tiny run is mostly a worker's start, so the 12-27 runs take half the time
+    monkeypatch.setenv("ARCHS_MAX_CONCURRENT_RUNS", "2")
+    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=2), threads=1)
     d = StudyDefinition(kind="claim", name=f"{claim} tiny", claim=claim, seeds=2, steps=2,
                         data=DataConfig(name="digits", train_limit=128, test_limit=64).to_dict(),
-                        objectives=("accuracy", CLAIMS[claim].objective_x), parallel=1)
+                        objectives=("accuracy", CLAIMS[claim].objective_x), parallel=2)
     study_id = start_study(executor, d, owner="session:me")
     view = finished(executor.store, study_id, timeout=600)
     assert view["status"] == "completed"

@@ -1,19 +1,23 @@
 """Training: settings, data, the loop, the run store, and the executors that run requests.
 
-Layout (each module imports only those above it)::
+Layout, from the bottom up (each module imports only those above it; ``.importlinter`` checks it)::
 
     config.py        TrainConfig, DataConfig, statuses            (no torch)
     limits.py        a shared server's limits, from the environment (no torch)
-    store.py         the run store: run folders and the FIFO queue (no torch)
+    events.py        TensorBoard event files and the metrics' CSV
+    store/           the run store: runs.db (runs, queue, metrics, studies), run folders (no torch)
     datadir.py       the server's data folder; DataError              (no torch)
-    data/            data sets as tensors: sources, loading, batch augmentation
+    data/            data sets: one module per family of sources, the DataSet interface, loading, augmentation
     device.py        device, precision, memory layout, data placement
+    tuning.py, distributed.py, recipes.py   the loop's helpers
     loop.py          the training loop, in small named parts
-    request.py       RunRequest and execute_request: the one way to carry out a run
-    worker.py        a worker process: one run of the store
-    executors/       base.py (the interface, the registry), local.py (worker processes), ray.py (a Ray cluster)
-    experiments.py   runs made of several requests (He et al.'s degradation experiment)
+    request.py       RunRequest, the Recorder protocol, execute_request: the one way to carry out a run
+    worker.py        a worker's job (carry_out), for a local worker process and a Ray task alike
+    executors/       base.py (the contract, the registry), local.py (worker processes), ray.py (a Ray cluster)
+    speedrun.py      ``python -m archs speedrun``
     cli.py           ``python -m archs train`` and ``python -m archs runs``
+
+Experiments made of several runs are studies (:mod:`archs.studies`).
 
 Names load on first use, so that importing a light module does not import torch.
 """
