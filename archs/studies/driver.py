@@ -35,6 +35,7 @@ from archs.studies.definition import StudyDefinition, plan_trials, trial_request
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
 from archs.training.limits import LimitError
 from archs.training.store import RunError, RunStore, process_identity
+from archs.training.store.processes import lock_held
 from archs.training.store.studies import TRIAL_FINAL
 
 __all__ = ["DRIVER_POLL_SECONDS", "drive", "ensure_driver", "start_study", "study_view"]
@@ -87,13 +88,7 @@ def _lock_path(store: RunStore, study_id: str) -> Path:
 
 
 def driver_running(store: RunStore, study_id: str) -> bool:
-    with open(_lock_path(store, study_id), "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return lock_held(_lock_path(store, study_id))
 
 
 def ensure_driver(store: RunStore, study_id: str) -> bool:

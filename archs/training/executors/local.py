@@ -43,6 +43,7 @@ from archs.training import worker
 from archs.training.executors.base import Executor, register
 from archs.training.limits import Limits, gpu_count
 from archs.training.store import Run, RunError, RunStore, StoreUnavailable, process_alive, process_identity
+from archs.training.store.processes import lock_held
 
 __all__ = ["LocalExecutor", "describe_exit", "run_supervisor"]
 
@@ -109,15 +110,7 @@ def _pythonpath() -> str:
 
 
 def _supervisor_running(store: RunStore) -> bool:
-    path = store.root / LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return lock_held(store.root / LOCK)
 
 
 def describe_exit(code: int | None) -> str:

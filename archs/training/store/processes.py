@@ -3,8 +3,10 @@ to show correctly, because readers derive the truth from the process recorded wi
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 from archs.training.config import ACTIVE_STATUSES
@@ -82,3 +84,16 @@ def derive_status(stored: dict, in_queue: bool = True) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # the database
+
+
+def lock_held(path: Path) -> bool:
+    """Whether a process holds the ``flock`` on ``path`` (a supervisor's, a study driver's): the lock ends with
+    its process, however that ends, so this never reads a stale claim."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
