@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     # heavy (torch): the whole parser is built only for commands other than `runs` (see _light_parser)
     from .cost import add_parser as add_cost_parser
     from .export.cli import add_parser as add_export_parser
+    from .sources import resolve
     from .studies.cli import add_parser as add_study_parser
     from .training.cli import add_parsers as add_training_parsers
 
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=0)
         p.set_defaults(run=run)
     add_training_parsers(sub)
-    add_export_parser(sub)
+    add_export_parser(sub, resolve)
     add_cost_parser(sub)
     add_study_parser(sub)
     return parser

@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +96,17 @@ class CostReport:
                        "train_forward_s": p.train_forward_s, "backward_s": p.backward_s, "train_s": p.train_s,
                        "kept_bytes": p.kept_bytes, "estimate_bytes": p.estimate_bytes} for p in self.parts],
         }
+
+    @classmethod
+    def from_dict(cls, values: dict, spec: NetSpec) -> CostReport:
+        """Back from :meth:`to_dict` (a measurement made in a worker and stored as its result), for ``spec``."""
+        names = [f.name for f in fields(PartCost)]
+        parts = tuple(PartCost(**{k: p[k] for k in names}) for p in values["parts"])
+        return cls(spec, str(values["device"]), int(values["batch_size"]), tuple(values["input_shape"]),
+                   int(values["repeats"]), parts, float(values["forward_s"]), float(values["train_step_s"]),
+                   float(values["optimizer_s"]), int(values["peak_bytes"]),
+                   {str(k): int(v) for k, v in values["memory"].items()}, str(values["memory_method"]),
+                   int(values["estimate_bytes"]), int(values["mult_adds"]))
 
 
 def available_devices() -> list[str]:

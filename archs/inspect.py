@@ -207,6 +207,12 @@ class GradientNorms:
         return {"loss": self.loss, "records": [asdict(r) for r in self.layers],
                 "blocks": [asdict(b) for b in self.blocks]}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> GradientNorms:
+        """Back from :meth:`to_dict` (a measurement made in a worker and stored as its result)."""
+        return cls(tuple(LayerGradient(**r) for r in values["records"]),
+                   tuple(BlockGradient(**b) for b in values["blocks"]), float(values["loss"]))
+
 
 def _block_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The blocks of a network: the children of every stage and each stem part; for any other

@@ -1,17 +1,17 @@
-"""``python -m archs export``: the command line of the exporter (registered by archs.cli)."""
+"""``python -m archs export``: the command line of the exporter (registered by archs.cli, which hands it the way to
+read a spec or a run: the exporter itself imports nothing above the network code, so a worker can export)."""
 
 from __future__ import annotations
 
 import sys
 
-from ..fields import SpecError
-from ..sources import SourceError, resolve
 from .formats import FORMATS, export
-from .names import ExportError, escaped
+from .names import escaped
 
 
-def add_parser(sub) -> None:
-    """``python -m archs export SPEC_OR_RUN --format … --out DIR`` (registered by archs.cli)."""
+def add_parser(sub, resolve) -> None:
+    """``python -m archs export SPEC_OR_RUN --format … --out DIR`` (registered by archs.cli). ``resolve(text)``
+    reads a preset, spec file or run id as a source (``.spec``, ``.weights()``, ``.run_id``), raising ValueError."""
     p = sub.add_parser("export", help="write a network as PyTorch code, ONNX, .pt or safetensors",
                        description="Export a preset, a JSON spec file or a stored run (with its trained weights). "
                                    "Every format also writes the spec as <name>.json.")
@@ -20,14 +20,14 @@ def add_parser(sub) -> None:
                    help="code: a .py needing only torch, plus its weights as .pt; onnx; pt; safetensors")
     p.add_argument("--out", required=True, help="folder to write to (created if missing)")
     p.add_argument("--name", help="file name (default: the network's name)")
-    p.set_defaults(run=_cmd_export)
+    p.set_defaults(run=lambda args: _cmd_export(args, resolve))
 
 
-def _cmd_export(args) -> int:
+def _cmd_export(args, resolve) -> int:
     try:
         source = resolve(args.spec)
         paths = export(source.spec, args.format, args.out, state_dict=source.weights(), name=args.name)
-    except (SpecError, SourceError, ExportError) as error:
+    except ValueError as error:  # SpecError, SourceError, ExportError: the message says what is wrong
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
