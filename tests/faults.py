@@ -58,8 +58,30 @@ def slow(spec) -> nn.Module:
     return _Wrapped(spec, 1, wait)
 
 
+def deaf_at_step_2(spec) -> nn.Module:
+    """From step 2 the worker ignores its stop flag and SIGTERM: one forward pass that never ends (a hung kernel)."""
+
+    def hang(out):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(1)
+
+    return _Wrapped(spec, 2, hang)
+
+
+def hog_at_step_2(spec) -> nn.Module:
+    """At step 2 the network asks for 64 GiB at once (never touched: without a cap the OS may well grant it)."""
+    import torch
+
+    def hog(out):
+        big = torch.empty(64 << 30, dtype=torch.uint8)
+        return out + float(big[0] * 0)
+
+    return _Wrapped(spec, 2, hog)
+
+
 FAULTS = {"fault-slow": slow, "fault-raise": raise_at_step_3, "fault-segfault": segfault_at_step_3,
-          "fault-nan": nan_from_step_3}
+          "fault-nan": nan_from_step_3, "fault-deaf": deaf_at_step_2, "fault-hog": hog_at_step_2}
 _build = request_module.build_network
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from archs.training.request import Recorder, RunRequest, execute_request, worker_setup
 from archs.training.store import RunStore, process_identity
+from archs.training.store.files import append_fd
 
 LOG_NAME = "worker.log"
 
@@ -40,10 +41,11 @@ def configure(threads: int, cuda_devices: str | None) -> None:
 
 
 def _log_to(path) -> None:
-    """This process's stdout and stderr (file descriptors 1 and 2, so native code's output too) to ``path``."""
+    """This process's stdout and stderr (file descriptors 1 and 2, so native code's output too) to ``path``
+    (``0600``, in a run folder this server's processes made; never through a link: see
+    :mod:`archs.training.store.files`)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = append_fd(path.parent, path.name)
     except OSError:
         return
     sys.stdout.flush()
@@ -82,12 +84,55 @@ def run_in_this_process(root: str, run_id: str) -> dict:
     return carry_out(run_id, run, lambda: RunRequest.from_run(run), should_stop=run.stop_request, store=store)
 
 
-def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None) -> None:
-    """Entry point of a worker started for one run."""
+def limit_memory(max_bytes: int | None, cuda_devices: str | None) -> int | None:
+    """Cap this process's address space (``RLIMIT_AS``, enforced by the OS) at what it maps now (torch and the
+    library loaded) plus ``max_bytes``; an allocation past it fails in this process, never in the server. Not
+    where a GPU is visible: CUDA reserves address space far beyond what it uses (the supervisor watches such a
+    worker's resident memory instead). Returns the limit set, or None."""
+    if not max_bytes or cuda_devices:
+        return None
+    try:
+        import resource
+
+        with open("/proc/self/statm", "rb") as handle:
+            mapped = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = mapped + int(max_bytes)
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        return limit
+    except (ImportError, OSError, ValueError, IndexError):
+        return None  # not Linux: the supervisor's watch of resident memory still applies
+
+
+_OUT_OF_MEMORY = ("can't allocate memory", "cannot allocate memory", "out of memory", "memoryerror",
+                  "std::bad_alloc", "failed to allocate")
+
+
+def explain_memory(run, max_bytes: int) -> None:
+    """A run that failed for want of memory under its cap says so, with the cap (its error was the allocator's)."""
+    try:
+        status = run.stored_status()
+    except (OSError, ValueError):
+        return
+    error = str(status.get("error") or "")
+    if status.get("status") == "failed" and any(words in error.lower() for words in _OUT_OF_MEMORY):
+        run.write_status(error=f"the run needed more memory than its cap of {max_bytes / 2**30:.1f} GiB "
+                               f"(ARCHS_MAX_WORKER_MEMORY, or the run's budget): {error[:300]}", memory_cap=max_bytes)
+
+
+def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None, max_memory: int | None = None) -> None:
+    """Entry point of a worker started for one run: its log, its threads and GPU, its memory cap, the run."""
     _log_to(Path(root) / run_id / LOG_NAME)
     faulthandler.enable()  # a crash in native code leaves its Python traceback in the log
     configure(threads, cuda_devices)
+    limited = limit_memory(max_memory, cuda_devices)
+    if limited:
+        say(f"memory cap {max_memory / 2**30:.1f} GiB (address space {limited / 2**30:.1f} GiB)")
     run_in_this_process(root, run_id)
+    if limited:
+        explain_memory(RunStore(root).get(run_id), max_memory)
 
 
 def spare_main(connection, threads: int) -> None:

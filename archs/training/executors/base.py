@@ -17,6 +17,7 @@ from typing import final
 from archs.training.config import ACTIVE_STATUSES
 from archs.training.limits import Limits
 from archs.training.store import Run, RunError, RunStore
+from archs.training.store.files import UnsafeFile, read_tail
 from archs.training.worker import LOG_NAME
 
 __all__ = ["EXECUTORS", "Executor", "register"]
@@ -164,12 +165,10 @@ class Executor(ABC):
 
     def _logs(self, run: Run) -> str:
         """The run's log: by default the ``worker.log`` in its folder, where the built-in backends write it."""
-        try:
-            with open(run.path / LOG_NAME, "rb") as handle:
-                handle.seek(max(0, handle.seek(0, 2) - LOG_TAIL_BYTES))
-                return handle.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        try:  # never through a link planted in the run's folder (see archs.training.store.files)
+            return read_tail(run.path, LOG_NAME, LOG_TAIL_BYTES).decode("utf-8", errors="replace")
+        except UnsafeFile as error:
+            return f"(the log cannot be read safely: {error})"
 
     def _close(self) -> None:  # noqa: B027 (a hook with nothing to do by default, not an abstract one)
         """Release what :meth:`close` lets go of."""

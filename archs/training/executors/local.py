@@ -14,6 +14,13 @@ it, and a Ctrl-C in the server's terminal) that
   (only while a slot is free: a spare importing beside busy workers would take their cores);
 - reaps its workers: one that exits without recording an end (a crash, a segfault, an out-of-memory
   kill) leaves its run ``failed`` with the signal or exit code, its metrics kept;
+- bounds its workers where they run (:class:`_Bounds`): a worker asked to stop (its stop flag, or its time limit,
+  ``ARCHS_MAX_RUN_SECONDS`` or the run's own ``max_seconds``) that has not ended ``ARCHS_STOP_GRACE_SECONDS``
+  later (default 30) gets SIGTERM, then SIGKILL 5 s on, and its run records why; each worker runs under a memory
+  cap (the run's ``max_memory_bytes``, at most ``ARCHS_MAX_WORKER_MEMORY``, default three quarters of this
+  machine's memory) that the OS enforces with ``RLIMIT_AS`` in the worker (not where a GPU is visible to it:
+  CUDA reserves address space far beyond what it uses), and that the supervisor enforces by resident memory
+  for every worker (SIGKILL over the cap);
 - counts the live workers of an earlier supervisor after a restart, puts back in line the runs a dead
   supervisor took but never started, and exits when it has had nothing to do for ``ARCHS_SUPERVISOR_IDLE``
   seconds (default 60);
@@ -43,6 +50,7 @@ from archs.training import worker
 from archs.training.executors.base import Executor, register
 from archs.training.limits import Limits, gpu_count
 from archs.training.store import Run, RunError, RunStore, StoreUnavailable, process_alive, process_identity
+from archs.training.store.files import UnsafeFile, make_run_folder, safe_append_fd
 from archs.training.store.processes import lock_held
 
 __all__ = ["LocalExecutor", "describe_exit", "run_supervisor"]
@@ -53,8 +61,15 @@ ERROR_FILE = ".supervisor-error"
 POLL_SECONDS = 0.05
 BEAT_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
+BOUNDS_SECONDS = 0.5  # how often stop flags, deadlines and workers' memory are looked at
+STOP_GRACE_SECONDS = 30.0  # after a stop flag or a time limit, before SIGTERM
+KILL_AFTER_SECONDS = 5.0  # after SIGTERM, before SIGKILL
+MEMORY_FRACTION = 0.75  # of this machine's memory: a worker's cap when none is set
+# a worker's resident memory before its run (the interpreter, torch, the library; a CUDA context's host side):
+# the watch of resident memory allows this beyond the cap, as RLIMIT_AS counts from what the worker maps then
+WORKER_BASE_BYTES = 1 << 30
 TRAIN_KINDS = ("train",)
-QUICK_KINDS = ("gradients", "health")
+QUICK_KINDS = ("gradients", "health", "inspect", "cost", "export")  # request.MEASUREMENTS
 
 
 @register
@@ -82,7 +97,7 @@ class LocalExecutor(Executor):
 
         threads = self._threads or max(1, cpu_count() // self.limits.max_concurrent)
         return {"max_concurrent": self.limits.max_concurrent, "threads": threads, "gpus": gpu_count(),
-                "spare": self.spare}
+                "spare": self.spare, "stop_grace": stop_grace_seconds(), "max_worker_memory": max_worker_memory()}
 
     def _start(self, run: Run, request) -> None:
         self.ensure_supervisor()
@@ -91,7 +106,8 @@ class LocalExecutor(Executor):
         """Start the supervisor of this runs folder unless one is running."""
         if _supervisor_running(self.store):
             return
-        log = open(self.store.root / LOG, "ab")
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        log = os.fdopen(safe_append_fd(self.store.root / LOG), "ab")  # 0600, never through a link
         try:
             subprocess.Popen([sys.executable, "-c", "import sys, json; from archs.training.executors.local import "
                               "run_supervisor; sys.exit(run_supervisor(sys.argv[1], json.loads(sys.argv[2])))",
@@ -102,6 +118,10 @@ class LocalExecutor(Executor):
             log.close()
 
 
+def _seconds(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
 def _pythonpath() -> str:
     """The worker must import this very package, wherever the caller found it."""
     here = str(Path(__file__).resolve().parents[3])
@@ -109,8 +129,72 @@ def _pythonpath() -> str:
     return os.pathsep.join(parts)
 
 
+def _env_number(name: str) -> float | None:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def stop_grace_seconds() -> float:
+    """``ARCHS_STOP_GRACE_SECONDS``: how long a worker asked to stop may take before it is killed (default 30)."""
+    return _env_number("ARCHS_STOP_GRACE_SECONDS") or STOP_GRACE_SECONDS
+
+
+def machine_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def max_worker_memory() -> int | None:
+    """``ARCHS_MAX_WORKER_MEMORY`` (bytes; a suffix K, M, G or T allowed): the most memory one worker may use;
+    default three quarters of this machine's memory."""
+    text = os.environ.get("ARCHS_MAX_WORKER_MEMORY", "").strip().upper().removesuffix("B")
+    scale = 1
+    if text[-1:] in ("K", "M", "G", "T"):
+        scale = 1024 ** ("KMGT".index(text[-1]) + 1)
+        text = text[:-1]
+    try:
+        value = int(float(text) * scale)
+    except ValueError:
+        value = 0
+    if value > 0:
+        return value
+    total = machine_memory()
+    return int(total * MEMORY_FRACTION) if total else None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
 def _supervisor_running(store: RunStore) -> bool:
     return lock_held(store.root / LOCK)
+
+
+class _Bounds:
+    """What bounds one worker: its deadline, its memory cap, and what the supervisor has done to it."""
+
+    def __init__(self, pid: int | None, max_seconds: float | None, memory: int | None, started: float):
+        self.pid, self.memory = pid, memory
+        self.deadline = None if max_seconds is None else started + max_seconds
+        self.max_seconds = max_seconds
+        self.asked_at: float | None = None   # when it was asked to stop (its flag seen, or its deadline passed)
+        self.asked_why: str | None = None
+        self.term_at: float | None = None    # when SIGTERM was sent
+        self.killed: str | None = None       # why the supervisor killed it (recorded with the run)
+        self.final = "stopped"               # the status recorded when it was killed
+
+
+def _resident_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def describe_exit(code: int | None) -> str:
@@ -135,11 +219,14 @@ def describe_exit(code: int | None) -> str:
 class _Supervisor:
     def __init__(self, root: Path, config: dict, idle_seconds: float):
         self.store = RunStore(root)
-        self.config = {"max_concurrent": 1, "threads": 1, "gpus": 0, "spare": True, **config}
+        self.config = {"max_concurrent": 1, "threads": 1, "gpus": 0, "spare": True, "stop_grace": STOP_GRACE_SECONDS,
+                       "max_worker_memory": None, **config}
         self.idle_seconds = idle_seconds
         self.context = multiprocessing.get_context("spawn")
         self.identity = process_identity()
         self.workers: dict[str, tuple] = {}  # run id -> (process, gpu slot, lane)
+        self.bounds: dict[str, _Bounds] = {}  # run id -> its limits and what was done about them
+        self.last_bounds = 0.0
         self.adopted: dict[str, dict] = {}   # run id -> worker identity, for workers of an earlier supervisor
         self.spare = None                    # (process, connection)
         self.exiting: list = []              # workers whose run has ended, while their process exits
@@ -160,33 +247,115 @@ class _Supervisor:
         for row in self.store.list_runs(status="running"):
             if row["executor"] != "local" or row["status"] != "running":
                 continue
-            stored = self.store.get(row["id"]).stored_status()
+            run = self.store.get(row["id"])
+            stored = run.stored_status()
             if process_alive(stored.get("worker")):
                 self.adopted[row["id"]] = stored["worker"]
+                settings = run.settings()
+                started = time.monotonic() - max(0.0, time.time() - (stored.get("started_at") or time.time()))
+                self.bounds[row["id"]] = _Bounds(stored["worker"].get("pid"), _seconds(settings.get("max_seconds")),
+                                                 self.memory_cap(settings), started)
 
     def reap(self) -> None:
         for run_id, (process, _slot, _lane) in list(self.workers.items()):
             if process.is_alive():
                 if self.store_says_ended(run_id):  # its run has recorded its end: the process is only exiting
-                    self.exiting.append(process)   # (a second or two of interpreter teardown): free the slot now
-                    del self.workers[run_id]
+                    self.exiting.append((process, time.monotonic()))  # (a second or two of interpreter teardown):
+                    del self.workers[run_id]                            # free the slot now
+                    self.bounds.pop(run_id, None)
                 continue
             process.join()
-            try:
-                run = self.store.get(run_id)
-                if run.stored_status().get("status") in ("queued", "running"):
-                    run.write_status(status="failed", error=describe_exit(process.exitcode),
-                                     exit_code=process.exitcode, finished_at=time.time())
-            except RunError:
-                pass  # deleted meanwhile
+            self.record_end(run_id, process.exitcode)
             del self.workers[run_id]
         for run_id, identity in list(self.adopted.items()):
             if not process_alive(identity):
+                self.record_end(run_id, None)
                 del self.adopted[run_id]
-        for process in list(self.exiting):
+        for process, since in list(self.exiting):
             if not process.is_alive():
                 process.join()
-                self.exiting.remove(process)
+                self.exiting.remove((process, since))
+            elif time.monotonic() - since > float(self.config["stop_grace"]):
+                process.kill()  # an end recorded, then stuck in teardown: it holds memory and a GPU for nothing
+
+    def record_end(self, run_id: str, exitcode: int | None) -> None:
+        """A worker has gone: its run, if it recorded no end, ends ``failed`` with why (or as the supervisor
+        ended it: ``stopped`` or ``failed`` with the reason it was killed)."""
+        bounds = self.bounds.pop(run_id, None)
+        try:
+            run = self.store.get(run_id)
+            if run.stored_status().get("status") not in ("queued", "running"):
+                return
+            if bounds is not None and bounds.killed:
+                fields = {"message" if bounds.final == "stopped" else "error": bounds.killed}
+                run.write_status(status=bounds.final, exit_code=exitcode, killed=True, finished_at=time.time(),
+                                 **fields)
+            elif exitcode is not None:
+                run.write_status(status="failed", error=describe_exit(exitcode), exit_code=exitcode,
+                                 finished_at=time.time())
+        except RunError:
+            pass  # deleted meanwhile
+
+    # ----- bounds
+    def memory_cap(self, settings: dict) -> int | None:
+        """A run's memory cap: its own ``max_memory_bytes`` (its budget), at most the server's."""
+        server = self.config.get("max_worker_memory")
+        own = settings.get("max_memory_bytes")
+        own = int(own) if isinstance(own, (int, float)) and not isinstance(own, bool) and own > 0 else None
+        caps = [int(c) for c in (server, own) if c]
+        return min(caps) if caps else None
+
+    def enforce(self, force: bool = False) -> None:
+        """Stop flags, deadlines and memory of the running workers: a worker asked to stop that has not ended within
+        the grace period gets SIGTERM, then SIGKILL; one over its memory cap gets SIGKILL at once."""
+        now = time.monotonic()
+        if not self.bounds or (not force and now - self.last_bounds < BOUNDS_SECONDS):
+            return
+        self.last_bounds = now
+        grace = float(self.config["stop_grace"])
+        flagged = set(self.store.stop_requests(list(self.bounds)))
+        for run_id, bounds in list(self.bounds.items()):
+            if bounds.pid is None or not self.still_running(run_id):
+                continue
+            if bounds.asked_at is None:
+                if run_id in flagged:
+                    bounds.asked_at, bounds.asked_why = now, self.stop_reason(run_id)
+                elif bounds.deadline is not None and now >= bounds.deadline:
+                    bounds.asked_at = now
+                    bounds.asked_why = (f"stopped after {bounds.max_seconds:g} s, this server's limit per run "
+                                        "(ARCHS_MAX_RUN_SECONDS)")
+            rss = _resident_bytes(bounds.pid) if bounds.memory else None
+            if rss is not None and rss > bounds.memory + WORKER_BASE_BYTES and not bounds.killed:
+                bounds.final = "failed"
+                bounds.killed = (f"the run used {_gib(rss)} of memory, over its cap of {_gib(bounds.memory)} "
+                                 "(ARCHS_MAX_WORKER_MEMORY, or the run's budget): its worker was killed")
+                self.signal(bounds, signal.SIGKILL)
+                continue
+            if bounds.asked_at is not None and now - bounds.asked_at >= grace:
+                if bounds.term_at is None:
+                    bounds.killed = (f"{bounds.asked_why}; its worker did not stop within {grace:g} s and was "
+                                     "killed, so no weights were saved")
+                    bounds.term_at = now
+                    self.signal(bounds, signal.SIGTERM)
+                elif now - bounds.term_at >= KILL_AFTER_SECONDS:
+                    self.signal(bounds, signal.SIGKILL)
+
+    def still_running(self, run_id: str) -> bool:
+        if run_id in self.workers:
+            return self.workers[run_id][0].is_alive()
+        return run_id in self.adopted and bool(process_alive(self.adopted[run_id]))
+
+    def stop_reason(self, run_id: str) -> str:
+        try:
+            return self.store.get(run_id).stop_request() or "stopped"
+        except RunError:
+            return "stopped"
+
+    def signal(self, bounds: _Bounds, signum: int) -> None:
+        try:
+            os.kill(bounds.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def store_says_ended(self, run_id: str) -> bool:
         try:
@@ -200,15 +369,25 @@ class _Supervisor:
                 run_id = self.store.claim_next("local", self.identity, kinds)
                 if run_id is None:
                     break
+                run = self.store.get(run_id)
+                try:  # the run's folder is made here, by the server's own process (never by whoever submitted)
+                    make_run_folder(self.store.root / run_id)
+                except (UnsafeFile, OSError) as error:
+                    run.write_status(status="failed", error=f"cannot start the run: {error}", finished_at=time.time())
+                    continue
+                settings = run.settings()
+                memory = self.memory_cap(settings)
                 slot = self.free_gpu() if lane == "train" else None
                 cuda = str(slot) if slot is not None else ("" if lane == "quick" and self.config["gpus"] else None)
                 threads = int(self.config["threads"]) if lane == "train" else 1
-                job = (str(self.store.root), run_id, threads, cuda)
-                process = self.use_spare(job) if lane == "train" else None
+                job = (str(self.store.root), run_id, threads, cuda, memory)
+                process = self.use_spare(job)  # quick jobs too: a measurement then starts without importing torch
                 if process is None:
                     process = self.context.Process(target=worker.main, args=job, name=f"archs-run-{run_id}")
                     process.start()
                 self.workers[run_id] = (process, slot, lane)
+                self.bounds[run_id] = _Bounds(process.pid, _seconds(settings.get("max_seconds")), memory,
+                                              time.monotonic())
 
     def free_gpu(self) -> int | None:
         gpus = int(self.config["gpus"])
@@ -241,8 +420,10 @@ class _Supervisor:
         try:
             self.beat(force=True)
         except (OSError, sqlite3.Error, RunError):
-            try:  # the database cannot take it: a small file beside it may still be writable
-                (self.store.root / ERROR_FILE).write_text(text + "\n", encoding="utf-8")
+            try:  # the database cannot take it: a small file beside it may still be writable (never a link's target)
+                with os.fdopen(safe_append_fd(self.store.root / ERROR_FILE), "w", encoding="utf-8") as handle:
+                    handle.truncate(0)
+                    handle.write(text + "\n")
             except OSError:
                 pass
 
@@ -301,6 +482,7 @@ class _Supervisor:
                     self.adopt()
                     adopted = True
                 self.reap()
+                self.enforce()
                 if time.monotonic() - last_requeue > 5.0:
                     self.store.requeue_stale_claims("local")
                     last_requeue = time.monotonic()
@@ -336,7 +518,11 @@ def run_supervisor(root: str | os.PathLike, config: dict | None = None, idle_sec
             idle_seconds = float(os.environ.get("ARCHS_SUPERVISOR_IDLE", 60))
         except ValueError:
             idle_seconds = 60.0
-    handle = open(root / LOCK, "a")
+    try:
+        handle = os.fdopen(safe_append_fd(root / LOCK), "a")  # never a link's target
+    except OSError as error:
+        print(f"supervisor: cannot open its lock {root / LOCK}: {error}", file=sys.stderr)
+        return 1
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -8,13 +8,13 @@ shows, so that listing reads no JSON), JSON columns (worker, relay, progress, re
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
 from archs.training.config import FINAL_STATUSES
 from archs.training.store.db import RunError, dumps, loads, number
+from archs.training.store.files import UnsafeFile, read_regular, regular_size, replace_file
 from archs.training.store.processes import derive_status
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ ROW_KEYS = ("id", "label", "group", "kind", "owner", "owner_name", "executor", "
 _STATUS_COLUMNS = ("status", "network", "executor", "queued_at", "dispatched_at", "started_at", "finished_at",
                    "updated", "error", "message", "device")
 _JSON_STATUS_COLUMNS = ("worker", "relay", "progress", "result")
+WEIGHTS_NAME = "weights.pt"
 
 class Run:
     """A handle on one stored run. Every read goes to the database, so it is always current.
@@ -99,14 +100,25 @@ class Run:
         return self._row("traceback")["traceback"]
 
     def has_weights(self) -> bool:
-        return (self.path / "weights.pt").is_file()
+        """Whether the run's folder holds its weights: a regular file of its own (a link planted there is not)."""
+        return regular_size(self.path, WEIGHTS_NAME) is not None
+
+    def weights_bytes(self) -> bytes:
+        """The saved weights as ``torch.save`` wrote them (the Runs page's download), read without following a
+        link: RunError when there are none, or a link or anything but a regular file stands in their place."""
+        try:
+            return read_regular(self.path, WEIGHTS_NAME)
+        except FileNotFoundError:
+            raise RunError(f"run {self.id} has no saved weights") from None
+        except UnsafeFile as error:
+            raise RunError(f"run {self.id}'s weights cannot be read safely: {error}") from None
 
     def weights(self) -> dict:
+        import io
+
         import torch  # heavy
 
-        if not self.has_weights():
-            raise RunError(f"run {self.id} has no saved weights")
-        return torch.load(self.path / "weights.pt", map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(self.weights_bytes()), map_location="cpu", weights_only=True)
 
     def load_model(self):
         """The trained network: ``build_model(spec)`` with the saved weights, in eval mode."""
@@ -176,19 +188,15 @@ class Run:
             conn.execute("UPDATE runs SET traceback = ? WHERE id = ?", (str(text), self.id))
 
     def save_weights(self, state_dict: dict) -> None:
+        """The weights, written to a fresh temporary file and renamed to ``weights.pt`` (see :mod:`.files`)."""
         import torch  # heavy
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".weights.{os.getpid()}.tmp"
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
-        os.replace(tmp, self.path / "weights.pt")
+        cpu = {k: v.detach().cpu() for k, v in state_dict.items()}
+        replace_file(self.path, WEIGHTS_NAME, lambda handle: torch.save(cpu, handle))
 
     def save_weights_file(self, data: bytes) -> None:
         """Weights already serialised by ``torch.save`` (sent back by a remote worker)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".weights.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.path / "weights.pt")
+        replace_file(self.path, WEIGHTS_NAME, lambda handle: handle.write(data))
 
     def request_stop(self, reason: str | None = None) -> None:
         with self.store.db.write() as conn:

