@@ -24,6 +24,8 @@ st.title("Runs")
 executor = runs.executor()
 store = executor.store
 me = identity.current()
+if not me.may_act:
+    st.info(identity.LOG_IN_TO_ACT, icon=":material/login:")
 st.caption(runs.limits_caption(executor) + f" Run store: {fmt.code(store.db_path)}.")
 try:
     problems = store.health()
@@ -41,7 +43,7 @@ settings.sticky("runs_status", None)
 status = filters[1].selectbox("Status", STATUSES, key="runs_status", index=None, placeholder="any status")
 settings.sticky("runs_search", "")
 search = filters[2].text_input("Search", key="runs_search", placeholder="label, network or id", max_chars=100)
-query = {"kind": "train", "owner": me.owner if whose == "mine" else None, "status": status,
+query = {"kind": "train", "owner": (me.as_owner or "") if whose == "mine" else None, "status": status,
          "search": search.strip() or None}
 try:
     total = store.count_runs(**query)
@@ -108,7 +110,7 @@ if st.session_state["runs_pick"] not in labels:
 picked = st.selectbox("Run", ids, key="runs_pick", format_func=labels.get)
 run = store.get(picked)
 info = by_id[picked]
-mine = executor.may_act(run, me.owner)
+mine = me.may_act and executor.may_act(run, me.owner)
 if info["error"]:
     st.error(fmt.plain(info["error"]), icon=":material/error:")
 cols = st.columns([1, 1, 1, 1, 1, 1], vertical_alignment="center")
@@ -119,15 +121,16 @@ if spec_text is not None:
 cols[4].download_button("Metrics (CSV)", run.metrics_csv, file_name=f"{picked}.metrics.csv", mime="text/csv",
                         key="runs_dl_csv", icon=":material/download:", width="stretch",
                         help="Every step, epoch and evaluation record, one row each.")
-if run.has_weights():
-    weights = run.path / "weights.pt"  # read only when clicked: a ResNet-50's weights are ~100 MB
-    cols[1].download_button("Weights (.pt)", weights.read_bytes, file_name=f"{picked}.pt",
+if run.has_weights():  # a regular file of the run's own: a link planted there is neither listed nor read
+    # read only when clicked (a ResNet-50's weights are ~100 MB), and then without following a link
+    cols[1].download_button("Weights (.pt)", run.weights_bytes, file_name=f"{picked}.pt",
                             mime="application/octet-stream", key="runs_dl_weights", icon=":material/download:",
                             width="stretch")
 else:
     cols[1].caption("No weights saved (only completed and stopped runs have them).")
 active = info["status"] in ACTIVE_STATUSES
-not_yours = None if mine else f"Started by {identity.describe(info['owner'], info['owner_name'])}: only they can"
+not_yours = (None if mine else f"Started by {identity.describe(info['owner'], info['owner_name'])}: only they can"
+             if me.may_act else "Log in first: only its owner can")
 if active and cols[2].button("Stop", key="runs_stop", icon=":material/stop:", width="stretch", disabled=not mine,
                              help=not_yours and f"{not_yours} stop it."):
     try:

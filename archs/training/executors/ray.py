@@ -44,6 +44,7 @@ from archs.training.executors.base import Executor, register
 from archs.training.limits import Limits
 from archs.training.request import RunRequest
 from archs.training.store import Run, RunError, RunStore, process_identity
+from archs.training.store.files import append_fd
 from archs.training.worker import LOG_NAME, carry_out, configure
 
 __all__ = ["ChannelRecorder", "RayExecutor"]
@@ -308,7 +309,8 @@ class RayExecutor(Executor):
             run.append_metrics(metrics)
             try:
                 if logged:
-                    with open(run.path / LOG_NAME, "a", encoding="utf-8", errors="replace") as log:
+                    # 0600, made by this server, never through a link (archs.training.store.files)
+                    with open(append_fd(run.path, LOG_NAME), "a", encoding="utf-8", errors="replace") as log:
                         log.write("".join(logged))
             except OSError as error:  # its folder deleted meanwhile, a full disk: the rest of the batch still counts
                 self.relay_error = f"run {run_id}: {error}"

@@ -1,0 +1,141 @@
+"""Files only the server writes (issue 18 §3), tried as a shell user of the server would: plant a symbolic link
+where each of a run's files goes (``weights.pt`` -> the server's secrets, ``worker.log`` -> a file outside, the
+temporary weights file, the run folder itself) and find nothing outside the run folder read, written or offered for
+download; logs are 0600; the run's folder is made by the server's processes, not by whoever submits.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+
+import archs
+from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
+from archs.training.executors.local import LOG, LocalExecutor
+from archs.training.limits import Limits
+from archs.training.store import RunError
+from archs.training.store.files import UnsafeFile, append_fd, make_run_folder
+
+SPEC = archs.PRESETS["seed002-inception"]
+ME = "session:me"
+SECRET = b'[auth]\nclient_secret = "do-not-leak"\n'
+
+
+def request() -> RunRequest:
+    return RunRequest(SPEC, TrainConfig(epochs=1, batch_size=16, log_every=2, grad_every=0, max_steps=2),
+                      DataConfig(name="digits", train_limit=64, test_limit=32), owner=ME)
+
+
+@pytest.fixture
+def secrets_file(tmp_path):
+    path = tmp_path / "secrets.toml"
+    path.write_bytes(SECRET)
+    return path
+
+
+def test_submitting_makes_no_folder_the_submitter_would_own(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.submit([request()], executor="local")[0]
+    assert not run.path.exists()  # the supervisor makes it, as the server's user, when a worker takes the run
+
+
+def test_a_linked_weights_file_is_neither_offered_nor_read(tmp_path, secrets_file):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    make_run_folder(run.path)
+    (run.path / "weights.pt").symlink_to(secrets_file)
+    assert not run.has_weights()  # the Runs page offers no download of it
+    with pytest.raises(RunError, match="cannot be read safely"):
+        run.weights_bytes()
+    with pytest.raises(RunError):
+        run.weights()
+    os.link(secrets_file, tmp_path / "second-name")  # a hard link is refused too (st_nlink > 1)
+    (run.path / "weights.pt").unlink()
+    os.link(secrets_file, run.path / "weights.pt")
+    assert not run.has_weights()
+    with pytest.raises(RunError):
+        run.weights_bytes()
+
+
+def test_a_linked_run_folder_is_neither_read_nor_written(tmp_path, secrets_file):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "weights.pt").write_bytes(SECRET)
+    store.root.mkdir(parents=True, exist_ok=True)
+    run.path.symlink_to(outside, target_is_directory=True)
+    assert not run.has_weights()
+    with pytest.raises(RunError):
+        run.weights_bytes()
+    with pytest.raises(UnsafeFile):
+        run.save_weights({})
+    with pytest.raises(UnsafeFile):
+        make_run_folder(run.path)
+    assert sorted(p.name for p in outside.iterdir()) == ["weights.pt"] and (outside / "weights.pt").read_bytes() == SECRET
+
+
+def test_saving_weights_replaces_a_planted_link_and_never_writes_through_it(tmp_path, secrets_file):
+    import torch
+
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    make_run_folder(run.path)
+    (run.path / "weights.pt").symlink_to(secrets_file)
+    (run.path / f".weights.{os.getpid()}.tmp").symlink_to(secrets_file)  # the temporary name used at c9dd131
+    run.save_weights({"w": torch.ones(3)})
+    assert secrets_file.read_bytes() == SECRET
+    assert not (run.path / "weights.pt").is_symlink() and run.has_weights()
+    assert torch.equal(run.weights()["w"], torch.ones(3))
+    assert stat.S_IMODE(os.stat(run.path / "weights.pt").st_mode) == 0o600
+
+
+def test_a_linked_log_is_neither_appended_to_nor_shown(tmp_path, secrets_file):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    make_run_folder(run.path)
+    (run.path / "worker.log").symlink_to(secrets_file)
+    with pytest.raises(UnsafeFile):
+        append_fd(run.path, "worker.log")
+    executor = LocalExecutor(store, Limits(), resume=False)
+    shown = executor.logs(run.id, owner=ME)
+    assert "do-not-leak" not in shown and "cannot be read safely" in shown
+    assert secrets_file.read_bytes() == SECRET
+
+
+def test_a_run_with_every_file_planted_as_a_link_writes_nothing_outside(tmp_path, secrets_file):
+    """End to end: the run is queued, a shell user plants links in its folder before a worker takes it; the run
+    completes, its weights and log are files of its own, and the files outside are untouched."""
+    outside_log = tmp_path / "outside.log"
+    outside_log.write_bytes(b"")
+    store = RunStore(tmp_path / "runs")
+    [run] = store.submit([request()], executor="local")
+    store.root.mkdir(parents=True, exist_ok=True)
+    os.mkdir(run.path, 0o777)
+    (run.path / "weights.pt").symlink_to(secrets_file)
+    (run.path / "worker.log").symlink_to(outside_log)
+    executor = LocalExecutor(store, Limits(max_concurrent=1), threads=1, spare=False)  # resumes the queue
+    assert executor.wait(run.id, timeout=180)
+    deadline = time.monotonic() + 30
+    while store.get(run.id).stored_status()["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.status()["status"] == "completed"
+    assert secrets_file.read_bytes() == SECRET and outside_log.read_bytes() == b""
+    assert not (run.path / "weights.pt").is_symlink() and run.has_weights()
+    assert "do-not-leak" not in executor.logs(run.id, owner=ME)
+    supervisor_log = store.root / LOG
+    assert stat.S_IMODE(os.stat(supervisor_log).st_mode) == 0o600
+
+
+def test_worker_logs_are_private(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    executor = LocalExecutor(store, Limits(max_concurrent=1), threads=1, spare=False)
+    run_id = executor.submit(request())
+    assert executor.wait(run_id, timeout=180)
+    run = store.get(run_id)
+    assert stat.S_IMODE(os.stat(run.path / "worker.log").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o700
+    assert f"run {run_id} starts" in executor.logs(run_id, owner=ME)
