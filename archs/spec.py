@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import budget as _budget
 from .fields import SpecError, check_fields, describe, field_error, fields_from_dict, join_path, param
 from .stages import STAGE_TYPES, BuildContext, PlainSpec, ShapeProblem, StageSpec
 from .stages.base import reduce_size
@@ -23,7 +23,7 @@ from .stages.base import reduce_size
 __all__ = ["NetSpec", "HeadSpec", "StagePlan", "DEFAULT_MAX_PARAMS", "encode_spec", "decode_spec"]
 
 FORMAT = "archs.netspec/1"
-DEFAULT_MAX_PARAMS = int(float(os.environ.get("ARCHS_MAX_PARAMS", 200e6)))
+DEFAULT_MAX_PARAMS = _budget.Budget.from_env().max_params  # ARCHS_MAX_PARAMS when the process started
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,19 @@ class NetSpec:
         return stem + stages
 
     def plan(self, input_size: tuple[int, int] | int | None = None,
-             max_params: int | None = None) -> list[StagePlan]:
+             max_params: int | None = None, check_budget: bool = True) -> list[StagePlan]:
         """Channels, sizes and parameters of the stem, every stage and the head, computed without
         building anything. Raises SpecError where a stage would shrink the map to nothing, where the
-        channels do not fit a stage, or where the network exceeds ``max_params``.
+        channels do not fit a stage, or where the network exceeds ``max_params`` (default: the server's
+        ``ARCHS_MAX_PARAMS``). With ``check_budget``, also the rest of the server's size budget
+        (:mod:`archs.budget`: stages, blocks, modules, and the memory to train on one image at this input
+        size), raising :class:`archs.budget.BudgetError`.
         """
         size = self._input(input_size)
-        limit = DEFAULT_MAX_PARAMS if max_params is None else max_params
+        budget = _budget.Budget.from_env() if check_budget or max_params is None else None
+        limit = budget.max_params if max_params is None else max_params
+        if check_budget:
+            _budget.check_stage_count(len(self.stem) + len(self.stages), budget)
         ctx, channels, plans = self.context, self.in_channels, []
         stem_in, stem_params, running = (channels, size), 0, 0
         for name, path, part in self.parts():
@@ -167,7 +173,7 @@ class NetSpec:
                                        size, out_size, params))
             channels, size, running = out_channels, out_size, running + params
             if running > limit:
-                raise self._too_big(running, limit, plans, at_least=True)
+                raise self._too_big(running, limit, plans, at_least=True, named=max_params is None)
         try:
             head_size = self.head.out_size(size)
         except ShapeProblem as problem:
@@ -176,19 +182,24 @@ class NetSpec:
         plans.append(StagePlan("head", "head", f"Head · {self.head.pool} → {self.num_classes}", channels,
                                self.num_classes, size, head_size, head_params))
         if running + head_params > limit:
-            raise self._too_big(running + head_params, limit, plans, at_least=False)
+            raise self._too_big(running + head_params, limit, plans, at_least=False, named=max_params is None)
+        if check_budget:
+            footprint = _budget.footprint(self, input_size, params=running + head_params)
+            _budget.check_counts(footprint, replace(budget, max_params=limit))
+            _budget.check_memory(self, footprint, 1, "train", budget)
         return plans
 
     @staticmethod
-    def _too_big(total: int, limit: int, plans: list[StagePlan], at_least: bool) -> SpecError:
+    def _too_big(total: int, limit: int, plans: list[StagePlan], at_least: bool, named: bool) -> SpecError:
         biggest = max(plans, key=lambda p: p.params, default=None)
         where = f" (largest part so far: {biggest.name} with {biggest.params:,})" if biggest else ""
-        return SpecError(f"network: {'at least ' if at_least else ''}{total:,} parameters, over the limit of "
-                         f"{limit:,}{where}", "stages")
+        setting = f" (ARCHS_MAX_PARAMS={limit})" if named else ""
+        return _budget.BudgetError(f"network: {'at least ' if at_least else ''}{total:,} parameters, over the limit "
+                                   f"of {limit:,}{setting}{where}", "stages", "ARCHS_MAX_PARAMS")
 
     def num_params(self, input_size: tuple[int, int] | int | None = None) -> int:
-        """Exact parameter count, computed without building the network."""
-        return sum(p.params for p in self.plan(input_size, max_params=10**18))
+        """Exact parameter count, computed without building the network (and without a budget)."""
+        return sum(p.params for p in self.plan(input_size, max_params=10**18, check_budget=False))
 
     def _input(self, input_size: Any) -> tuple[int, int]:
         return _as_size(input_size if input_size is not None else self.input_size)
@@ -221,6 +232,7 @@ class NetSpec:
         for key in ("stem", "stages"):
             if not isinstance(data[key], list):
                 raise field_error(key, f"must be a list, got {describe(data[key])}")
+        _budget.check_stage_count(len(data["stem"]) + len(data["stages"]))  # before making any of them
         stem = tuple(_stage_from_dict(part, f"stem[{i}]") for i, part in enumerate(data["stem"]))
         for i, part in enumerate(stem):
             if not isinstance(part, PlainSpec):

@@ -17,7 +17,20 @@ ARCHS_MAX_TRIALS_PER_STUDY     trials of one study (sweep, search, claim)       
 ARCHS_MAX_STUDIES_PER_OWNER    studies one person may have running                    3
 ARCHS_ADMINS                   owners who may stop and delete anyone's runs           none
                                (comma-separated, e.g. ``user:ta@uni.edu,cli:root``)
+ARCHS_MAX_STAGES               stem parts and stages of a network                     64
+ARCHS_MAX_BLOCKS               blocks of a network (residual blocks, dense layers,    1,000
+                               Inception modules, plain conv layers)
+ARCHS_MAX_MODULES              torch modules of a network, containers included        6,000
+ARCHS_MAX_PARAMS               parameters of a network                                200 M
+ARCHS_MAX_MEMORY_MB            estimated memory of one run's step at its batch and    32,768 (32 GB)
+                               input size (training: weights, gradients, Adam state
+                               and activations; a measurement: its own pass)
 =============================  =====================================================  ====================
+
+The last five are the network's size budget (:mod:`archs.budget`): checked from the spec, before anything is
+built, wherever a network comes in (a link, an upload, the Build and Compare pages, a study trial, a run) and,
+at a run's own batch size and input size, here at submit time. A network over one is refused with the setting's
+name and value (:class:`archs.budget.BudgetError` there, :class:`LimitError` here).
 
 A value that is not a positive integer is ignored (the default applies) rather than failing a server at
 start. Going over a limit raises :class:`LimitError` with a message that says which limit, its value, and
@@ -32,7 +45,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["LimitError", "Limits", "default_max_concurrent", "gpu_count"]
+from archs.budget import Budget, BudgetError, check, check_memory
+
+__all__ = ["LimitError", "Limits", "MEMORY_MODES", "default_max_concurrent", "gpu_count"]
+
+#: the pass a run of each kind makes (:func:`archs.budget.estimate`'s modes), for its memory budget: a training step;
+#: one forward and backward pass at initialisation; forward passes in eval mode. A kind not listed counts as training.
+MEMORY_MODES = {"train": "train", "gradients": "backward", "health": "forward"}
+EVAL_BATCH = 256  # a training run evaluates at max(its batch, this) (archs.training.loop)
 
 
 class LimitError(ValueError):
@@ -86,6 +106,7 @@ class Limits:
     max_trials_per_study: int | None = 200
     max_studies_per_owner: int | None = 3
     admins: tuple[str, ...] = ()
+    budget: Budget = Budget()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
@@ -103,6 +124,7 @@ class Limits:
             max_trials_per_study=_positive(env, "ARCHS_MAX_TRIALS_PER_STUDY") or 200,
             max_studies_per_owner=_positive(env, "ARCHS_MAX_STUDIES_PER_OWNER") or 3,
             admins=cls.admins_from_env(env),
+            budget=Budget.from_env(env),
         )
 
     @staticmethod
@@ -138,6 +160,7 @@ class Limits:
         it set none and the server has a step limit, and the server's time limit attached."""
         if self.max_run_seconds and (request.max_seconds is None or request.max_seconds > self.max_run_seconds):
             request = dataclasses.replace(request, max_seconds=float(self.max_run_seconds))
+        self.check_budget(request)
         if request.kind != "train":
             return request
         train = request.train
@@ -157,6 +180,20 @@ class Limits:
                 raise LimitError(f"this network has {params:,} parameters; this server trains networks of at most "
                                  f"{self.max_params:,} (ARCHS_MAX_TRAIN_PARAMS)", "ARCHS_MAX_TRAIN_PARAMS")
         return request
+
+    def check_budget(self, request) -> None:
+        """``request``'s network against the size budget, at the run's batch size and input size (LimitError
+        naming the setting if over it): a training run's step and its evaluation; a measurement's own pass."""
+        mode = MEMORY_MODES.get(request.kind, "train")
+        batch = request.train.batch_size
+        try:
+            footprint = check(request.spec, batch, mode=mode, budget=self.budget)
+            if mode == "train":  # its evaluations: forward passes at a larger batch
+                check_memory(request.spec, footprint, max(batch, EVAL_BATCH), "forward", self.budget,
+                             doing=f"to evaluate (a training run evaluates at batch {EVAL_BATCH} or its own, if "
+                                   "larger)")
+        except BudgetError as error:
+            raise LimitError(str(error), error.limit) from None
 
     def admit(self, counts, requests: list) -> None:
         """Refuse these requests, all together, if queueing them would pass a queue limit. ``counts`` is the
