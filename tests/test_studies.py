@@ -113,6 +113,25 @@ def test_a_search_asks_optuna_tells_it_and_prunes(executor):
     assert sorted(view["pareto"]) == sorted(brute_front(view["trials"], ["accuracy", "params"]))
 
 
+def test_no_process_repeats_a_search_s_draw(executor):
+    from archs.studies.driver import StudyDriver
+
+    # 8 trials over train.lr, asked as a search asks them: the first two by the process that stores the study,
+    # the rest by drivers, each a fresh process (a fresh sampler) as after a restart; every draw is new
+    d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-4, "high": 1e-1},), objectives=("accuracy",),
+                   trials=8)
+    study_id = start_study(executor, d, owner="session:me", start_driver=False)
+    drawn = [StudyDriver(executor.store, study_id, executor)._ask()["params"]["train.lr"] for _ in range(2)]
+    first = StudyDriver(executor.store, study_id, executor)
+    drawn += [first._ask()["params"]["train.lr"] for _ in range(3)]
+    drawn += [StudyDriver(executor.store, study_id, executor)._ask()["params"]["train.lr"] for _ in range(3)]
+    assert len(drawn) == 8 and len(set(drawn)) == 8, drawn
+    assert [t["params"]["train.lr"] for t in executor.store.studies.trials(study_id)] == drawn
+    # and another study of the same definition draws its own values
+    other = start_study(executor, d, owner="session:me", start_driver=False)
+    assert StudyDriver(executor.store, other, executor)._ask()["params"]["train.lr"] not in drawn
+
+
 def test_a_search_killed_midway_resumes_without_repeating_a_finished_trial(executor):
     store = executor.store
     d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-4, "high": 1e-2},), objectives=("accuracy",),

@@ -22,6 +22,7 @@ own stop; Optuna cannot prune on several objectives, so a multi-objective search
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -44,6 +45,12 @@ DRIVER_POLL_SECONDS = 0.25
 QUEUE_LIMITS = ("ARCHS_MAX_QUEUED", "ARCHS_MAX_QUEUED_PER_OWNER")  # wait and try again: not the trial's fault
 RUN_TO_TRIAL = {"completed": "completed", "stopped": "stopped", "diverged": "diverged", "failed": "failed",
                 "interrupted": "failed"}
+
+
+def sampler_seed(study_id: str, asked: int) -> int:
+    """The seed of a search's sampler for its next trial, from the study's id and how many trials were asked."""
+    digest = hashlib.sha256(f"{study_id}/{asked}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def optuna_url(store: RunStore) -> str:
@@ -162,10 +169,13 @@ class StudyDriver:
                                    sampler=self._sampler(len(directions)), pruner=self._pruner(len(directions)),
                                    load_if_exists=True)
 
-    def _sampler(self, n_objectives: int):
+    def _sampler(self, n_objectives: int, asked: int = 0):
+        """The study's sampler, seeded by the study and the number of trials asked so far: any process that asks
+        the next trial (the one that stores the study, a driver, a driver started again) draws afresh, and none
+        repeats an earlier trial's draw, while a study's draws stay reproducible."""
         import optuna
 
-        name, seed = self.definition.sampler, 0
+        name, seed = self.definition.sampler, sampler_seed(self.study_id, asked)
         if name == "auto":
             # one objective: TPE. Several: multi-objective TPE, by measurement (bench_study.py): on ZDT1 at 12, 24
             # and 48 trials its median hypervolume (10 seeds) was 10.17, 10.46, 11.05 against NSGA-II's 8.58, 9.47,
@@ -189,6 +199,8 @@ class StudyDriver:
     def _ask(self) -> dict:
         """A new trial from Optuna (recorded before anything is submitted, so a restart finds it)."""
         spec, train, _ = self.definition.base()
+        asked = len(self.optuna_study.get_trials(deepcopy=False))
+        self.optuna_study.sampler = self._sampler(len(self.definition.objectives), asked)
         trial = self.optuna_study.ask()
         params = {v.path: v.domain(spec, train).suggest(trial, v.path) for v in self.definition.varies(spec)}
         params["train.seed"] = train.seed  # a search samples networks and settings, not seeds
@@ -328,6 +340,7 @@ class StudyDriver:
                               train_flops=train_flops(objectives["mult_adds"], steps * batch)
                               if steps and batch and objectives.get("mult_adds") else None)
         final = "pruned" if trial["error"] == "pruned" else RUN_TO_TRIAL.get(state, "failed")
+        self._report(trial, run)  # evaluations made since the last poll, before Optuna hears the final state
         self.store.studies.update_trial(self.study_id, trial["number"], status=final, objectives=objectives,
                                         error=None if final in ("completed", "pruned") else status.get("error")
                                         or status.get("message") or state)
@@ -335,21 +348,37 @@ class StudyDriver:
 
     def _should_prune(self, trial: dict, run) -> bool:
         """Report the run's new evaluations to Optuna; True when its pruner says stop (one objective only)."""
+        handle = self._report(trial, run)
+        return handle is not None and self.definition.pruner != "none" and handle.should_prune()
+
+    def _report(self, trial: dict, run):
+        """Report each of the run's evaluations Optuna has not seen yet as an intermediate value (a search of
+        accuracy alone: Optuna takes intermediate values for one objective only); the Optuna trial's handle if
+        any was new, else None. Called while the run goes on and once more when it has ended, before the final
+        state is told, so a run that ends between two polls still reports every evaluation it made."""
         if (self.optuna_study is None or trial.get("optuna_number") is None or len(self.definition.objectives) > 1
-                or self.definition.pruner == "none" or self.definition.objectives[0] != "accuracy"):
-            return False
+                or self.definition.objectives[0] != "accuracy"):
+            return None
         import optuna
 
-        seen = self.reported.setdefault(trial["number"], set())
+        trial_id = self._trial_id(trial["optuna_number"])
+        if trial["number"] not in self.reported:  # a driver that starts again learns what an earlier one reported
+            frozen = self.optuna_study._storage.get_trial(trial_id)
+            if frozen.state.is_finished():  # told before that driver stopped: nothing more to report
+                return None
+            self.reported[trial["number"]] = set(frozen.intermediate_values)
+        seen = self.reported[trial["number"]]
         fresh = [r for r in run.metrics("eval") + run.metrics("epoch")
                  if r.get("test_accuracy") is not None and r["step"] not in seen]
         if not fresh:
-            return False
-        handle = optuna.trial.Trial(self.optuna_study, self._trial_id(trial["optuna_number"]))
+            return None
+        handle = optuna.trial.Trial(self.optuna_study, trial_id)
         for record in sorted(fresh, key=lambda r: r["step"]):
+            if record["step"] in seen:  # an eval and an epoch record at the same step: the first one counts
+                continue
             handle.report(float(record["test_accuracy"]), int(record["step"]))
             seen.add(record["step"])
-        return handle.should_prune()
+        return handle
 
     def _trial_id(self, number: int) -> int:
         return self.optuna_study._storage.get_trial_id_from_study_id_trial_number(self.optuna_study._study_id,
