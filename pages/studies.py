@@ -93,7 +93,7 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
             path = cols[0].selectbox(f"Field {n + 1}", options, key=f"{prefix}_path{n}",
                                      format_func=lambda p: p or "(none)")
             text = cols[1].text_input("Range LOW:HIGH, or values V1,V2" if search else "Values V1,V2,…",
-                                      key=f"{prefix}_values{n}", disabled=not path,
+                                      key=f"{prefix}_values{n}", disabled=not path, max_chars=2000,
                                       placeholder="empty: the field's own range" if search else "e.g. 8,12,16")
             if path:
                 rows.append(f"{path}={text.strip()}" if text.strip() else path)

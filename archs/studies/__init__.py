@@ -18,7 +18,7 @@ from archs._lazy import lazy_exports
 
 _EXPORTS = {
     "archs.studies.space": ("Domain", "FieldPath", "StudyError", "Vary", "apply", "domain", "field_info", "grid",
-                            "parse_path", "parse_value", "parse_vary", "trial_label"),
+                            "listed", "parse_path", "parse_value", "parse_vary", "trial_label"),
     "archs.studies.pareto": ("OBJECTIVES", "Objective", "dominates", "pareto_front", "train_flops"),
     "archs.studies.families": ("CLAIMS", "Budget", "Claim", "ClaimNet", "dense_nets", "inception_nets", "judge",
                                "net_costs", "residual_nets"),

@@ -21,7 +21,7 @@ from typing import Any
 
 from archs.fields import SpecError
 from archs.studies.pareto import OBJECTIVES
-from archs.studies.space import StudyError, Vary, apply, grid, parse_path, parse_vary, trial_label
+from archs.studies.space import StudyError, Vary, apply, grid, listed, parse_path, parse_vary, trial_label
 from archs.training.config import DataConfig, TrainConfig
 
 __all__ = ["KINDS", "SAMPLERS", "PRUNERS", "StudyDefinition", "claim_of", "plan_trials", "trial_request"]
@@ -131,10 +131,9 @@ class StudyDefinition:
                 raise _bad("vary", "each varied field is an object with a path")
             path = parse_path(item["path"], spec)
             if "values" in item:
-                values = item["values"]
-                if not isinstance(values, (list, tuple)) or not values:
+                if not isinstance(item["values"], (list, tuple)):
                     raise _bad(path.text, "values must be a non-empty list")
-                out.append(Vary(path.text, values=tuple(values)))
+                out.append(listed(path, item["values"], spec))     # each value checked now, not at its trial
             else:
                 text = path.text if item.get("low") is None else f"{path.text}={item['low']}:{item['high']}"
                 out.append(parse_vary(text, spec))
