@@ -1,4 +1,7 @@
-"""Plotly figures for the pages. Each takes plain data from ``archs`` and returns a figure."""
+"""Plotly figures for the pages. Each takes plain data from ``archs`` and returns a figure.
+
+Every text that reaches a figure from the data (a network's or a run's name, a part's or a layer's name) goes
+through :func:`ui.fmt.chart` first: Plotly draws HTML in names, hover text, tick labels and annotations."""
 
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ def _layout(fig: go.Figure, height: int) -> go.Figure:
 def stage_bars(summary: Summary) -> go.Figure:
     """Parameters and mult-adds per stage, side by side, stages top to bottom in network order."""
     stages = list(summary.stages)
-    names = [s.name for s in stages]
-    hover = [f"{s.name}: {s.label}<br>output {fmt.shape(s.output_shape[1:])}" for s in stages]
+    names = fmt.chart_texts(s.name for s in stages)
+    hover = [f"{fmt.chart(s.name)}: {fmt.chart(s.label)}<br>output {fmt.shape(s.output_shape[1:])}" for s in stages]
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("Parameters", "Mult-adds per image"))
     fig.add_trace(go.Bar(y=names, x=[s.params for s in stages], orientation="h", marker_color=BLUE,
@@ -40,11 +43,11 @@ def stage_bars(summary: Summary) -> go.Figure:
 
 
 def _gradient_trace(profile: GradientNorms, name: str, colour: str, dash: str | None = None) -> go.Scatter:
-    layers = profile.layers
+    layers, name = profile.layers, fmt.chart(name)
     return go.Scatter(
         x=[r.depth for r in layers], y=[r.grad_norm for r in layers], name=name, mode="lines+markers",
         line=dict(color=colour, dash=dash), marker=dict(size=5),
-        customdata=[[r.name, r.stage, r.type] for r in layers],
+        customdata=[fmt.chart_texts((r.name, r.stage, r.type)) for r in layers],
         hovertemplate=(f"<b>{name}</b><br>layer %{{customdata[0]}} (%{{customdata[2]}})<br>"
                        "stage %{customdata[1]} · depth %{x}<br>‖∇W‖ = %{y:.3g}<extra></extra>"))
 
@@ -63,10 +66,10 @@ def block_lines(curves: Sequence[tuple[str, GradientNorms]]) -> go.Figure:
     """Norm of the loss gradient with respect to each block's output, log scale."""
     fig = go.Figure()
     for (name, profile), colour, dash in zip(curves, (BLUE, ORANGE, GREY), (None, "dot", "dash")):
-        blocks = profile.blocks
+        blocks, name = profile.blocks, fmt.chart(name)
         fig.add_trace(go.Scatter(
             x=[b.index for b in blocks], y=[b.grad_norm for b in blocks], name=name, mode="lines+markers",
-            line=dict(color=colour, dash=dash), customdata=[[b.name, b.stage] for b in blocks],
+            line=dict(color=colour, dash=dash), customdata=[fmt.chart_texts((b.name, b.stage)) for b in blocks],
             hovertemplate=(f"<b>{name}</b><br>block %{{customdata[0]}}<br>stage %{{customdata[1]}}"
                            "<br>‖∂loss/∂output‖ = %{y:.3g}<extra></extra>")))
     fig.update_yaxes(type="log", title="‖∂loss/∂block output‖ (log)")
@@ -91,19 +94,20 @@ def sweep_lines(results: Sequence[dict]) -> go.Figure:
 
 def compare_bars(names: Sequence[str], a: Sequence[float], b: Sequence[float], label_a: str, label_b: str,
                  title: str) -> go.Figure:
-    fig = go.Figure([go.Bar(x=list(names), y=list(a), name=label_a, marker_color=BLUE),
-                     go.Bar(x=list(names), y=list(b), name=label_b, marker_color=ORANGE)])
-    fig.update_layout(barmode="group", title=title)
+    names = fmt.chart_texts(names)
+    fig = go.Figure([go.Bar(x=names, y=list(a), name=fmt.chart(label_a), marker_color=BLUE),
+                     go.Bar(x=names, y=list(b), name=fmt.chart(label_b), marker_color=ORANGE)])
+    fig.update_layout(barmode="group", title=fmt.chart(title))
     return _layout(fig, 320)
 
 
 def receptive_bars(rf: ReceptiveFields) -> go.Figure:
     """Receptive field of each part's output units against the input size (dashed line)."""
     stages = list(rf.stages)
-    names = [s.name for s in stages]
+    names = fmt.chart_texts(s.name for s in stages)
     size_h = rf.input_size[0]
     colours = [BLUE if s.size[0] < size_h else ORANGE for s in stages]
-    hover = [f"{s.name} ({s.type})<br>one unit sees {s.size[0]}×{s.size[1]} input pixels"
+    hover = [f"{fmt.chart(s.name)} ({fmt.chart(s.type)})<br>one unit sees {s.size[0]}×{s.size[1]} input pixels"
              + (f"<br>units {s.jump[0]} px apart · output {fmt.shape(s.output_size)}" if s.output_size
                 else "<br>after the pool: one vector") for s in stages]
     fig = go.Figure(go.Bar(x=names, y=[s.size[0] for s in stages], marker_color=colours, customdata=hover,
@@ -119,7 +123,7 @@ def receptive_bars(rf: ReceptiveFields) -> go.Figure:
 
 def cost_shares(parts: Sequence[PartCost]) -> go.Figure:
     """Each part's share of the mult-adds, of the measured inference time and of the training time."""
-    names = [p.name for p in parts]
+    names = fmt.chart_texts(p.name for p in parts)
 
     def shares(values):
         total = sum(values) or 1
@@ -141,7 +145,7 @@ def cost_shares(parts: Sequence[PartCost]) -> go.Figure:
 
 def cost_memory(parts: Sequence[PartCost]) -> go.Figure:
     """Memory each part's training forward keeps for the backward pass: measured against torchinfo's estimate."""
-    names = [p.name for p in parts]
+    names = fmt.chart_texts(p.name for p in parts)
     fig = go.Figure([
         go.Bar(x=names, y=[p.kept_bytes / 2**20 for p in parts], name="measured", marker_color=BLUE,
                hovertemplate="%{x}: %{y:.3g} MiB kept for backward (measured)<extra></extra>"),
@@ -157,8 +161,8 @@ def health_lines(curves: Sequence[tuple[str, ActivationHealth]]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("Output std per block (log)", "Dead ReLU channels per block"))
     for (name, health), colour, dash in zip(curves, (BLUE, ORANGE, GREY), (None, "dot", "dash")):
-        blocks = health.blocks
-        custom = [[b.name, b.mean, b.dead_units, b.relu_units] for b in blocks]
+        blocks, name = health.blocks, fmt.chart(name)
+        custom = [[fmt.chart(b.name), b.mean, b.dead_units, b.relu_units] for b in blocks]
         fig.add_trace(go.Scatter(
             x=[b.index for b in blocks], y=[b.std for b in blocks], name=name, mode="lines+markers",
             line=dict(color=colour, dash=dash), legendgroup=name, customdata=custom,

@@ -1,7 +1,9 @@
-"""Number formatting for metrics, tables and chart labels, and escaping of untrusted text for Markdown."""
+"""Number formatting for metrics, tables and chart labels, and escaping of untrusted text for Markdown and for
+Plotly figures."""
 
 from __future__ import annotations
 
+import html
 import re
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")   # emphasis, links, directives, HTML, LaTeX
@@ -39,6 +41,24 @@ def plain(text: object, limit: int = 400) -> str:
     if len(text) > limit:
         text = text[:limit] + "…"
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def chart(text: object, limit: int = 120) -> str:
+    """Untrusted text (a network's name, a run's label, a trial's values) made safe for a Plotly figure, shortened.
+
+    Plotly draws a subset of HTML wherever text is shown (trace names, legends, hover text, tick labels,
+    annotations): ``<a href>`` makes a link, ``<span style>`` restyles the page's chart. ``&``, ``<`` and ``>``
+    become entities, which Plotly shows as the characters; quotes are left alone (Plotly knows no ``&quot;``).
+    ``{`` becomes ``&#123;``, so that a name placed in a hover template is not read as a ``%{variable}``."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return html.escape(text, quote=False).replace("{", "&#123;")
+
+
+def chart_texts(texts) -> list[str]:
+    """:func:`chart` of each text."""
+    return [chart(text) for text in texts]
 
 
 def code(text: object, limit: int = 400) -> str:

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from archs.studies.pareto import OBJECTIVES
 
+from . import fmt
 from .charts import BLUE, GREY, ORANGE, _layout
 
 FAMILY_COLOURS = {"residual": BLUE, "dense": ORANGE, "inception": "#2a9d5c", "plain": GREY, None: "#7a4fd0"}
@@ -24,12 +25,12 @@ def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460) -> go.Fi
     for family in dict.fromkeys(p["family"] for p in drawn):
         mine = [p for p in drawn if p["family"] == family]
         fig.add_trace(go.Scatter(
-            x=[p[x] for p in mine], y=[p["accuracy"] for p in mine], mode="markers", name=family or "runs",
+            x=[p[x] for p in mine], y=[p["accuracy"] for p in mine], mode="markers", name=fmt.chart(family or "runs"),
             marker=dict(size=[13 if p["pareto"] else 9 for p in mine], color=FAMILY_COLOURS.get(family, GREY),
                         line=dict(width=[2 if p["pareto"] else 0 for p in mine], color="#222")),
             error_y=dict(type="data", array=[p["accuracy_sd"] or 0 for p in mine], visible=True, thickness=1.2),
             customdata=[p["run_ids"][0] for p in mine],
-            text=[f"{p['label']}<br>{len(p['run_ids'])} run{'s' if len(p['run_ids']) != 1 else ''}"
+            text=[f"{fmt.chart(p['label'])}<br>{len(p['run_ids'])} run{'s' if len(p['run_ids']) != 1 else ''}"
                   + (f", accuracy {p['accuracy_min']:.1%}–{p['accuracy_max']:.1%}" if len(p["run_ids"]) > 1 else "")
                   + ("<br>on the Pareto front" if p["pareto"] else "") for p in mine],
             hovertemplate="%{text}<br>" + AXIS_LABELS[x] + " %{x:,.4g}<br>test accuracy %{y:.2%}<extra></extra>"))

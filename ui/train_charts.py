@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import fmt
 from .charts import BLUE, GREY, ORANGE, _layout
 
 PALETTE = [BLUE, ORANGE, "#2a9d5c", "#c23b5a", "#7a4fd0", "#1f9bb5", "#b58a1f", GREY]
@@ -32,7 +33,7 @@ def curves(runs: Sequence[tuple[str, Sequence[dict]]], height: int = 360) -> go.
     """
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=("Loss", "Accuracy"))
     for n, (name, records) in enumerate(runs):
-        colour = PALETTE[n % len(PALETTE)]
+        colour, name = PALETTE[n % len(PALETTE)], fmt.chart(name)      # a run's label: Plotly draws HTML
         group = f"run{n}"
         for col, key, test_key in ((1, "loss", "test_loss"), (2, "train_accuracy", "test_accuracy")):
             x, y = _series(records, ("step",), key)
@@ -71,11 +72,11 @@ def grad_heatmap(matrix: dict, height: int | None = None) -> go.Figure:
     raw = [[f"{v:.3g}" if isinstance(v, (int, float)) else "–" for v in row] for row in matrix["values"]]
     fig = go.Figure(go.Heatmap(
         x=steps, y=list(range(len(layers))), z=z,
-        customdata=[[[name, r] for r in row] for name, row in zip(layers, raw)],
+        customdata=[[[name, r] for r in row] for name, row in zip(fmt.chart_texts(layers), raw)],
         colorscale="Viridis", colorbar=dict(title="log₁₀ ‖∇W‖"),
         hovertemplate="layer %{customdata[0]}<br>step %{x}<br>‖∇W‖ = %{customdata[1]}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="depth (input → output)",
-                     tickvals=list(range(len(layers))), ticktext=layers if len(layers) <= 30 else None,
+                     tickvals=list(range(len(layers))), ticktext=fmt.chart_texts(layers) if len(layers) <= 30 else None,
                      showticklabels=len(layers) <= 30)
     fig.update_xaxes(title="step")
     return _layout(fig, height or max(260, min(700, 80 + 14 * len(layers))))
