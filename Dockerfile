@@ -68,4 +68,4 @@ USER 10001:10001
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"
-CMD ["python", "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--server.address", "0.0.0.0", "--server.port", "8501"]
+CMD ["python", "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.showErrorDetails", "none", "--server.address", "0.0.0.0", "--server.port", "8501"]

@@ -10,9 +10,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST   ?= 0.0.0.0
 PORT   ?= 8501
-# The server as a deployment runs it: headless, no usage statistics, no file watcher. Runs go to the executor
-# that ARCHS_EXECUTOR names (local worker processes by default); see the README's "Deploying" section.
-SERVE_FLAGS := --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
+# The server as a deployment runs it: headless, no usage statistics, no file watcher, and no error details in the
+# browser (an uncaught exception shows a generic message; its traceback goes to the server's log). Runs go to the
+# executor that ARCHS_EXECUTOR names (local worker processes by default); see the README's "Deploying" section.
+# `make run` (a laptop) keeps Streamlit's default, full details in the page.
+SERVE_FLAGS := --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none \
+               --client.showErrorDetails none
 # make image-test: the image it builds and the base it builds it FROM (made with debootstrap when missing).
 # IMAGE_CONTEXT=<folder> builds from another checkout (e.g. a worktree of HEAD); IMAGE_TEST_COLD=1 builds with
 # --no-cache first; more settings at the top of deploy/image-test.sh.

@@ -95,6 +95,7 @@ def test_make_serve_and_the_dockerfile_run_the_same_command():
     assert made[1:] == cmd[1:]  # all but the interpreter (.venv/bin/python here, the image's python there)
     assert {"--server.headless", "--browser.gatherUsageStats"} <= set(cmd)
     assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
+    assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"   # no traceback in a page; the log keeps it
 
 
 def test_the_dockerfile_command_serves_and_passes_its_healthcheck(tmp_path):
