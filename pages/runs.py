@@ -100,7 +100,9 @@ st.session_state["runs_overlay"] = [i for i in st.session_state["runs_overlay"] 
 chosen = st.multiselect("Runs to overlay", ids, key="runs_overlay", format_func=labels.get,
                         help="Any of the runs listed above (change the filters or the page for others).")
 if chosen:
-    curves = [(by_id[i]["label"] + f" ({i[-6:]})", store.get(i).metrics()) for i in chosen]
+    # only the points the chart draws: a few hundred per run, picked in SQL (never a long run's records whole)
+    curves = [(by_id[i]["label"] + f" ({i[-6:]})", store.get(i).chart_metrics(("step", "epoch", "eval")))
+              for i in chosen]
     st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="runs_curves")
 
 st.subheader("One run", anchor=False)

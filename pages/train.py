@@ -59,7 +59,7 @@ def my_run_id() -> str | None:
             return wanted
         except RunError:
             st.session_state.pop(RUN_KEY, None)
-    mine = store.list_runs(kind="train", owner=me.owner, limit=1)
+    mine = store.list_runs(kind="train", owner=me.owner, limit=1) if me.may_act else []
     return mine[0]["id"] if mine else None
 
 
@@ -127,9 +127,10 @@ if cap and values.get("max_steps") is None:
     st.caption(f"This server trains at most {cap:,} steps per run: a run without its own step limit stops there.")
 buttons = st.columns([1, 5], vertical_alignment="center")
 start = buttons[0].button("Start", key="train_start", type="primary", icon=":material/play_arrow:",
-                          disabled=bool(device_problem), width="stretch")
-buttons[1].caption(runs.limits_caption(executor) + " Start queues your run behind any others; it never waits "
-                   "for this page.")
+                          disabled=bool(device_problem) or not me.may_act, width="stretch",
+                          help=None if me.may_act else identity.LOG_IN_TO_ACT)
+buttons[1].caption(("" if me.may_act else f"**{identity.LOG_IN_TO_ACT}** ") + runs.limits_caption(executor)
+                   + " Start queues your run behind any others; it never waits for this page.")
 
 if start:
     try:
@@ -203,7 +204,7 @@ def show_charts(run_id: str, live: bool, curves: bool = True, heatmap: bool = Tr
         return
     if live and run.status().get("status") not in ACTIVE_STATUSES:
         return  # the status fragment redraws the whole page, charts included
-    records = run.metrics()
+    records = run.chart_metrics()  # the points the charts draw, picked in SQL (a long run is never read whole)
     if curves:
         if any(r.get("kind") in ("step", "epoch", "eval") for r in records):
             label = run.settings().get("label") or run_id

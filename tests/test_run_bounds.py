@@ -96,3 +96,63 @@ def test_a_run_over_its_memory_cap_fails_clearly_and_the_supervisor_survives(exe
     assert recorded(executor, after)["status"] == "completed"
     log = executor.logs(hog, owner=ME)
     assert "memory cap 2.0 GiB" in log
+
+
+# ------------------------------------------------------------------------------------------ records
+def test_record_intervals_are_raised_on_long_runs_whatever_is_asked():
+    from archs.training.config import MAX_GRAD_RECORDS, MAX_STEP_RECORDS, record_every
+
+    assert record_every(1, 100, MAX_STEP_RECORDS) == 1  # a short run records what it asks
+    assert record_every(1, 1_000_000, MAX_STEP_RECORDS) == 500
+    assert 1_000_000 // record_every(1, 1_000_000, MAX_GRAD_RECORDS) == MAX_GRAD_RECORDS
+    assert record_every(0, 1_000_000, MAX_GRAD_RECORDS) == 0  # never stays never
+    assert record_every(10_000, 1_000_000, MAX_STEP_RECORDS) == 10_000
+
+
+def test_log_every_1_and_grad_every_1_record_at_most_the_floor(monkeypatch, tmp_path):
+    import archs.training.loop as loop
+    from archs.training.request import execute_request
+
+    monkeypatch.setattr(loop, "MAX_STEP_RECORDS", 3)
+    monkeypatch.setattr(loop, "MAX_GRAD_RECORDS", 2)
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request(train=TrainConfig(epochs=2, batch_size=16, max_steps=12, log_every=1, grad_every=1,
+                                                 amp="off", channels_last="off", compile="off")))
+    assert execute_request(request(train=TrainConfig(epochs=2, batch_size=16, max_steps=12, log_every=1, grad_every=1,
+                                                     amp="off", channels_last="off", compile="off")),
+                           run)["status"] == "completed"
+    assert [r["step"] for r in run.metrics("step")] == [4, 8, 12]  # asked: every step
+    assert [r["step"] for r in run.metrics("grad")] == [6, 12]
+
+
+def test_the_store_keeps_at_most_its_cap_of_records_per_run(monkeypatch, tmp_path):
+    import archs.training.store.records as records
+
+    monkeypatch.setattr(records, "MAX_RECORDS_PER_RUN", 50)
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    run.append_metrics([{"kind": "step", "step": s, "loss": 1.0} for s in range(40)])
+    again = store.get(run.id)  # another handle (a restarted relay) counts what is stored
+    again.append_metrics([{"kind": "step", "step": s, "loss": 1.0} for s in range(40, 100)])
+    assert len(run.metrics()) == 50 and again.dropped == 50
+    monkeypatch.setattr(records, "MAX_RECORD_BYTES_PER_RUN", 10_000)
+    big = store.create(request())
+    big.append_metrics([{"kind": "note", "step": s, "text": "x" * 3000} for s in range(10)])
+    assert len(big.metrics()) == 3  # 3 x ~3 kB fit in 10 kB
+
+
+def test_a_chart_reads_a_few_hundred_points_of_a_long_run_picked_in_sql(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    run.append_metrics([{"kind": "start", "total_steps": 4000}]
+                       + [{"kind": "step", "step": s, "loss": 1 / s} for s in range(1, 4001)]
+                       + [{"kind": "grad", "step": s, "layers": []} for s in range(10, 4001, 10)]
+                       + [{"kind": "eval", "step": 4000, "test_accuracy": 0.9}])
+    chart = run.chart_metrics()
+    steps = [r["step"] for r in chart if r["kind"] == "step"]
+    grads = [r["step"] for r in chart if r["kind"] == "grad"]
+    assert 400 <= len(steps) <= 500 and steps[-1] == 4000 and steps == sorted(steps)  # the newest always
+    assert steps[-1] - steps[-2] == steps[1] - steps[0]  # an even stride
+    assert len(grads) <= 100 and grads[-1] == 4000
+    assert [r["kind"] for r in chart].count("eval") == 1 and chart[0]["kind"] == "start"
+    assert [r["kind"] for r in run.chart_metrics(("step",))] == ["step"] * len(steps)

@@ -62,7 +62,8 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
     settings.sticky("deg.recipe", next(iter(RECIPES)))
     recipe = cols[1].selectbox("Optimizer", list(RECIPES), key="deg.recipe",
                                help="He et al. used SGD at 0.1 (0.01 for the first steps of their deepest nets).")
-    go = cols[2].button("Run the experiment", key="deg_start", icon=":material/science:", disabled=not data_name)
+    go = cols[2].button("Run the experiment", key="deg_start", icon=":material/science:",
+                        disabled=not data_name or not me.may_act)
     if go:
         try:
             optimizer, lr, weight_decay = RECIPES[recipe]
@@ -76,7 +77,7 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
         except (DataError, ConfigError, LimitError, RunError) as error:
             st.error(f"The experiment did not start: {fmt.plain(error)}", icon=":material/error:")
 
-    group, rows = latest_group(executor.store, me.owner)
+    group, rows = latest_group(executor.store, me.as_owner)  # None: anyone's newest
     if group is None:
         return
     active = executor.store.studies.get(group)["status"] == "running"
@@ -92,7 +93,7 @@ def section(executor, me, data_name: str, root, download: bool, values: dict) ->
         total = len(executor.store.studies.trials(group))
         st.caption(f"Latest experiment ({fmt.plain(group)}): {done} of {total} runs finished · " + " · ".join(
             f"{fmt.plain(r['label'])}: {r['status']}" for r in now))
-        curves = [(r["label"], executor.store.get(r["id"]).metrics()) for r in now]
+        curves = [(r["label"], executor.store.get(r["id"]).chart_metrics(("step", "epoch", "eval"))) for r in now]
         if any(records for _, records in curves):
             st.plotly_chart(train_charts.curves(curves, height=420), width="stretch", key="deg_curves",
                             config=runs.LIVE_CHART if was_active else None)

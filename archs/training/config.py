@@ -13,7 +13,7 @@ from archs.fields import SpecError, check_fields, param, settings_from_dict
 
 __all__ = [
     "ACTIVE_STATUSES", "AUGMENTATIONS", "ConfigError", "DEFAULT_DATA", "DEFAULT_PRESET", "DataConfig",
-    "FINAL_STATUSES", "TrainConfig",
+    "FINAL_STATUSES", "MAX_EVAL_RECORDS", "MAX_GRAD_RECORDS", "MAX_STEP_RECORDS", "TrainConfig", "record_every",
 ]
 
 DEFAULT_PRESET = "seed002-inception"  # small (97k parameters, no BatchNorm): a few seconds on digits
@@ -25,6 +25,22 @@ AUGMENTATIONS = ("none", "crop", "flip", "crop-flip")
 # a remote run's records went away), derived when reading: see archs.training.store.Run.status.
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted")
+
+# Metric records per run are bounded whatever is asked: log_every, grad_every and eval_every are raised, when a
+# run is long, to what keeps at most this many records of each kind (a run of 100,000 steps at log_every=1 records
+# every 50th step). Step records are small (~200 bytes); a gradient record holds a norm per layer (a few kB to
+# ~100 kB for a deep network), so far fewer of those. The run store also refuses records past MAX_RECORDS_PER_RUN.
+MAX_STEP_RECORDS = 2000
+MAX_GRAD_RECORDS = 200
+MAX_EVAL_RECORDS = 500
+
+
+def record_every(asked: int, total_steps: int, most: int) -> int:
+    """Steps between records of one kind: ``asked`` (0: never), raised so that ``total_steps`` give at most
+    ``most`` records."""
+    if asked <= 0:
+        return 0
+    return max(asked, -(-max(total_steps, 1) // most))
 
 
 class ConfigError(SpecError):
@@ -55,10 +71,13 @@ class TrainConfig:
                         choices=("auto", "cpu", "cuda", "mps"))
     augment: str = param("auto", "Batch augmentation (auto: the data set's usual one).",
                          choices=("auto",) + AUGMENTATIONS)
-    log_every: int = param(20, "Steps between metric records.", range=(1, None))
-    grad_every: int = param(50, "Steps between gradient-norm records (0: never).", range=(0, None))
+    log_every: int = param(20, "Steps between metric records (raised on long runs: at most 2,000 per run).",
+                           range=(1, None))
+    grad_every: int = param(50, "Steps between gradient-norm records (0: never; raised on long runs: at most 200 "
+                                "per run).", range=(0, None))
     eval_every: int = param(0, "Steps between test evaluations (0: once per epoch and at the end; four times "
-                                  "per epoch with a target accuracy).", range=(0, None))
+                                  "per epoch with a target accuracy; raised on long runs: at most 500 per run).",
+                            range=(0, None))
     target_accuracy: float | None = param(None, "End the run as completed the first time the test accuracy "
                                                 "reaches this (0..1; empty: train to the end).",
                                           range=(0.0, 1.0), kind="float", optional=True)

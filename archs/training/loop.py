@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archs.training.config import ConfigError, TrainConfig
+from archs.training.config import (
+    MAX_EVAL_RECORDS,
+    MAX_GRAD_RECORDS,
+    MAX_STEP_RECORDS,
+    ConfigError,
+    TrainConfig,
+    record_every,
+)
 from archs.training.data import TensorData, augment_batch, normalize_batch
 from archs.training.device import Runtime, make_generator, place_data, resolve_device, resolve_runtime
 from archs.training.distributed import Context, context
@@ -263,9 +270,13 @@ class _Loop:
         self.mean = torch.tensor(data.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=self.device).view(1, -1, 1, 1)
         # a CPU has the loss at hand every step; a GPU would stall, and processes must agree: when logged
-        self.check_every = 1 if self.device.type == "cpu" and not self.dist.enabled else config.log_every
+        # records per run are bounded however often they are asked for (archs.training.config.MAX_STEP_RECORDS)
+        self.log_every = record_every(config.log_every, self.total, MAX_STEP_RECORDS)
+        self.grad_every = record_every(config.grad_every, self.total, MAX_GRAD_RECORDS)
+        self.check_every = 1 if self.device.type == "cpu" and not self.dist.enabled else self.log_every
         # a target accuracy is noticed at evaluations: four per epoch unless asked otherwise
-        self.eval_every = config.eval_every or (max(1, self.per_epoch // 4) if config.target_accuracy else 0)
+        self.eval_every = record_every(config.eval_every or (max(1, self.per_epoch // 4) if config.target_accuracy
+                                                             else 0), self.total, MAX_EVAL_RECORDS)
         self.eval_start = int(config.eval_from * self.total)
         self.step = 0
         self.status, self.message = "completed", ""
@@ -319,7 +330,7 @@ class _Loop:
                 return self.stop()
             self.step += 1
             position = epoch + (index + 1) / self.per_epoch
-            log_now = self.step % self.config.log_every == 0 or self.step == self.total
+            log_now = self.step % self.log_every == 0 or self.step == self.total
             if log_now or index == self.per_epoch - 1:
                 self.runtime.synchronize()  # the step's time is only known once the device is done
             seconds = time.perf_counter() - started
@@ -331,7 +342,7 @@ class _Loop:
                 self.record_window(position)
                 if self.dist.enabled and self.dist.any(self.stop_event is not None and self.stop_event.is_set()):
                     return self.stop()
-            if self.config.grad_every and self.step % self.config.grad_every == 0 and self.dist.is_main:
+            if self.grad_every and self.step % self.grad_every == 0 and self.dist.is_main:
                 self.sink({"kind": "grad", "step": self.step, "layers": _gradient_norm_records(self.module, x, y)})
             if (self.eval_every and self.step % self.eval_every == 0 and self.step >= self.eval_start
                     and index != self.per_epoch - 1 and self.step != self.total):

@@ -30,6 +30,11 @@ _STATUS_COLUMNS = ("status", "network", "executor", "queued_at", "dispatched_at"
                    "updated", "error", "message", "device")
 _JSON_STATUS_COLUMNS = ("worker", "relay", "progress", "result")
 WEIGHTS_NAME = "weights.pt"
+# a run's records in the store, whatever its worker sends (the loop sends at most ~2,700 plus one per epoch)
+MAX_RECORDS_PER_RUN = 5000
+MAX_RECORD_BYTES_PER_RUN = 64 << 20
+CHART_POINTS = 500  # records of one kind a chart reads (a line of 500 points looks as one of 50,000)
+CHART_GRAD_POINTS = 100  # gradient records a heatmap reads (columns)
 
 class Run:
     """A handle on one stored run. Every read goes to the database, so it is always current.
@@ -41,6 +46,8 @@ class Run:
     def __init__(self, store: RunStore, run_id: str):
         self.store, self.id = store, run_id
         self.path = store.root / run_id
+        self._recorded: list[int] | None = None  # [records, bytes] stored, once this handle has appended
+        self.dropped = 0  # records this handle did not store: past the run's cap
 
     def __repr__(self) -> str:
         return f"Run({self.id!r})"
@@ -83,11 +90,27 @@ class Run:
         return NetSpec.from_json(text)
 
     def metrics(self, kind: str | None = None) -> list[dict]:
+        """Every record of the run (of one kind), oldest first: for exports. A page reads :meth:`chart_metrics`."""
         sql, params = "SELECT record FROM metrics WHERE run_id = ?", [self.id]
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
         rows = self.store.db.read(sql + " ORDER BY id", params)
+        return [record for record in (loads(r["record"]) for r in rows) if record is not None]
+
+    def chart_metrics(self, kinds: tuple[str, ...] = ("start", "step", "epoch", "eval", "grad"),
+                      points: int = CHART_POINTS, grad_points: int = CHART_GRAD_POINTS) -> list[dict]:
+        """The records a chart draws, oldest first: of each kind at most ``points`` (``grad_points`` of gradient
+        records, the big ones), picked in SQL counting back from the newest (which is always kept) at an even
+        stride, so a page reads a few hundred records however long the run."""
+        if not kinds:
+            return []
+        rows = self.store.db.read(
+            "WITH m AS (SELECT id, record, ROW_NUMBER() OVER (PARTITION BY kind ORDER BY id DESC) - 1 AS back, "
+            "COUNT(*) OVER (PARTITION BY kind) AS n, CASE kind WHEN 'grad' THEN ? ELSE ? END AS most "
+            f"FROM metrics WHERE run_id = ? AND kind IN ({', '.join('?' * len(kinds))})) "
+            "SELECT record FROM m WHERE back % MAX(1, (n + most - 1) / most) = 0 ORDER BY id",
+            (max(1, int(grad_points)), max(1, int(points)), self.id, *kinds))
         return [record for record in (loads(r["record"]) for r in rows) if record is not None]
 
     def metrics_csv(self) -> str:
@@ -164,13 +187,29 @@ class Run:
         self.append_metrics([record])
 
     def append_metrics(self, records: list[dict]) -> None:
-        """Records appended to the run's metrics, and to its TensorBoard event files."""
+        """Records appended to the run's metrics, and to its TensorBoard event files. A run keeps at most
+        :data:`MAX_RECORDS_PER_RUN` records and :data:`MAX_RECORD_BYTES_PER_RUN` bytes of them (the training loop
+        records far fewer: ``archs.training.config.MAX_STEP_RECORDS``); records past either are dropped."""
         if not records:
             return
+        rows = [(self.id, str(r.get("kind")), dumps(r)) for r in records]
         with self.store.db.write() as conn:
-            conn.executemany("INSERT INTO metrics (run_id, kind, record) VALUES (?, ?, ?)",
-                             [(self.id, str(r.get("kind")), dumps(r)) for r in records])
-        self.events.write(records)
+            if self._recorded is None:  # counted once per handle (one worker records a run), then kept here
+                count, size = conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(record)), 0) FROM metrics "
+                                           "WHERE run_id = ?", (self.id,)).fetchone()
+                self._recorded = [count, size]
+            kept, kept_records = [], []
+            for row, record in zip(rows, records):
+                if self._recorded[0] >= MAX_RECORDS_PER_RUN or self._recorded[1] + len(row[2]) > \
+                        MAX_RECORD_BYTES_PER_RUN:
+                    self.dropped += 1
+                    continue
+                self._recorded[0] += 1
+                self._recorded[1] += len(row[2])
+                kept.append(row)
+                kept_records.append(record)
+            conn.executemany("INSERT INTO metrics (run_id, kind, record) VALUES (?, ?, ?)", kept)
+        self.events.write(kept_records)  # the event files are bounded alike
 
     @functools.cached_property
     def events(self):
