@@ -19,6 +19,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 import archs
 from archs import PRESETS, NetSpec, SpecError
+from archs.spec import MAX_URL_CHARS
 
 from . import draft, fmt, identity
 
@@ -26,6 +27,12 @@ _SHADOW = "_keep."          # + a widget key: its value, kept while no page draw
 _DECLARED = "_settings"     # {widget key: Setting} of every page setting declared so far in this session
 _WAITING = "_link"          # {param: text} of the first link's parameters no page has declared yet
 _OTHERS = ("spec", "preset", identity.PARAM)     # the query parameters that are not page settings
+# A link's page settings: the longest is Compare's side (a=spec:<an encoded network>), and a page declares a few;
+# a longer one, or more of them, is refused before a setting's parser sees it (bounded_query).
+MAX_PARAM_CHARS = MAX_URL_CHARS + 100
+MAX_PARAM_NAME_CHARS = 40
+MAX_PARAMS = 40
+MAX_NUMBER_CHARS = 20       # int_in: no setting's number has more digits (no int() of a long text)
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,120}")
 STUDY_ID = re.compile(r"study-[A-Za-z0-9_.-]{1,120}")
 
@@ -61,6 +68,8 @@ def flag(text: str) -> bool:
 
 def int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise ValueError(f"expected {low} to {high}")
         value = int(text)
         if not low <= value <= high:
             raise ValueError(f"expected {low} to {high}")
@@ -69,7 +78,11 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
 
 
 def one_of(options: Sequence, cast: Callable = str) -> Callable[[str], Any]:
+    longest = max(len(str(option)) for option in options)
+
     def parse(text: str) -> Any:
+        if len(text) > longest:         # no cast of a long text
+            raise ValueError(f"expected one of {', '.join(map(str, options))}")
         value = cast(text)
         if value not in options:
             raise ValueError(f"expected one of {', '.join(map(str, options))}")
@@ -93,10 +106,12 @@ def init() -> None:
     _leave_old_multipage_mode()
     if draft.SPEC in st.session_state:
         return
-    query = st.query_params.to_dict()
+    query, refused = bounded_query(st.query_params.to_dict())
+    for name in set(st.query_params) - set(query) - {identity.PARAM}:
+        del st.query_params[name]       # refused: not carried on in the address either
     spec, notice = spec_from_query(query)
     draft.load(spec)
-    st.session_state[draft.NOTICE] = notice
+    st.session_state[draft.NOTICE] = " ".join(filter(None, [refused, notice])) or None
     st.session_state[_WAITING] = {k: v for k, v in query.items() if k not in _OTHERS}
     st.session_state[_DECLARED] = {}
     st.session_state["start_from"] = draft.preset_name(spec)
@@ -110,6 +125,24 @@ def _leave_old_multipage_mode() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def bounded_query(params: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """A link's parameters without those longer than ``MAX_PARAM_CHARS`` or past the first ``MAX_PARAMS``, and a
+    message naming what was left out (None if nothing was): no page setting's parser sees a longer text. The
+    network's own (``spec=``, ``preset=``) and the session key are bounded where they are read, with their own
+    messages (:func:`spec_from_query`, :mod:`ui.identity`)."""
+    kept = {name: text for name, text in params.items() if name in _OTHERS}
+    settings, refused = [item for item in params.items() if item[0] not in _OTHERS], []
+    for name, text in settings[:MAX_PARAMS]:
+        if len(name) > MAX_PARAM_NAME_CHARS or len(text) > MAX_PARAM_CHARS:
+            refused.append(f"{fmt.plain(name, 40)} ({len(name) + len(text) + 1:,} characters, over the limit of "
+                           f"{MAX_PARAM_CHARS:,})")
+        else:
+            kept[name] = text
+    if len(settings) > MAX_PARAMS:
+        refused.append(f"{len(settings) - MAX_PARAMS:,} parameters after the first {MAX_PARAMS}")
+    return kept, ("Ignored from the link: " + "; ".join(refused) + ".") if refused else None
 
 
 def spec_from_query(params: dict[str, str]) -> tuple[NetSpec, str | None]:
