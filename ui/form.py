@@ -23,7 +23,7 @@ def field_widget(info: FieldInfo, value: Any, key: str, where: Any = st) -> Any:
         return where.selectbox(options=options, index=options.index(value) if value in options else 0,
                                **common)
     if info.kind == "str":
-        return where.text_input(value=str(value), max_chars=100, **common)
+        return where.text_input(value=str(value), max_chars=info.max_length, **common)
     if info.kind == "int":
         lo, hi, step = int(info.minimum), int(info.maximum), int(info.step or 1)
         if hi - lo <= SLIDER_MAX_SPAN:

@@ -26,6 +26,7 @@ __all__ = [
 FOLDER_PREFIX = "folder:"
 OUTSIDE = ("image folder refused: it is not inside the data folder (name one of its sub-folders; '..', absolute "
            "paths and links that lead out of it are not allowed)")
+MAX_FOLDER_CHARS = 4096  # PATH_MAX; DataConfig's name has the same limit
 SCAN_DEPTH = 3  # how deep image_folders looks below the data folder
 SCAN_LIMIT = 2000  # folders it looks at, at most (a page draws the list on every rerun)
 TEST_NAMES = ("test", "val", "valid", "validation")
@@ -71,6 +72,8 @@ def resolve_folder(relative: str, base: str | os.PathLike | None = None) -> Path
     be one of its sub-folders). Does not check that the folder exists.
     """
     text = str(relative)
+    if len(text) > MAX_FOLDER_CHARS:            # before any parsing: no path on Linux is longer
+        raise DataError(f"image folder refused: its name is over {MAX_FOLDER_CHARS:,} characters")
     if not text or "\x00" in text:
         raise DataError(OUTSIDE)
     pure = PurePath(text)

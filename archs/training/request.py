@@ -106,7 +106,9 @@ class RunRequest:
         try:
             values = json.loads(text)
         except ValueError as error:
-            raise ConfigError(f"request: not valid JSON ({error})") from None
+            raise ConfigError(f"request: not valid JSON ({str(error)[:200]})") from None
+        except RecursionError:
+            raise ConfigError("request: JSON nested too deeply") from None
         return cls.from_dict(values)
 
     @classmethod

@@ -92,7 +92,7 @@ class StudyRecords:
         """The study's record: its columns, ``definition``, ``summary`` and ``driver``; a running study whose
         driver has died reads as ``interrupted`` (``stored_status`` keeps what was stored)."""
         if not isinstance(study_id, str) or not _ID.match(study_id):
-            raise RunError(f"invalid study id {study_id!r}")
+            raise RunError(f"invalid study id {str(study_id)[:130]!r}")  # a link's text: shown shortened
         rows = self.db.read("SELECT * FROM studies WHERE id = ?", (study_id,))
         if not rows:
             raise RunError(f"no study {study_id!r} in {self.store.root}")
