@@ -4,6 +4,8 @@ import streamlit as st
 
 import archs
 from archs import PRESETS, STAGE_TYPES, HeadSpec, NetSpec
+from archs.budget import BudgetError
+from archs.budget import check as check_budget
 from archs.diagram import spec_to_dot
 from ui import charts, compute, draft, fmt, form, inspect_views, settings
 
@@ -155,6 +157,10 @@ with right:
     if no_skips and shown == spec:
         st.info("This network has no residual skips: its plain twin is itself.")
     summary = compute.summary(shown)
+    try:  # the server's memory budget at this batch (archs.budget): what Measured cost and a run would refuse
+        check_budget(shown, int(batch))
+    except BudgetError as error:
+        st.warning(fmt.plain(error), icon=":material/memory:")
 
     cols = [c for _ in range(2) for c in st.columns(2)]      # 2 x 2: full counts need the width
     cols[0].metric("Parameters", fmt.count(summary.total_params), border=True,

@@ -262,3 +262,12 @@ def test_the_compare_page_refuses_the_link_as_a_side():
     run(at.switch_page("pages/compare.py"))
     shown = texts(at.error) + texts(at.warning)
     assert "ARCHS_MAX_STAGES" in shown, shown
+
+
+def test_the_build_page_says_when_its_batch_is_over_the_memory_budget(monkeypatch):
+    monkeypatch.setenv("ARCHS_MAX_MEMORY_MB", "100")   # cifar-resnet20 trains in 84 MB at batch 32, 167 MB at 64
+    at = open_app(preset="cifar-resnet20")
+    assert not at.warning
+    run(at.number_input(key="mem_batch").set_value(64))
+    assert ("cifar-resnet20 at batch 64 and input 32x32 needs about 167 MB to train (estimated from its layers), "
+            "over this server's budget of 100 MB (ARCHS_MAX_MEMORY_MB=100)") in texts(at.warning)

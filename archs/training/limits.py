@@ -49,9 +49,12 @@ from archs.budget import Budget, BudgetError, check, check_memory
 
 __all__ = ["LimitError", "Limits", "MEMORY_MODES", "default_max_concurrent", "gpu_count"]
 
-#: the pass a run of each kind makes (:func:`archs.budget.estimate`'s modes), for its memory budget: a training step;
-#: one forward and backward pass at initialisation; forward passes in eval mode. A kind not listed counts as training.
-MEMORY_MODES = {"train": "train", "gradients": "backward", "health": "forward"}
+#: the pass a run of each kind makes (:func:`archs.budget.estimate`'s modes), for its memory budget: a training step
+#: (training, measured cost); one forward and backward pass at initialisation (gradients, the Gradients page's
+#: inspection); forward passes in eval mode (activation health, an export). A kind not listed counts as training.
+MEMORY_MODES = {"train": "train", "gradients": "backward", "health": "forward", "inspect": "backward",
+                "cost": "train", "export": "forward"}
+EXPORT_BATCH = 2  # an export traces a batch of 2, whatever the request's batch size
 EVAL_BATCH = 256  # a training run evaluates at max(its batch, this) (archs.training.loop)
 
 
@@ -185,7 +188,7 @@ class Limits:
         """``request``'s network against the size budget, at the run's batch size and input size (LimitError
         naming the setting if over it): a training run's step and its evaluation; a measurement's own pass."""
         mode = MEMORY_MODES.get(request.kind, "train")
-        batch = request.train.batch_size
+        batch = EXPORT_BATCH if request.kind == "export" else request.train.batch_size
         try:
             footprint = check(request.spec, batch, mode=mode, budget=self.budget)
             if mode == "train":  # its evaluations: forward passes at a larger batch
