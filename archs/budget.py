@@ -49,6 +49,7 @@ for every preset, and the estimate against the measured peak within a band.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -321,13 +322,22 @@ def _head(spec: NetSpec, c: int, size: Size, t: _Tally) -> None:
 def footprint(spec: NetSpec, input_size: tuple[int, int] | int | None = None, params: int | None = None) -> Footprint:
     """Counts and one image's activations of the network ``spec`` describes, at ``input_size`` (H, W; default the
     spec's), from the spec alone. Assumes the shapes fit (``spec.plan`` raises SpecError where they do not);
-    ``params`` saves recounting them where the caller has (``spec.plan``)."""
-    size = spec._input(input_size)
+    ``params`` saves recounting them where the caller has (``spec.plan``). The same arguments again hit a cache
+    (a page plans its network several times a run)."""
+    if params is None:
+        params = spec.num_params(input_size)
+    return _footprint(spec, spec._input(input_size), params)
+
+
+@functools.lru_cache(maxsize=256)
+def _footprint(spec: NetSpec, size: Size, params: int) -> Footprint:
+    h, w = size
     ctx, c, t = spec.context, spec.in_channels, _Tally()
-    t.modules += 2                                                    # the Network and its Stem
-    if not spec.stem:
-        t.out(c * _area(size), 1)                                     # an empty Stem passes the input on
-        t.modules -= 1
+    t.modules += 1                                                    # the Network
+    if spec.stem:
+        t.modules += 1                                                # the Stem
+    else:
+        t.out(c * _area(size))                                        # an empty Stem: a leaf passing the input on
     for _, _, part in spec.parts():
         own = getattr(part, "footprint", None)
         if own is not None:
@@ -336,9 +346,6 @@ def footprint(spec: NetSpec, input_size: tuple[int, int] | int | None = None, pa
             COUNTERS.get(part.type_name, _other)(part, c, size, ctx, t)
         c, size = part.out_channels(c), part.out_size(size)
     _head(spec, c, size, t)
-    if params is None:
-        params = spec.num_params(input_size)
-    h, w = spec._input(input_size)
     return Footprint(len(spec.stem) + len(spec.stages), t.blocks, t.modules, params, (spec.in_channels, h, w),
                      t.layer, t.weighted, t.layer + t.extra + spec.in_channels * h * w, t.largest)
 
