@@ -33,8 +33,9 @@ def build_model(spec: NetSpec, input_size: tuple[int, int] | int | None = None, 
     """Build the network a spec describes (no lazy modules: every shape is known up front).
 
     ``input_size`` (H, W) matters only for a head that flattens the feature map. The spec is checked
-    first (:meth:`NetSpec.plan`): a map shrunk to nothing or a network over the parameter limit raises
-    SpecError before any memory is allocated.
+    first (:meth:`NetSpec.plan`): a map shrunk to nothing, or a network over the parameter limit or the rest
+    of the server's size budget (:mod:`archs.budget`: stages, blocks, modules, memory), raises SpecError
+    before any module is made.
     """
     plans = spec.plan(input_size, max_params=max_params)
     ctx = spec.context
