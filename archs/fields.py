@@ -118,7 +118,7 @@ def describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = repr(value[:61]) if isinstance(value, str) else str(value)   # not repr() of all of a 1 MB string
     return text if len(text) <= 60 else text[:57] + "..."
 
 

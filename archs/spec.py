@@ -249,6 +249,8 @@ class NetSpec:
         """Parse and fully check a JSON spec; every problem raises SpecError naming the field."""
         if not isinstance(text, (str, bytes, bytearray)):
             raise SpecError(f"spec: must be JSON text, got {type(text).__name__}")
+        if len(text) > MAX_JSON_CHARS:              # before the JSON parser reads it
+            raise SpecError(f"spec: {len(text):,} characters of JSON, over the limit of {MAX_JSON_CHARS:,}")
         try:
             data = json.loads(text)
         except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
@@ -274,6 +276,7 @@ def _stem_label(stem: tuple[PlainSpec, ...]) -> str:
 
 
 MAX_URL_CHARS = 16_000
+MAX_JSON_CHARS = 1_000_000  # a spec's JSON (an upload, a stored spec.json): the largest preset's is under 7,000
 
 
 def encode_spec(spec: NetSpec) -> str:

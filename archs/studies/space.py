@@ -87,7 +87,7 @@ def _error(path: str, problem: str) -> StudyError:
 
 def _shown(text: Any) -> str:
     """A path as a message shows it: unquoted when plain, shortened when long, repr'd when odd."""
-    text = str(text)
+    text = str(text)[:61]       # what can be shown, before any look at it: the text may be 1 MB
     if not text.isprintable():
         text = repr(text)
     return text if len(text) <= 60 else text[:57] + "..."
