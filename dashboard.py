@@ -21,7 +21,7 @@ PAGES = [
 ]
 
 settings.init()
-identity.remember()     # the session key that makes this browser the owner of its runs, kept across reloads
+identity.remember()     # this browser's key (in its cookie, never the address; a link's key is dropped), or the user
 page = st.navigation(PAGES)
 settings.show_notice()
 settings.write_url()    # now, so a slow page keeps the address; and again after Build has changed the network

@@ -9,11 +9,16 @@ from streamlit.testing.v1 import AppTest
 
 from archs.training.executors import get_executor
 from ui.apptest import app_test
+from ui.identity import browser_identity
 
 
-def open_app(**query: str) -> AppTest:
-    """A new session of the dashboard, opened with these URL query parameters, after its first run."""
+def open_app(*, session: str | None = None, **query: str) -> AppTest:
+    """A new session of the dashboard, opened with these URL query parameters, after its first run.
+    ``session``: as the browser whose cookie holds that key would open it (``ui/identity.py``; AppTest sends
+    no cookies), so two calls with one key are one owner, as a reload or a second tab of one browser is."""
     at = app_test(timeout=120, query=query or None)
+    if session is not None:
+        at.session_state["_identity"] = browser_identity(session)
     at.run()
     assert_clean(at)
     return at
@@ -54,7 +59,8 @@ def run(at_or_widget) -> AppTest:
 
 
 def network_query(at: AppTest) -> dict:
-    """The URL's query without the session key (``ui/identity.py``): what describes the network."""
+    """The URL's query without a session key (``ui/identity.py`` drops one from a link): what describes the
+    network."""
     return {k: v for k, v in at.query_params.items() if k != "session"}
 
 

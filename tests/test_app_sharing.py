@@ -107,19 +107,17 @@ def test_a_bad_file_shows_its_error_and_changes_nothing(content, says):
     assert network_query(at) == {"preset": draft.DEFAULT_NETWORK}
 
 
-def test_the_session_key_stays_in_the_url_and_the_share_link_leaves_it_out():
+def test_the_session_key_stays_out_of_the_url_and_the_share_link():
     from ui.identity import owner_of_token
 
     at = open_app(preset="resnet18")
-    key = at.query_params["session"]
-    key = key[0] if isinstance(key, list) else key
-    assert len(key) >= 16
+    me = at.session_state["_identity"]
+    key = me.token
+    assert len(key) >= 16 and "session" not in at.query_params   # kept in the browser's cookie, not the address
     run(at.switch_page("pages/compare.py"))
-    assert at.query_params["session"] in (key, [key])  # kept across pages and reruns
-    again = open_app(preset="resnet18", session=key)  # a reload of that tab: the same owner
-    assert again.session_state["_identity"].owner == owner_of_token(key) == at.session_state["_identity"].owner
-    other = open_app(preset="resnet18", session="not a key!")  # garbage: a new key, never an error
-    assert other.session_state["_identity"].token != "not a key!"
+    assert at.session_state["_identity"] == me and "session" not in at.query_params  # kept across pages, reruns
+    again = open_app(preset="resnet18", session=key)  # a reload of that browser (its cookie): the same owner
+    assert again.session_state["_identity"].owner == owner_of_token(key) == me.owner
     note = texts(at.sidebar.caption, raw=True)
     assert "[Link to share it](" in note and "preset=resnet18" in note and key not in note
 

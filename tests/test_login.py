@@ -2,9 +2,10 @@
 discovery, tokens and a login form), the dashboard served as a deployment runs it, two users in two browsers.
 
 Each user logs in through the provider's form and owns the runs they start (the Runs page says "you", the
-run store records ``user:<email>``); neither can stop or delete the other's; the same user in a third
-browser owns the same runs and can stop them; Log out leaves an anonymous session that owns none of them.
-A user whose ID token carries no email is told apart by issuer and subject.
+run store records ``user:<email>`` where the provider says the email is verified, else
+``user:<issuer>#<sub>``); neither can stop or delete the other's; the same user in a third browser owns the
+same runs and can stop them; Log out leaves an anonymous visitor who, on this server (``ARCHS_AUTH=required``),
+owns nothing and can start nothing. A user whose token claims Alice's address unverified is not Alice.
 
 The server reads a secrets file of the test's own (``--secrets.files``), never the repository's
 ``.streamlit/secrets.toml``. Needs the system Chromium; skipped, saying so, without it. The provider and
@@ -36,8 +37,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ACTIVE = ("queued", "running")
 
 ALICE = {"sub": "alice@example.org", "email": "Alice@Example.org", "email_verified": True, "name": "Alice Liddell"}
-BOB = {"sub": "bob@example.org", "email": "bob@example.org", "name": "Bob Builder"}
-CAROL = {"sub": "carol-7f3a", "name": "Carol No-Email"}             # a token without an email claim
+BOB = {"sub": "bob@example.org", "email": "bob@example.org", "name": "Bob Builder"}  # no email_verified claim
+# an address the provider did not check, and it is Alice's (the provider's form lets anyone be any subject)
+CAROL = {"sub": "carol-7f3a", "email": "alice@example.org", "email_verified": False, "name": "Carol Claims-Alice"}
 
 
 # ----------------------------------------------------------------------------- the claims, without a browser
@@ -55,6 +57,9 @@ def test_a_user_without_a_trusted_email_is_their_issuer_and_subject():
         unverified = user_identity({"is_logged_in": True, "sub": "9", "iss": "https://idp", "email": "boss@x.org",
                                     "email_verified": verified})
         assert unverified.owner == "user:https://idp#9"
+    # no email_verified claim at all: nothing said is nothing proven
+    assert user_identity({"is_logged_in": True, "sub": "9", "iss": "https://idp", "email": "boss@x.org"}).owner == (
+        "user:https://idp#9")
     assert user_identity({"is_logged_in": True, "sub": "9", "provider": "okta"}).owner == "user:okta#9"
     assert user_identity({"is_logged_in": True}) is None
     assert user_identity({"is_logged_in": False, "email": "a@b.c"}) is None
@@ -193,7 +198,8 @@ def server(work, provider, runs_dir) -> str:
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
     log_path = work / "streamlit.log"
     env = {**{k: v for k, v in os.environ.items() if k != "ARCHS_ADMINS"},  # nobody may act on others' runs
-           "ARCHS_RUNS_DIR": str(runs_dir), "ARCHS_EXECUTOR": "local", "ARCHS_MAX_CONCURRENT_RUNS": "1"}
+           "ARCHS_RUNS_DIR": str(runs_dir), "ARCHS_EXECUTOR": "local", "ARCHS_MAX_CONCURRENT_RUNS": "1",
+           "ARCHS_AUTH": "required"}      # a class server: an anonymous visitor looks, and owns nothing
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
@@ -487,7 +493,7 @@ def test_two_users_in_two_browsers_own_their_runs_and_log_out(browser, server, p
     log_in(alice, server, ALICE, at="/")
     log_in(bob, server, BOB)
     log_in(again, server, ALICE)           # Alice in a third browser
-    alice_owner, bob_owner = "user:alice@example.org", "user:bob@example.org"
+    alice_owner, bob_owner = "user:alice@example.org", f"user:{provider}#{BOB['sub']}"  # Bob's is not verified
     phase("three browsers logged in")
 
     # Bob: a short run. Alice: a long one, still active (queued behind Bob's, or training) until she stops it
@@ -534,32 +540,44 @@ def test_two_users_in_two_browsers_own_their_runs_and_log_out(browser, server, p
     assert {alice_run, bob_run} <= {r["id"] for r in wait_rows(runs_dir, bool, "the runs")}  # both still there
     phase("Alice's view checked")
 
-    # Log out: the provider's end-session page, then back to the dashboard, anonymous and owning nothing
+    # Log out: the provider's end-session page, then back to the dashboard, anonymous and owning nothing:
+    # under ARCHS_AUTH=required, a visitor who may look at every run and start, stop or delete none
     log_out(again, server)
     pick_run(again, server, alice_run)          # a fresh session: the login cookie is gone, not only st.user
     assert owner_column(again) == ["Alice Liddell", "Bob Builder"]
     assert picked(again).endswith(f" · Alice Liddell · {alice_run}")
     assert buttons(again)["delete"] is False and button(again, "login").is_visible()
-    assert "session=" in again.url
+    assert "session=" not in again.url and again.get_by_text("Log in to start runs").count() > 0
     again.screenshot(path=work / "runs-logged-out.png", full_page=True)
+
+    def train_page(first: bool):
+        again.goto(f"{server}/train")
+        settle(again)
+
+    again_if_network_changed(again, "the Train page, logged out", train_page)
+    assert button(again, "train_start").is_disabled()
+    assert again.get_by_text("Log in to start runs").count() > 0
+    assert not [r for r in wait_rows(runs_dir, bool, "the runs") if r["id"] not in (alice_run, bob_run)]
     phase("logged out")
 
-    # a provider whose ID token has no email: the owner is the issuer and the subject
+    # a user whose token claims Alice's address, unverified: the owner is the issuer and the subject, not Alice
     log_in(again, server, CAROL)
     start_run(again, server, epochs=1, max_steps=1)
     carol_owner = f"user:{provider}#{CAROL['sub']}"
-    rows = wait_rows(runs_dir, lambda rs: any(r["owner"] == carol_owner for r in rs), "the no-email user's run")
+    rows = wait_rows(runs_dir, lambda rs: any(r["owner"] == carol_owner for r in rs), "the unverified user's run")
     carol_run = next(r["id"] for r in rows if r["owner"] == carol_owner)
     pick_run(again, server, carol_run)
     assert owner_column(again) == ["Alice Liddell", "Bob Builder", "you"]
     assert picked(again).endswith(f" · you · {carol_run}")
-    phase("the user without an email checked")
+    pick_run(again, server, alice_run, fresh=False)       # Alice's address in her token does not make her Alice
+    assert picked(again).endswith(f" · Alice Liddell · {alice_run}") and buttons(again)["delete"] is False
+    phase("the user with an unverified email checked")
 
     # the run store as the CLI reads it: every run there, each its owner's (Carol's may still be training:
     # the runs_dir fixture stops what is still active)
     owners = {r["id"]: (r["owner"], r["owner_name"]) for r in store_rows(runs_dir)}
     assert owners == {alice_run: (alice_owner, "Alice Liddell"), bob_run: (bob_owner, "Bob Builder"),
-                      carol_run: (carol_owner, "Carol No-Email")}
+                      carol_run: (carol_owner, "Carol Claims-Alice")}
     phase("done")
     for page in (alice, bob, again):
         page.context.close()
