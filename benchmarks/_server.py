@@ -23,3 +23,19 @@ def dashboard_server():
             yield server.url
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def capacity_server(work: Path):
+    """`make serve`'s command on 127.0.0.1 and a free port (tests/test_hostile_server.py's server, without its
+    address-space cap), its runs folder under ``work``; yields the server (``.url``, ``.proc``); afterwards
+    kills it and the executor processes it started, each by its id."""
+    from test_hostile_server import HostedServer
+
+    server = HostedServer(Path(work), address_space=None)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.stop_helpers()
