@@ -176,8 +176,9 @@ inside = [d for d in DEPTHS if low <= d <= high]
 picked = sorted({inside[round(i * (len(inside) - 1) / 3)] for i in range(4)}) if len(inside) > 1 else inside
 sweep_key = (tuple(picked), batch, seed, use_norm)
 st.caption(f"Depths {', '.join(map(str, picked))} · batch {batch} · seed {seed} · {norm_word}.")
-if st.button("Run the sweep", key="sweep_run", icon=":material/play_arrow:"):
-    me = identity.current()
+me = identity.current()
+if st.button("Run the sweep", key="sweep_run", icon=":material/play_arrow:", disabled=not me.may_act,
+             help=None if me.may_act else identity.LOG_IN_TO_ACT):
     try:
         group = submit_depth_sweep(runs.executor(), picked, batch_size=batch, seed=seed,
                                    norm="batch" if use_norm else "none", owner=me.owner, owner_name=me.name)

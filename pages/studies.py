@@ -68,6 +68,8 @@ def start(definition: StudyDefinition) -> None:
 
 
 with st.expander("Start a study", icon=":material/science:", expanded=not store.studies.list(limit=1)):
+    if not me.may_act:
+        st.info(identity.LOG_IN_TO_ACT, icon=":material/login:")
     claim_tab, sweep_tab, search_tab = st.tabs(["A claim of the seed articles", "Sweep", "Search (Optuna)"])
     with claim_tab:
         cols = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
@@ -80,7 +82,8 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
         steps = cols[3].number_input("Steps per run", 10, 100_000, claim.budget.steps, key="study_claim_steps")
         st.caption(f"{len(claim.nets)} networks ({', '.join(n.label for n in claim.nets)}) × {seeds} seeds, "
                    f"{steps} steps each on one budget. {claim.rule}")
-        if st.button("Run the claim", key="study_claim_start", type="primary", icon=":material/play_arrow:"):
+        if st.button("Run the claim", key="study_claim_start", type="primary", icon=":material/play_arrow:",
+                     disabled=not me.may_act, help=None if me.may_act else identity.LOG_IN_TO_ACT):
             start(StudyDefinition(kind="claim", claim=name, name=f"{name} claim on {data_name}", seeds=int(seeds),
                                   steps=int(steps), data=DataConfig(name=data_name).to_dict(),
                                   objectives=("accuracy", claim.objective_x)))
@@ -121,7 +124,8 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
                    "network), each with every seed.")
         texts = vary_rows("sweep", search=False)
         train, data, seeds = budget_row("sweep")
-        if st.button("Run the sweep", key="study_sweep_start", type="primary", icon=":material/play_arrow:"):
+        if st.button("Run the sweep", key="study_sweep_start", type="primary", icon=":material/play_arrow:",
+                     disabled=not me.may_act, help=None if me.may_act else identity.LOG_IN_TO_ACT):
             try:
                 start(StudyDefinition(kind="sweep", name=f"sweep of {spec.name}", spec=spec.to_dict(),
                                       train=train.to_dict(), data=data.to_dict(), vary=tuple(vary_items(texts)),
@@ -138,7 +142,8 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
                                          key="search_objectives", help="Accuracy is maximised, the others minimised.")
         n_trials = cols[1].number_input("Trials", 1, 200, 12, key="search_trials")
         train, data, _ = budget_row("search")
-        if st.button("Run the search", key="study_search_start", type="primary", icon=":material/play_arrow:"):
+        if st.button("Run the search", key="study_search_start", type="primary", icon=":material/play_arrow:",
+                     disabled=not me.may_act, help=None if me.may_act else identity.LOG_IN_TO_ACT):
             try:
                 start(StudyDefinition(kind="search", name=f"search of {spec.name}", spec=spec.to_dict(),
                                       train=train.to_dict(), data=data.to_dict(), vary=tuple(vary_items(texts)),
@@ -218,12 +223,12 @@ def show_study(study_id: str, was_running: bool) -> None:
     done = sum(t["status"] not in ("pending", "queued", "running") for t in trials)
     head = st.columns([5, 1, 1], vertical_alignment="center")
     head[0].subheader(fmt.plain(view["name"], 100), anchor=False)
-    mine = view["owner"] == me.owner or executor.limits.is_admin(me.owner)
-    if running and head[1].button("Stop", key="study_stop", icon=":material/stop:", disabled=not mine):
+    mine = me.may_act and (view["owner"] == me.owner or executor.limits.is_admin(me.owner))
+    if running and head[1].button("Stop", key="study_stop", icon=":material/stop:", disabled=not mine) and mine:
         store.studies.request_stop(study_id, me.owner, admin=executor.limits.is_admin(me.owner))
         st.toast("Stopping the study…")
     if not running and head[2].button("Delete", key="study_delete", icon=":material/delete:", disabled=not mine,
-                                      help="The study, its trials and its runs."):
+                                      help="The study, its trials and its runs.") and mine:
         try:
             store.studies.delete(study_id, me.owner, admin=executor.limits.is_admin(me.owner))
             st.session_state["studies_pick"] = ""
