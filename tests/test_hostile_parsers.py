@@ -256,7 +256,20 @@ def _figures():
     yield "cost memory", charts.cost_memory([part])
 
 
-@pytest.mark.parametrize("which, figure", list(_figures()), ids=lambda v: v if isinstance(v, str) else "")
+def _optuna_figure():
+    import optuna  # heavy: only here
+
+    from ui import study_charts
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: len(trial.suggest_categorical("name", [HOSTILE_NAME, "b"]))
+                   + trial.suggest_float("train.lr", 0, 1), n_trials=6)      # a search over a list of names
+    return study_charts.escaped(optuna.visualization.plot_parallel_coordinate(study))
+
+
+@pytest.mark.parametrize("which, figure", [*_figures(), ("optuna", _optuna_figure())],
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_a_network_named_with_html_reaches_every_chart_escaped(which, figure):
     strings = list(_strings(json.loads(figure.to_json())))   # names, hover templates, text, ticks, annotations
     for raw in ("<a", "<span", "</a>", "%{meta}"):

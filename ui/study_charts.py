@@ -17,6 +17,29 @@ AXIS_LABELS = {"params": "parameters", "mult_adds": "mult-adds per image",
                "train_flops": "training FLOPs (3 × 2 × mult-adds × images seen)", "train_seconds": "training seconds"}
 
 
+def escaped(figure: go.Figure) -> go.Figure:
+    """An Optuna figure (``optuna.visualization``) with a study's values escaped for Plotly: a categorical value is
+    any text a list gave (``name=<a href=...>``), and Optuna draws the parallel coordinates' tick labels as
+    annotations and its hover from ``customdata``. Optuna's own hover templates are kept."""
+    for annotation in figure.layout.annotations:
+        if annotation.text:
+            annotation.text = fmt.chart(annotation.text)
+    for trace in figure.data:
+        if getattr(trace, "customdata", None) is not None:
+            trace.customdata = _escaped(trace.customdata)
+    return figure
+
+
+def _escaped(value):
+    if hasattr(value, "tolist"):        # a NumPy array or number
+        value = value.tolist()
+    if isinstance(value, str):
+        return fmt.chart(value)
+    if isinstance(value, (list, tuple)):
+        return [_escaped(item) for item in value]
+    return value
+
+
 def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460) -> go.Figure:
     """Mean test accuracy (error bars: one standard deviation over the seeds, and the min-max range in the hover)
     against ``x`` on a log axis. Each point's ``customdata`` is its first run's id (what a selection opens)."""
