@@ -176,10 +176,11 @@ def test_each_budget_is_named_when_it_is_the_one_passed(monkeypatch):
 def test_a_hostile_json_is_refused_before_its_parts_are_made(monkeypatch):
     made = []
     monkeypatch.setattr(PlainSpec, "check", lambda self: made.append(self))
-    stages = [{"type": "plain"}] * 1_000_000
-    text = json.dumps({"format": "archs.netspec/1", "stem": [], "stages": stages, "head": {}})
-    with pytest.raises(BudgetError, match=r"^network: 1,000,000 stages, over this server's budget of 64"):
-        NetSpec.from_json(text)
+    data = {"format": "archs.netspec/1", "stem": [], "stages": [{"type": "plain"}] * 50_000, "head": {}}
+    with pytest.raises(BudgetError, match=r"^network: 50,000 stages, over this server's budget of 64 stages"):
+        NetSpec.from_json(json.dumps(data, separators=(",", ":")))   # under a megabyte of JSON
+    with pytest.raises(BudgetError, match=r"^network: 1,000,000 stages, over this server's budget of 64 stages"):
+        NetSpec.from_dict({**data, "stages": [{"type": "plain"}] * 1_000_000})
     assert made == []
     wide = NetSpec(name="wide", input_size=1024, stages=(PlainSpec(layers=4, channels=2048),))  # 151 M parameters
     with pytest.raises(BudgetError, match=r"^input_size: wide at batch 1 and input 1024x1024 needs about 98 GB "
