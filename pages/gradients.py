@@ -11,7 +11,7 @@ from archs.sources import SourceError
 from archs.studies.experiments import depth_sweep_results, submit_depth_sweep
 from archs.training.limits import LimitError
 from archs.training.store import RunError
-from ui import charts, compute, draft, fmt, identity, runs, settings
+from ui import charts, compute, draft, fmt, identity, jobs, runs, settings
 
 DEPTHS = tuple(6 * n + 2 for n in range(1, 19))      # He et al.'s CIFAR nets: 8, 14, ..., 110
 SWEEP = (8, 44)                                      # the depth range swept by default
@@ -54,19 +54,17 @@ except SpecError as error:
 twin = archs.plain_twin(measured)
 has_twin = twin != measured
 seconds = compute.gradient_seconds(measured, batch) * (2 if has_twin else 1)
-asked = st.session_state.get("grad_go") == (measured, batch, seed)
-if seconds > AUTO_SECONDS and not asked:
-    st.info(f"Measuring **{fmt.plain(measured.name, 60)}** at batch {batch} and {size}×{size} takes about "
-            f"{seconds:.0f} s on this machine. Lower the batch or input size, or measure anyway.",
-            icon=":material/timer:")
-    if st.button("Measure anyway", key="grad_measure", icon=":material/play_arrow:"):
-        st.session_state["grad_go"] = (measured, batch, seed)
-        st.rerun()
+# measured by a worker (a quick job), never in this server: one job for both networks' gradients and activations
+ask = None if seconds <= AUTO_SECONDS else (
+    f"Measuring **{fmt.plain(measured.name, 60)}** at batch {batch} and {size}×{size} takes about {seconds:.0f} s "
+    "on this machine. Lower the batch or input size, or measure anyway.")
+found = jobs.measure(compute.inspect_job(measured, batch, seed), ask=ask, button="Measure anyway",
+                     button_key="grad_measure", may_ask=identity.current().as_owner is not None)
+if found is None:
     st.stop()
-
-profile = compute.gradients(measured, batch, seed)
+profile, initial_health = found["network"]
 curves = [(f"{measured.name} (with skips)" if has_twin else measured.name, profile)]
-plain = compute.gradients(twin, batch, seed) if has_twin else None
+plain = found["twin"][0] if has_twin and found["twin"] else None
 if plain is not None:
     curves.append(("plain twin", plain))
 
@@ -135,16 +133,23 @@ with st.container(key="health_section"):               # one box, for a screensh
     if run_id:
         try:
             source = compute.run_source(run_id)
-            me = identity.current()
-            trained, initial = compute.run_health(run_id, batch, seed, me.owner, me.name)
-            health_curves = [(f"{source.label}, trained", trained), (f"{source.spec.name} at initialisation", initial)]
-            st.caption(f"Both measured in eval mode on the same batch, in a worker process: {trained.inputs}.")
         except (SourceError, RunError, LimitError) as error:
             st.error(fmt.plain(error), icon=":material/error:")
+        else:  # asks first: a link's hrun= never measures (nor spends the visitor's queue) on its own
+            measured_run = jobs.measure(
+                compute.run_health_job(run_id, batch, seed), button_key="health_measure",
+                ask=f"Measure the activations of **{fmt.plain(source.label, 80)}** with its trained weights, on "
+                    f"{batch} of its own test images, in a worker process.",
+                may_ask=identity.current().as_owner is not None)
+            if measured_run is not None:
+                trained, initial = measured_run
+                health_curves = [(f"{source.label}, trained", trained),
+                                 (f"{source.spec.name} at initialisation", initial)]
+                st.caption(f"Both measured in eval mode on the same batch, in a worker process: {trained.inputs}.")
     else:
-        health_curves = [(curves[0][0], compute.health(measured, batch, seed))]
-        if has_twin:
-            health_curves.append(("plain twin", compute.health(twin, batch, seed)))
+        health_curves = [(curves[0][0], initial_health)]
+        if plain is not None:
+            health_curves.append(("plain twin", found["twin"][1]))
     if health_curves:
         st.plotly_chart(charts.health_lines(health_curves), key="health_chart")
         st.markdown("  \n".join(describe_health(name, h) for name, h in health_curves))

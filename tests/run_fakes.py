@@ -91,10 +91,11 @@ def install(monkeypatch, runs: list[FakeRun]) -> FakeStore:
 
 def forget_cached_runs() -> None:
     """Forget what the dashboard cached about runs (its caches outlive one AppTest)."""
-    from ui import compute
+    from ui import compute, jobs
 
-    for cached in (compute.runs, compute.run_metrics, compute.run_source, compute.run_health, compute.export_files):
+    for cached in (compute.runs, compute.run_metrics, compute.run_source, compute.export_file):
         cached.clear()
+    jobs.forget()  # the measurements' results (quick jobs)
 
 
 def install_for_app(monkeypatch, runs: list[FakeRun]) -> FakeStore:

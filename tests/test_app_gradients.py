@@ -2,9 +2,20 @@
 
 import time
 
+import pytest
 from app_helpers import open_app, run, texts
+from run_fakes import use_real_store
 
 from archs.training import RunStore
+from ui import jobs
+
+
+@pytest.fixture(autouse=True)
+def measured_in_workers(monkeypatch, tmp_path):
+    """The page's measurements are quick jobs in workers (tests/test_measure_jobs.py): a real run store, and
+    each rerun waits for its job (AppTest runs no fragment)."""
+    use_real_store(monkeypatch, tmp_path / "runs")
+    monkeypatch.setattr(jobs, "INLINE_SECONDS", 120.0)
 
 
 def gradients_page(**query):

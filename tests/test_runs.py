@@ -77,7 +77,7 @@ def test_a_request_round_trips_through_json_and_the_store(tmp_path):
     assert RunRequest.from_run(run) == req
     assert run.settings()["owner"] == "session:abc" and run.owner == "session:abc"
     assert run.status()["status"] == "interrupted"  # queued in no queue, by no one
-    with pytest.raises(ConfigError, match="^kind: must be one of 'train', 'gradients', 'health', got 'dance'"):
+    with pytest.raises(ConfigError, match="^kind: must be one of 'train', 'gradients', 'health', .*, got 'dance'"):
         request(kind="dance")
     with pytest.raises(ConfigError, match="^max_seconds: must be a positive number of seconds"):
         request(max_seconds=-1)

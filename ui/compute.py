@@ -1,6 +1,8 @@
 """Cached calls into ``archs``, keyed by spec: a rerun with an unchanged network does no torch work.
 
-Specs are frozen dataclasses; Streamlit hashes them by their compact JSON.
+Specs are frozen dataclasses; Streamlit hashes them by their compact JSON. What runs a network (gradients and
+activation health at initialisation, a stored run's activation health, measured cost, export) is not computed
+here: these functions describe it as a quick job (:mod:`ui.jobs`) that a worker carries out.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ import streamlit as st
 
 import archs
 from archs import CostReport, GradientNorms, NetSpec, ReceptiveFields, Summary, sources
-from archs.export import export_bytes
-from archs.health import ActivationHealth, activation_health
+from archs.health import ActivationHealth
+from archs.training.config import DataConfig, TrainConfig
+from archs.training.request import EXPORT_FOLDER, RunRequest
+from archs.training.store import RunError
+from archs.training.store.files import read_regular
 
-from . import fmt
+from . import fmt, jobs
+from .jobs import Job
 
 HASH = {NetSpec: lambda spec: spec.to_json(indent=None)}
 # forward + backward on a small CPU runs ~1.5e9 mult-adds/s; a gradient measurement needs ~3 passes' worth
@@ -58,9 +64,18 @@ def stage_table(spec: NetSpec) -> pd.DataFrame:
     })
 
 
-@st.cache_resource(max_entries=32, hash_funcs=HASH, show_spinner="Measuring gradients…")
-def gradients(spec: NetSpec, batch_size: int, seed: int) -> GradientNorms:
-    return archs.gradient_profile(spec, batch_size, seed)
+def inspect_job(spec: NetSpec, batch_size: int, seed: int) -> Job:
+    """Gradients and activation health at initialisation of ``spec`` and of its plain twin, measured by a worker:
+    its result is ``{"network": (GradientNorms, ActivationHealth), "twin": the same or None}``."""
+    def read(result: dict, run_id: str) -> dict:
+        return {name: (GradientNorms.from_dict(part["gradients"]), ActivationHealth.from_dict(part["health"]))
+                if part else None for name, part in (("network", result["network"]), ("twin", result.get("twin")))}
+
+    return Job("inspect", (spec, int(batch_size), int(seed)),
+               lambda owner, name: RunRequest(spec, TrainConfig(batch_size=batch_size, seed=seed, device="cpu"),
+                                              kind="inspect", label=f"gradients of {spec.name}", owner=owner,
+                                              owner_name=name),
+               read, f"Measuring {fmt.plain(spec.name, 60)} at batch {batch_size}")
 
 
 def gradient_seconds(spec: NetSpec, batch_size: int) -> float:
@@ -102,15 +117,14 @@ def cost_seconds(spec: NetSpec, batch_size: int, repeats: int) -> float:
     return forward * (4 * (repeats + 1) + 12) + 1.0
 
 
-def cost(spec: NetSpec, batch_size: int, device: str, repeats: int, progress=None) -> CostReport:
-    """Measured (or, for the same arguments, archs' cached) cost report."""
-    return archs.measure_cost(spec, batch_size, device, repeats, progress=progress)
-
-
-def cached_cost(spec: NetSpec, batch_size: int, device: str, repeats: int) -> CostReport | None:
-    from archs.cost import cached_cost as _cached
-
-    return _cached(spec, batch_size, device, repeats)
+def cost_job(spec: NetSpec, batch_size: int, device: str, repeats: int) -> Job:
+    """:func:`archs.measure_cost`, by a worker: its result is a :class:`CostReport`."""
+    return Job("cost", (spec, int(batch_size), device, int(repeats)),
+               lambda owner, name: RunRequest(spec, TrainConfig(batch_size=batch_size, seed=0, device=device),
+                                              kind="cost", repeats=int(repeats), label=f"cost of {spec.name}",
+                                              owner=owner, owner_name=name),
+               lambda result, run_id: CostReport.from_dict(result, spec),
+               f"Measuring {fmt.plain(spec.name, 60)} at batch {batch_size} on {device}")
 
 
 @st.cache_data(max_entries=32, hash_funcs={CostReport: lambda r: (r.spec.to_json(indent=None), r.device,
@@ -136,20 +150,22 @@ def cost_table(report: CostReport) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ activation health
-@st.cache_resource(max_entries=32, hash_funcs=HASH, show_spinner="Measuring activations…")
-def health(spec: NetSpec, batch_size: int, seed: int) -> ActivationHealth:
-    return activation_health(spec, batch_size, seed)
+def run_health_job(run_id: str, batch_size: int, seed: int) -> Job:
+    """A stored run's activation health, trained and at initialisation, measured by a worker (the run's data is
+    read there, never in this server): its result is two :class:`ActivationHealth`."""
+    def request(owner: str, name: str | None) -> RunRequest:
+        source = jobs.executor().store.get(run_id)
+        if not source.has_weights():
+            raise RunError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
+        data = DataConfig.from_dict(source.settings().get("data") or {})
+        return RunRequest(source.spec(), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
+                          kind="health", label=f"activation health of {run_id}", source_run=run_id, owner=owner,
+                          owner_name=name)
 
-
-@st.cache_resource(max_entries=16, show_spinner="Measuring the run's activations in a worker process…")
-def run_health(run_id: str, batch_size: int, seed: int, _owner: str, _owner_name: str | None = None
-               ) -> tuple[ActivationHealth, ActivationHealth]:
-    """A stored run's activation health, trained and at initialisation, measured by a worker of the local
-    executor (the run's data is read there, never in this server); kept here once measured."""
-    from archs.studies.experiments import measure_run_health
-    from archs.training.executors import get_executor
-
-    return measure_run_health(get_executor("local"), run_id, batch_size, seed, owner=_owner, owner_name=_owner_name)
+    return Job("run_health", (run_id, int(batch_size), int(seed)), request,
+               lambda result, _: (ActivationHealth.from_dict(result["trained"]),
+                                  ActivationHealth.from_dict(result["initial"])),
+               f"Measuring the activations of run {run_id}")
 
 
 # ------------------------------------------------------------------------------------------ stored runs
@@ -185,11 +201,21 @@ def costs(spec: NetSpec) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------ export
-@st.cache_resource(max_entries=8, hash_funcs=HASH, show_spinner=False)
-def export_files(spec: NetSpec, fmt: str, run_id: str | None) -> dict[str, bytes]:
-    """The files of an export (a run's trained weights, or the spec's seed-0 initialisation)."""
-    weights = sources.run_weights(run_id) if run_id else None
-    return export_bytes(spec, fmt, weights)
+def export_job(spec: NetSpec, fmt_name: str, run_id: str | None) -> Job:
+    """The files of an export (a run's trained weights, or the spec's seed-0 initialisation), written by a worker
+    into its job's folder: the result is ``(job's run id, ((file name, size), ...))``; :func:`export_file` reads one."""
+    return Job("export", (spec, fmt_name, run_id),
+               lambda owner, name: RunRequest(spec, TrainConfig(batch_size=1, seed=0, device="cpu"), kind="export",
+                                              export_format=fmt_name, source_run=run_id,
+                                              label=f"{spec.name} as {fmt_name}", owner=owner, owner_name=name),
+               lambda result, job_id: (job_id, tuple((str(n), int(size)) for n, size in result["files"])),
+               f"Exporting {fmt.plain(spec.name, 60)} as {fmt_name}")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def export_file(job_id: str, name: str) -> bytes:
+    """One file an export job wrote, read from its folder without following a link."""
+    return read_regular(jobs.executor().store.get(job_id).path, f"{EXPORT_FOLDER}-{name}")
 
 
 def health_table(curves) -> pd.DataFrame:

@@ -7,10 +7,11 @@ import streamlit as st
 
 import archs
 from archs import NetSpec
-from archs.export import FORMATS, ExportError
+from archs.export import FORMATS
 from archs.sources import SourceError
+from archs.training.store import RunError
 
-from . import charts, compute, fmt, settings
+from . import charts, compute, fmt, jobs, settings
 
 REPEATS = (3, 5, 10)
 FORMAT_HELP = {
@@ -58,21 +59,14 @@ def measured_cost(spec: NetSpec, batch: int) -> None:
     settings.sticky("cost_repeats", 5)
     repeats = cols[1].selectbox("Repeats", REPEATS, key="cost_repeats", help="Timed runs after the warm-up.")
     cols[2].caption(f"Batch {batch} (set above), input {fmt.shape(compute.summary(spec).input_shape)}.")
-    report = compute.cached_cost(spec, batch, device, repeats)
+    seconds = compute.cost_seconds(spec, batch, repeats)
+    report = jobs.measure(
+        compute.cost_job(spec, batch, device, repeats), button_key="cost_measure",
+        ask=f"Measuring **{fmt.plain(spec.name, 60)}** at batch {batch} on {device} takes about "
+            f"{fmt.duration(seconds)} here, in a worker process. Results are kept for this network, batch and device.")
     if report is None:
-        seconds = compute.cost_seconds(spec, batch, repeats)
-        ask = st.empty()
-        with ask.container():
-            st.info(f"Measuring **{fmt.plain(spec.name, 60)}** at batch {batch} on {device} takes about "
-                    f"{fmt.duration(seconds)} here. Results are kept for this network, batch and device.",
-                    icon=":material/timer:")
-            if not st.button("Measure", key="cost_measure", icon=":material/play_arrow:"):
-                return
-        ask.empty()
-        bar = st.progress(0.0, text="Building the network…")
-        report = compute.cost(spec, batch, device, repeats,
-                              progress=lambda fraction, message: bar.progress(fraction, text=message))
-        bar.progress(1.0, text=f"Measured: {repeats} repeats on {device}.")
+        return
+    st.caption(f"Measured: {report.repeats} repeats on {report.device}, in a worker process.")
     show_cost(report)
 
 
@@ -146,13 +140,16 @@ def export(spec: NetSpec) -> None:
             return
         ask.empty()
         st.session_state["export_ready"] = wanted
-    try:
-        with st.spinner(f"Exporting {exported.name} as {fmt_name}…"):
-            files = compute.export_files(exported, fmt_name, run_id)
-    except (ExportError, SourceError) as error:
-        st.session_state.pop("export_ready", None)
-        st.error(fmt.plain(error), icon=":material/error:")
+    made = jobs.measure(compute.export_job(exported, fmt_name, run_id))
+    if made is None:
         return
-    for i, (name, data) in enumerate(files.items()):
-        st.download_button(f"{name} · {fmt.nbytes(len(data))}", data, file_name=name, key=f"export_file{i}",
+    job_id, files = made
+    for i, (name, size) in enumerate(files):
+        try:
+            data = compute.export_file(job_id, name)
+        except (OSError, RunError) as error:  # the job's folder was deleted or tampered with: export again
+            jobs.forget_one(compute.export_job(exported, fmt_name, run_id))
+            st.error(f"{fmt.plain(name)} cannot be read: {fmt.plain(error)}", icon=":material/error:")
+            return
+        st.download_button(f"{name} · {fmt.nbytes(size)}", data, file_name=name, key=f"export_file{i}",
                            icon=":material/download:", on_click="ignore", type="primary" if i == 0 else "secondary")

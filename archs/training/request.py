@@ -14,6 +14,7 @@ theirs (a stage type of their own) names a module in ``ARCHS_WORKER_SETUP``: con
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import importlib
 import json
@@ -25,17 +26,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from archs.budget import Budget
+from archs.budget import check as budget_check
 from archs.fields import SpecError
 from archs.training.config import ConfigError, DataConfig, TrainConfig
+from archs.training.limits import EXPORT_BATCH, MEMORY_MODES
 from archs.training.store import RunStore
 
-__all__ = ["KINDS", "MemoryRecorder", "Recorder", "RunRequest", "StopWatch", "build_network", "execute_request",
-           "worker_setup"]
+__all__ = ["KINDS", "MEASUREMENTS", "MemoryRecorder", "Recorder", "RunRequest", "StopWatch", "Stopped",
+           "bound_quick_job", "build_network", "execute_request", "memory_words", "worker_setup"]
 
 # train: a training run; gradients: the norms at initialisation (the Gradients page's depth sweep);
-# health: activation health of a stored run's weights on its own test images (the Build page)
-KINDS = ("train", "gradients", "health")
+# health: activation health of a stored run's weights on its own test images (the Gradients page);
+# and the measurements the pages ask for, carried out by a worker instead of the web server (issue 18):
+# inspect: gradients and activation health at initialisation of a network and of its plain twin (Gradients page);
+# cost: time and training memory per part (the Build page's Measured cost tab);
+# export: a network's files in one format, with a stored run's weights or seed 0's (the Build page's Export tab)
+KINDS = ("train", "gradients", "health", "inspect", "cost", "export")
+MEASUREMENTS = KINDS[1:]  # quick jobs: short, bounded in memory and time, never in the web server's process
+EXPORT_FOLDER = "export"  # an export job writes its files into its run's folder as export-<file name>
 STOP_POLL_SECONDS = 0.1
+# A quick job's bounds: wall-clock seconds when the operator sets none (then its worker is killed), and memory
+# beyond twice the budget's estimate of its pass (torchinfo's pass, ONNX's tracing, the allocator's slack)
+QUICK_SECONDS = 300.0
+QUICK_SLACK_BYTES = 2 << 30
+
+
+class Stopped(Exception):
+    """A measurement asked to stop (Cancel) between two of its steps."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,13 @@ class RunRequest:
     of the stored run ``source_run``, with its trained weights and with the same network at initialisation,
     on ``train.batch_size`` of its own test images, read from ``data`` in the worker). ``owner`` identifies who may
     stop or delete the run (``owner_name`` is what a page shows). ``max_seconds`` stops the run after that much
-    wall-clock time (the server's ``ARCHS_MAX_RUN_SECONDS``).
+    wall-clock time (the server's ``ARCHS_MAX_RUN_SECONDS``); ``max_memory_bytes`` caps the address space of the
+    worker that carries it out (``RLIMIT_AS``), so an allocation past it fails there, not in the server.
+
+    The quick kinds measure at initialisation with ``train.batch_size`` and ``train.seed``: ``"inspect"`` (gradients
+    and activation health of ``spec`` and of its plain twin), ``"cost"`` (time and memory per part on
+    ``train.device``, ``repeats`` timed runs) and ``"export"`` (the files of ``export_format``, written into the
+    job's own folder, with the weights of ``source_run`` when one is named).
     """
 
     spec: Any  # archs.NetSpec
@@ -61,6 +85,9 @@ class RunRequest:
     recipe: str | None = None  # the recipe the settings came from, for the record (they may have been edited)
     max_seconds: float | None = None
     source_run: str | None = None
+    max_memory_bytes: int | None = None
+    repeats: int | None = None          # cost
+    export_format: str | None = None    # export
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -75,6 +102,18 @@ class RunRequest:
                               "max_seconds")
         if self.kind == "health" and not self.source_run:
             raise ConfigError("source_run: a health measurement names the stored run to measure", "source_run")
+        if self.max_memory_bytes is not None and (isinstance(self.max_memory_bytes, bool) or not isinstance(
+                self.max_memory_bytes, int) or not 1 << 20 <= self.max_memory_bytes < 1 << 50):
+            raise ConfigError(f"max_memory_bytes: must be a whole number of bytes from 1 MiB, got "
+                              f"{self.max_memory_bytes!r}", "max_memory_bytes")
+        if self.repeats is not None and (isinstance(self.repeats, bool) or not isinstance(self.repeats, int)
+                                         or not 1 <= self.repeats <= 100):
+            raise ConfigError(f"repeats: must be a whole number from 1 to 100, got {self.repeats!r}", "repeats")
+        if self.export_format is not None and (not isinstance(self.export_format, str)
+                                               or len(self.export_format) > 20):
+            raise ConfigError("export_format: must be the name of a format", "export_format")
+        if self.kind == "export" and not self.export_format:
+            raise ConfigError("export_format: an export names its format", "export_format")
 
     @property
     def display_label(self) -> str:
@@ -85,7 +124,8 @@ class RunRequest:
         return {"kind": self.kind, "label": self.display_label, "group": self.group, "owner": self.owner,
                 "owner_name": self.owner_name, "network": self.spec.name, "recipe": self.recipe,
                 "max_seconds": self.max_seconds, "source_run": self.source_run,
-                "train": self.train.to_dict(), "data": self.data.to_dict()}
+                "max_memory_bytes": self.max_memory_bytes, "repeats": self.repeats,
+                "export_format": self.export_format, "train": self.train.to_dict(), "data": self.data.to_dict()}
 
     def to_dict(self) -> dict:
         return {"spec": self.spec.to_dict(), **self.settings_dict(), "label": self.label}
@@ -128,7 +168,9 @@ class RunRequest:
         return cls(spec=spec, train=TrainConfig.from_dict(train or {}), data=DataConfig.from_dict(data or {}),
                    kind=values.get("kind", "train"), label=values.get("label"), group=values.get("group"),
                    owner=values.get("owner"), owner_name=values.get("owner_name"), recipe=values.get("recipe"),
-                   max_seconds=values.get("max_seconds"), source_run=values.get("source_run"))
+                   max_seconds=values.get("max_seconds"), source_run=values.get("source_run"),
+                   max_memory_bytes=values.get("max_memory_bytes"), repeats=values.get("repeats"),
+                   export_format=values.get("export_format"))
 
 
 @runtime_checkable
@@ -198,11 +240,12 @@ class StopWatch:
     """The one thread that watches for a reason to stop a run: someone asked (``should_stop()`` is polled,
     e.g. the run store's stop flag, or a Ray channel's; it returns a reason, True, or a false value), or the run's
     time limit passed. It sets ``stop_event``, which the training loop checks at every block, and keeps the
-    reason."""
+    reason; then it calls ``on_stop`` if given (a measurement interrupts its main thread: it has no loop to check)."""
 
     def __init__(self, stop_event: threading.Event, should_stop: Callable[[], str | bool | None] | None = None,
-                 max_seconds: float | None = None, poll: float = STOP_POLL_SECONDS):
-        self.stop_event, self.should_stop, self.poll = stop_event, should_stop, poll
+                 max_seconds: float | None = None, poll: float = STOP_POLL_SECONDS,
+                 on_stop: Callable[[], None] | None = None):
+        self.stop_event, self.should_stop, self.poll, self.on_stop = stop_event, should_stop, poll, on_stop
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self.max_seconds = max_seconds
         self.reason: str | None = None
@@ -237,7 +280,11 @@ class StopWatch:
 
     def _watch(self) -> None:
         while not self._done.wait(self.poll):
-            if self.stop_event.is_set() or self._check():
+            if self.stop_event.is_set():
+                return
+            if self._check():
+                if self.on_stop is not None and not self._done.is_set():
+                    self.on_stop()
                 return
 
 
@@ -257,20 +304,43 @@ def execute_request(request: RunRequest, recorder: Recorder, *, stop_event: thre
     """
     stop_event = stop_event or threading.Event()
     recorder.write_status(status="running", started_at=time.time(), **status_fields)
-    watch = StopWatch(stop_event, should_stop, request.max_seconds)
+    # a measurement (no loop checking stop_event) in a process's main thread, as in a worker: Cancel or its time
+    # limit interrupts it between two torch operations (KeyboardInterrupt), not at its next progress report
+    interrupt = request.kind in _MEASURE and threading.current_thread() is threading.main_thread()
+    watch = StopWatch(stop_event, should_stop, request.max_seconds,
+                      on_stop=_thread.interrupt_main if interrupt else None)
     try:
         with watch:
             if request.kind == "gradients":
                 return _measure_gradients(request, recorder)
             if request.kind == "health":
                 return _measure_health(request, recorder, store)
+            if request.kind in ("inspect", "cost", "export"):
+                return _MEASURE[request.kind](request, recorder, stop_event, store)
             return _train(request, recorder, stop_event, model_factory, watch, on_metric)
+    except (Stopped, KeyboardInterrupt):
+        if not stop_event.is_set():
+            raise  # a real Ctrl-C
+        return recorder.write_status(status="stopped", message=watch.reason or "stopped before it finished",
+                                     finished_at=time.time())
     except (SpecError, ValueError) as error:  # ConfigError, DataError: the message says what to fix
         return recorder.write_status(status="failed", error=str(error), finished_at=time.time())
     except Exception as error:  # noqa: BLE001 - any failure inside a run is the run's, not the caller's
         recorder.write_error(traceback.format_exc())
-        return recorder.write_status(status="failed", error=f"{type(error).__name__}: {error}",
-                                     finished_at=time.time())
+        return recorder.write_status(status="failed", finished_at=time.time(),
+                                     error=memory_words(error, request.max_memory_bytes)
+                                     or f"{type(error).__name__}: {error}")
+
+
+def memory_words(error: BaseException, cap: int | None) -> str | None:
+    """What to record for an allocation that failed under the run's memory cap (None for any other error), in the
+    same write as the run's end, so a reader never sees the allocator's words first."""
+    text = str(error).lower()
+    if not cap or not (isinstance(error, MemoryError) or "can't allocate memory" in text
+                       or "cannot allocate memory" in text):
+        return None
+    return (f"the run needed more memory than its cap of {cap / 2**30:.2f} GiB (the server's memory budget for it): "
+            "lower the batch size or the input size")
 
 
 def _load_data(data_config: DataConfig, spec):
@@ -367,3 +437,91 @@ def _measure_health(request: RunRequest, recorder, store) -> dict:
             model.load_state_dict(weights)
         result[name] = dataclasses.replace(activation_stats(model, inputs, False), inputs=words).to_dict()
     return recorder.write_status(status="completed", result=result, finished_at=time.time())
+
+
+# ----- the quick measurements (issue 18: each in a worker, never in the web server)
+def _checkpoint(stop_event: threading.Event) -> None:
+    """Between two steps of a measurement: end it if someone asked (Cancel) or its time is up."""
+    if stop_event.is_set():
+        raise Stopped()
+
+
+def _measure_inspect(request: RunRequest, recorder, stop_event: threading.Event, store) -> dict:
+    """Gradients and activation health at initialisation of the network and, when it has skips, of its plain twin,
+    on the same seeded batch (the Gradients page's charts)."""
+    from archs.health import activation_health  # heavy: torch
+    from archs.inspect import gradient_profile, plain_twin
+
+    spec, batch_size, seed = request.spec, request.train.batch_size, request.train.seed
+    twin = plain_twin(spec)
+    result: dict[str, Any] = {}
+    steps = [("network", spec)] + ([("twin", twin)] if twin != spec else [])
+    for n, (name, measured) in enumerate(steps):
+        _checkpoint(stop_event)
+        recorder.write_status(progress={"fraction": n / len(steps), "message": f"Gradients of the {name}…"})
+        gradients = gradient_profile(measured, batch_size, seed).to_dict()
+        _checkpoint(stop_event)
+        recorder.write_status(progress={"fraction": (n + 0.5) / len(steps), "message": f"Activations of the {name}…"})
+        result[name] = {"gradients": gradients, "health": activation_health(measured, batch_size, seed).to_dict()}
+    return recorder.write_status(status="completed", result=result, finished_at=time.time())
+
+
+def _measure_cost(request: RunRequest, recorder, stop_event: threading.Event, store) -> dict:
+    """:func:`archs.cost.measure_cost` on ``train.device`` with ``repeats`` (its progress as the run's)."""
+    from archs.cost import measure_cost  # heavy: torch
+
+    def progress(fraction: float, message: str) -> None:
+        _checkpoint(stop_event)
+        recorder.write_status(progress={"fraction": fraction, "message": message})
+
+    device = "cpu" if request.train.device == "auto" else request.train.device
+    report = measure_cost(request.spec, request.train.batch_size, device, request.repeats or 5,
+                          seed=request.train.seed, progress=progress)
+    return recorder.write_status(status="completed", result=report.to_dict(), finished_at=time.time())
+
+
+def _measure_export(request: RunRequest, recorder, stop_event: threading.Event, store) -> dict:
+    """The files of an export, written into the job's own folder (``export-<file name>``, never through a link);
+    the result lists their names and sizes, the main file first."""
+    from archs.export import export_bytes  # heavy: torch (and onnx, for that format)
+    from archs.training.store.files import replace_file
+
+    weights = None
+    if request.source_run:
+        store = store if store is not None else RunStore()
+        weights = store.get(request.source_run).weights()
+    _checkpoint(stop_event)
+    recorder.write_status(progress={"fraction": 0.1, "message": f"Exporting as {request.export_format}…"})
+    files = export_bytes(request.spec, request.export_format, weights)
+    _checkpoint(stop_event)
+    folder = getattr(recorder, "path", None)
+    if folder is None:  # a recorder without a folder (in memory): nowhere to leave files
+        raise ValueError("an export job needs a run folder to write its files into")
+    for name, data in files.items():
+        replace_file(folder, f"{EXPORT_FOLDER}-{name}", lambda handle, data=data: handle.write(data))
+    return recorder.write_status(status="completed", finished_at=time.time(),
+                                 result={"files": [[name, len(data)] for name, data in files.items()]})
+
+
+_MEASURE = {"inspect": _measure_inspect, "cost": _measure_cost, "export": _measure_export}
+
+
+def bound_quick_job(request: RunRequest, env=None) -> RunRequest:
+    """A quick job checked against the server's memory budget at its batch and input size before it is queued
+    (:func:`archs.budget.check` raises BudgetError, a SpecError naming the setting, over it), and given its bounds:
+    ``max_seconds`` from ``ARCHS_QUICK_MAX_SECONDS`` (default 300; the worker is killed after it and a grace
+    period) and ``max_memory_bytes``, the cap the OS enforces on its worker: twice the budget's estimate of its
+    pass (never more than the budget) plus 2 GiB."""
+    env = os.environ if env is None else env
+    try:
+        seconds = float(env.get("ARCHS_QUICK_MAX_SECONDS", ""))
+    except ValueError:
+        seconds = QUICK_SECONDS
+    seconds = seconds if 0 < seconds < 1e9 else QUICK_SECONDS
+    mode = MEMORY_MODES.get(request.kind, "train")
+    batch = EXPORT_BATCH if request.kind == "export" else request.train.batch_size
+    limits = Budget.from_env(env)
+    footprint = budget_check(request.spec, batch, None, mode, limits)
+    memory = min(2 * footprint.memory_bytes(batch, mode), limits.max_memory_bytes) + QUICK_SLACK_BYTES
+    return dataclasses.replace(request, max_seconds=min(seconds, request.max_seconds or seconds),
+                               max_memory_bytes=int(memory))
