@@ -378,7 +378,10 @@ class _Supervisor:
                 settings = run.settings()
                 memory = self.memory_cap(settings)
                 slot = self.free_gpu() if lane == "train" else None
-                cuda = str(slot) if slot is not None else ("" if lane == "quick" and self.config["gpus"] else None)
+                # a measurement sees no GPU, but GPU 0 when it measures on one (the Measured cost tab's "cuda")
+                on_gpu = (settings.get("train") or {}).get("device") == "cuda"
+                cuda = str(slot) if slot is not None else (
+                    ("0" if on_gpu else "") if lane == "quick" and self.config["gpus"] else None)
                 threads = int(self.config["threads"]) if lane == "train" else 1
                 job = (str(self.store.root), run_id, threads, cuda, memory)
                 process = self.use_spare(job)  # quick jobs too: a measurement then starts without importing torch
