@@ -113,6 +113,11 @@ picked = st.selectbox("Run", ids, key="runs_pick", format_func=labels.get)
 run = store.get(picked)
 info = by_id[picked]
 mine = me.may_act and executor.may_act(run, me.owner)
+admin = me.may_act and executor.limits.is_admin(me.owner)
+try:  # what someone looks at is spared by ARCHS_MAX_RUNS_KEPT's pruning for a while (a write once a minute at most)
+    store.mark_viewed([picked, *chosen])
+except RunError:
+    pass
 if info["error"]:
     st.error(fmt.plain(info["error"]), icon=":material/error:")
 cols = st.columns([1, 1, 1, 1, 1, 1], vertical_alignment="center")
@@ -160,6 +165,17 @@ if st.session_state.get(CONFIRM) == picked and mine:
                 st.rerun()
         if no.button("Cancel", key="runs_delete_no", width="stretch"):
             st.session_state.pop(CONFIRM, None)
+            st.rerun()
+if admin:  # an administrator's pin: pruning (ARCHS_MAX_RUNS_KEPT) never deletes a pinned run
+    pinned = run.pinned()
+    if cols[5].button("Unpin" if pinned else "Pin", key="runs_pin", icon=":material/keep:", width="stretch",
+                      help="Pinned runs are never pruned to keep the store under ARCHS_MAX_RUNS_KEPT."):
+        try:
+            store.pin(picked, not pinned, admin=True)
+            st.toast(f"{'Unpinned' if pinned else 'Pinned'} {picked}.")
+        except RunError as error:
+            st.error(fmt.plain(error))
+        else:
             st.rerun()
 with st.expander("Log", icon=":material/terminal:"):
     if mine:  # a log can name the server's folders: its owner's and the administrators' only

@@ -164,19 +164,20 @@ def test_a_command_line_run_has_an_owner_and_no_dashboard_session_may_touch_it(t
     assert store.get(other).status()["status"] == "stopped"
 
 
-def test_a_submit_never_deletes_another_owners_runs(tmp_path):
+def test_a_flood_of_submits_eats_its_own_runs_before_anyone_elses(tmp_path):
+    """ARCHS_MAX_RUNS_KEPT is a cap on the whole store (issue 18): a submit over it deletes the oldest finished runs
+    of sessions that are gone first, then the submitter's own, and only then anyone else's."""
     store = RunStore(tmp_path / "runs")
-    ex = Parked(store, Limits(max_concurrent=1, max_runs_kept=3))
-    alice = [ex.submit(request(owner="session:alice")) for _ in range(3)]
-    for run_id in alice:
+    ex = Parked(store, Limits(max_concurrent=1, max_runs_kept=4))
+    alice = [ex.submit(request(owner="session:alice")) for _ in range(2)]
+    bob = [ex.submit(request(owner="session:bob")) for _ in range(2)]
+    for run_id in alice + bob:
         store.get(run_id).write_status(status="completed")
-    bob = [ex.submit(request(owner="session:bob")) for _ in range(3)]
-    assert {r["id"] for r in store.list_runs(owner="session:alice")} == set(alice)  # untouched by bob's submits
-    for run_id in bob:
-        store.get(run_id).write_status(status="completed")
-    newest = ex.submit(request(owner="session:bob"))
-    # 7 stored, 3 kept: bob's finished runs make room, as many as there are; alice's older ones are never touched
-    assert {r["id"] for r in store.list_runs()} == set(alice) | {newest}
+    newest = ex.submit(request(owner="session:bob"))  # 5 stored, 4 kept: bob's oldest goes, not alice's older one
+    assert {r["id"] for r in store.list_runs()} == set(alice) | {bob[1], newest}
+    store.get(newest).write_status(status="completed")
+    again = ex.submit(request(owner="session:bob"))
+    assert {r["id"] for r in store.list_runs()} == set(alice) | {newest, again}
 
 
 def test_a_sweep_counts_against_the_limits_and_is_refused_whole(tmp_path):

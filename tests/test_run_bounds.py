@@ -156,3 +156,68 @@ def test_a_chart_reads_a_few_hundred_points_of_a_long_run_picked_in_sql(tmp_path
     assert len(grads) <= 100 and grads[-1] == 4000
     assert [r["kind"] for r in chart].count("eval") == 1 and chart[0]["kind"] == "start"
     assert [r["kind"] for r in run.chart_metrics(("step",))] == ["step"] * len(steps)
+
+
+# ------------------------------------------------------------------------------------------ the store's cap
+def _age(store: RunStore, run_ids, seconds: float) -> None:
+    """These runs as if created, updated (and viewed) ``seconds`` ago."""
+    when = time.time() - seconds
+    with store.db.write() as conn:
+        conn.executemany("UPDATE runs SET created = ?, updated = ?, viewed_at = NULL WHERE id = ?",
+                         [(when, when, i) for i in run_ids])
+
+
+def _finished(store: RunStore, owner: str, n: int) -> list[str]:
+    runs = store.submit([request(owner=owner) for _ in range(n)], executor="local")
+    for run in runs:
+        run.write_status(status="completed")
+    return [run.id for run in runs]
+
+
+def test_the_cap_is_on_the_whole_store_and_gone_sessions_go_first(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    teacher = _finished(store, "user:teacher@uni.edu", 2)  # the oldest of all, of a person
+    gone = _finished(store, "session:closed-tab", 3)      # a throw-away session, not seen for two hours
+    _age(store, teacher + gone, 2 * 3600)
+    here = _finished(store, "session:still-here", 2)
+    assert store.prune(keep=5) == gone[:2]  # the gone session's oldest, before the older runs of others
+    assert store.prune(keep=4) == [gone[2]]
+    assert store.prune(keep=3) == [teacher[0]]  # then the oldest finished runs, anyone's
+    assert {r["id"] for r in store.list_runs()} == {teacher[1], *here}
+
+
+def test_pruning_spares_pinned_viewed_and_active_runs_and_running_studies(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    runs = _finished(store, "session:gone", 5)
+    _age(store, runs, 2 * 3600)
+    store.pin(runs[0], admin=True)
+    store.mark_viewed([runs[1]])  # on someone's Runs page now
+    store.get(runs[2]).write_status(status="running", worker={"pid": 1, "host": "elsewhere"})
+    queued = store.submit([request(owner="session:new")], executor="local")[0].id
+    assert store.prune(keep=1) == [runs[3], runs[4]]
+    assert {r["id"] for r in store.list_runs()} == {runs[0], runs[1], runs[2], queued}  # over the cap: nothing else
+    with pytest.raises(Exception, match="only an administrator can pin a run"):
+        store.pin(runs[1])
+    assert store.get(runs[0]).pinned() and not store.get(runs[1]).pinned()
+
+
+def test_a_run_is_pinned_from_the_command_line_by_an_administrator_only(tmp_path):
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path / "runs")
+    [run_id] = _finished(store, "session:gone", 1)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "archs", "runs", "--runs-dir", str(store.root), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    refused = cli("--pin", run_id)
+    assert refused.returncode == 2 and "only an administrator can pin" in refused.stderr
+    assert not store.get(run_id).pinned()
+    assert cli("--pin", run_id, "--admin").returncode == 0 and store.get(run_id).pinned()
+    _age(store, [run_id], 2 * 3600)
+    store.submit([request(owner="session:new")], executor="local")
+    assert store.prune(keep=1) == []  # the pinned run stays
+    assert cli("--unpin", run_id, "--admin").returncode == 0 and not store.get(run_id).pinned()
+    assert store.prune(keep=1) == [run_id]

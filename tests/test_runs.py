@@ -182,13 +182,12 @@ def test_store_queue_owners_and_pruning(tmp_path):
         store.delete(runs[2].id, owner="session:2")
     for run in runs:
         run.write_status(status="completed")
-    assert store.prune(keep=4, owner="session:0") == []  # not over the cap
-    assert store.prune(keep=3, owner="session:3") == [runs[3].id]  # only its own, though others' are older
-    assert [r.id for r in store.runs()] == [r.id for r in reversed(runs[:3])]
+    assert store.prune(keep=4) == []  # not over the cap
+    assert store.prune(keep=3) == [runs[0].id]  # a cap on the whole store: the oldest finished run, anyone's
+    assert [r.id for r in store.runs()] == [r.id for r in reversed(runs[1:])]
     runs[2].write_status(status="running", worker=process_identity())
-    assert store.prune(keep=1, owner="session:2") == []  # only finished runs
-    assert store.prune(keep=1, owner="session:1") == [runs[1].id]
-    assert {r["owner"] for r in store.list_runs()} == {"session:0", "session:2"}
+    assert store.prune(keep=1) == [runs[1].id, runs[3].id]  # only finished runs
+    assert {r["owner"] for r in store.list_runs()} == {"session:2"}
 
 
 # ------------------------------------------------------------------------------------------ local executor

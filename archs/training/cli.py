@@ -104,6 +104,8 @@ def add_runs_parser(subparsers) -> None:
     runs.add_argument("--delete", metavar="RUN_ID", help="delete a finished run (a live one is stopped first)")
     runs.add_argument("--csv", metavar="RUN_ID", help="print a run's step, epoch and evaluation records as CSV")
     runs.add_argument("--logs", metavar="RUN_ID", help="print the last 200 lines of a run's worker output and warnings")
+    runs.add_argument("--pin", metavar="RUN_ID", help="pin a run (administrators): ARCHS_MAX_RUNS_KEPT never prunes it")
+    runs.add_argument("--unpin", metavar="RUN_ID", help="unpin a run (administrators)")
     runs.add_argument("--owner", default=None, help="act as this owner (default cli:<your user name>)")
     runs.add_argument("--admin", action="store_true", help="act as an administrator: stop or delete anyone's run")
     runs.set_defaults(run=runs_main)
@@ -251,6 +253,11 @@ def runs_main(args: argparse.Namespace) -> int:
     try:
         if args.csv:
             print(store.get(args.csv).metrics_csv(), end="")
+            return 0
+        if args.pin or args.unpin:
+            admin = args.admin or Limits(admins=Limits.admins_from_env()).is_admin(cli_owner(args))
+            store.pin(args.pin or args.unpin, pinned=bool(args.pin), admin=admin)
+            print("pinned" if args.pin else "unpinned", args.pin or args.unpin)
             return 0
         if args.stop or args.delete or args.logs:
             # the store's stop flag reaches whoever runs the run (a local worker, the server relaying a Ray task), and

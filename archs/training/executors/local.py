@@ -178,10 +178,10 @@ def _supervisor_running(store: RunStore) -> bool:
 class _Bounds:
     """What bounds one worker: its deadline, its memory cap, and what the supervisor has done to it."""
 
-    def __init__(self, pid: int | None, max_seconds: float | None, memory: int | None, started: float):
+    def __init__(self, pid: int | None, max_seconds: float | None, memory: int | None):
         self.pid, self.memory = pid, memory
-        self.deadline = None if max_seconds is None else started + max_seconds
-        self.max_seconds = max_seconds
+        self.deadline: float | None = None  # monotonic; counted from when the worker recorded the run started,
+        self.max_seconds = max_seconds      # as the worker's own clock (StopWatch) counts it
         self.asked_at: float | None = None   # when it was asked to stop (its flag seen, or its deadline passed)
         self.asked_why: str | None = None
         self.term_at: float | None = None    # when SIGTERM was sent
@@ -252,9 +252,8 @@ class _Supervisor:
             if process_alive(stored.get("worker")):
                 self.adopted[row["id"]] = stored["worker"]
                 settings = run.settings()
-                started = time.monotonic() - max(0.0, time.time() - (stored.get("started_at") or time.time()))
                 self.bounds[row["id"]] = _Bounds(stored["worker"].get("pid"), _seconds(settings.get("max_seconds")),
-                                                 self.memory_cap(settings), started)
+                                                 self.memory_cap(settings))
 
     def reap(self) -> None:
         for run_id, (process, _slot, _lane) in list(self.workers.items()):
@@ -313,13 +312,17 @@ class _Supervisor:
             return
         self.last_bounds = now
         grace = float(self.config["stop_grace"])
-        flagged = set(self.store.stop_requests(list(self.bounds)))
+        states = self.store.stop_states(list(self.bounds))
         for run_id, bounds in list(self.bounds.items()):
             if bounds.pid is None or not self.still_running(run_id):
                 continue
+            state = states.get(run_id) or {}
+            started = state.get("started_at")
+            if bounds.deadline is None and bounds.max_seconds and isinstance(started, (int, float)):
+                bounds.deadline = now - max(0.0, time.time() - started) + bounds.max_seconds
             if bounds.asked_at is None:
-                if run_id in flagged:
-                    bounds.asked_at, bounds.asked_why = now, self.stop_reason(run_id)
+                if state.get("stop"):
+                    bounds.asked_at, bounds.asked_why = now, state["stop"]
                 elif bounds.deadline is not None and now >= bounds.deadline:
                     bounds.asked_at = now
                     bounds.asked_why = (f"stopped after {bounds.max_seconds:g} s, this server's limit per run "
@@ -344,12 +347,6 @@ class _Supervisor:
         if run_id in self.workers:
             return self.workers[run_id][0].is_alive()
         return run_id in self.adopted and bool(process_alive(self.adopted[run_id]))
-
-    def stop_reason(self, run_id: str) -> str:
-        try:
-            return self.store.get(run_id).stop_request() or "stopped"
-        except RunError:
-            return "stopped"
 
     def signal(self, bounds: _Bounds, signum: int) -> None:
         try:
@@ -389,8 +386,7 @@ class _Supervisor:
                     process = self.context.Process(target=worker.main, args=job, name=f"archs-run-{run_id}")
                     process.start()
                 self.workers[run_id] = (process, slot, lane)
-                self.bounds[run_id] = _Bounds(process.pid, _seconds(settings.get("max_seconds")), memory,
-                                              time.monotonic())
+                self.bounds[run_id] = _Bounds(process.pid, _seconds(settings.get("max_seconds")), memory)
 
     def free_gpu(self) -> int | None:
         gpus = int(self.config["gpus"])

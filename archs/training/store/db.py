@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "StoreUnavailable", "default_runs_dir", "dumps",
-           "loads", "number"]
+__all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "StoreUnavailable", "add_columns", "default_runs_dir",
+           "dumps", "loads", "number"]
 
 DB_NAME = "runs.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT, message TEXT, traceback TEXT,
     spec TEXT NOT NULL,
     settings TEXT NOT NULL,
-    progress TEXT, result TEXT, extra TEXT
+    progress TEXT, result TEXT, extra TEXT,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    viewed_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_newest ON runs (seq DESC);
 CREATE INDEX IF NOT EXISTS runs_queue ON runs (status, executor, queue_seq);
@@ -95,6 +97,22 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_of_run ON trials (run_id);
 """
+
+
+# columns added after a table's first version: (table, column, declaration), added where a database lacks them
+# (version 3: an administrator's pin, and when a page last showed the run, which pruning respects)
+ADDED_COLUMNS = (("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"), ("runs", "viewed_at", "REAL"))
+LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_prunable ON runs (status, pinned, seq)",)
+
+
+def add_columns(conn: sqlite3.Connection) -> None:
+    """The columns of :data:`ADDED_COLUMNS` a database of an earlier version lacks, and their indexes."""
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    for statement in LATE_INDEXES:
+        conn.execute(statement)
 
 
 class RunError(ValueError):

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from archs.training.store.db import SCHEMA, SCHEMA_VERSION, Database, StoreUnavailable, dumps, number
+from archs.training.store.db import SCHEMA, SCHEMA_VERSION, Database, StoreUnavailable, add_columns, dumps, number
 from archs.training.store.records import _WRITE_COLUMNS, _status_columns
 
 __all__ = ["import_run_folders", "migrate"]
@@ -151,7 +151,8 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
 
 
 def migrate(db: Database, root: Path) -> None:
-    """Create the tables (version 1: runs and metrics; 2: studies and trials), and import the run folders of
+    """Create the tables (version 1: runs and metrics; 2: studies and trials; 3: a run's pin and when it was last
+    viewed), and import the run folders of
     the file-based store (before any database) once."""
     version = schema_version(db.connection())
     if version is not None and version > SCHEMA_VERSION:
@@ -163,6 +164,7 @@ def migrate(db: Database, root: Path) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        add_columns(conn)  # version 3: the columns an older runs table lacks
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         if conn.execute("SELECT value FROM meta WHERE key = 'imported'").fetchone() is None:
             imported = import_run_folders(root, conn)

@@ -76,6 +76,10 @@ class Run:
     def owner(self) -> str:
         return self._row("owner")["owner"]
 
+    def pinned(self) -> bool:
+        """Whether an administrator pinned the run (pruning never deletes it)."""
+        return bool(self._row("pinned")["pinned"])
+
     def spec_json(self) -> str | None:
         text = self._row("spec")["spec"]
         return text or None

@@ -27,6 +27,9 @@ from archs.training.store.studies import StudyRecords
 __all__ = ["QueueCounts", "RunStore"]
 
 LOW_DISK_BYTES = 64 << 20
+GONE_SECONDS = 3600.0  # a session none of whose runs was created, updated or viewed for this long is gone
+VIEWED_SECONDS = 600.0  # a run a page showed this recently is someone's to look at: not pruned
+VIEW_MARK_SECONDS = 60.0  # how stale a run's view record may get before a page writes it again
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 
@@ -68,12 +71,12 @@ class RunStore:
 
         ``admit(counts, requests)``, called inside the transaction, may raise to refuse them (the limits), with
         ``counts`` the :class:`QueueCounts` at that moment. ``queue``: the runs enter the FIFO queue
-        (``status`` queued). ``keep``: at most this many runs stay stored; the submitting owner's oldest
-        finished runs are deleted to make room (never anyone else's).
+        (``status`` queued). ``keep``: at most this many runs stay stored (``ARCHS_MAX_RUNS_KEPT``, a cap on the
+        whole store): the oldest finished runs are deleted to make room, those of sessions that are gone first
+        (see :meth:`prune`).
         """
         if not requests:
             return []
-        owners = {r.owner for r in requests}
         for request in requests:
             if not isinstance(request.owner, str) or not request.owner:
                 raise RunError("a run needs an owner")
@@ -105,8 +108,7 @@ class RunStore:
                      number(train.get("epochs")), number(train.get("batch_size")), number(train.get("lr")),
                      train.get("optimizer"), request.spec.to_json(), dumps(settings), *values.values()))
             if keep:
-                for owner in owners:
-                    doomed += self._prunable(conn, keep, owner)
+                doomed += self._prunable(conn, keep, {r.owner for r in requests})
         # no run folder here: the server's own processes make it (the supervisor, a worker; archs.training.store.files)
         self._remove_folders(doomed)
         return [Run(self, run_id) for run_id in ids]
@@ -271,6 +273,17 @@ class RunStore:
                              f"({', '.join('?' * len(ids))})", ids)
         return [r["id"] for r in rows]
 
+    def stop_states(self, run_ids: Iterable[str]) -> dict[str, dict]:
+        """For each of these runs: ``started_at`` (when its worker recorded it running, None before) and ``stop``
+        (why someone asked it to stop, None if no one has): what the supervisor's bounds look at, in one query."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        rows = self.db.read(f"SELECT id, started_at, stop_requested, stop_reason FROM runs WHERE id IN "
+                            f"({', '.join('?' * len(ids))})", ids)
+        return {r["id"]: {"started_at": r["started_at"], "stop": None if r["stop_requested"] is None else
+                          (r["stop_reason"] or "stopped")} for r in rows}
+
     # ----- owners
     def check_owner(self, run: Run, owner: str | None, action: str, admin: bool = False) -> None:
         """Only whoever started a run (or an administrator) may stop or delete it."""
@@ -296,24 +309,65 @@ class RunStore:
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         self._remove_folders([run_id])
 
-    def prune(self, keep: int, owner: str) -> list[str]:
-        """Delete ``owner``'s oldest finished runs while more than ``keep`` runs are stored; return their ids."""
+    def prune(self, keep: int) -> list[str]:
+        """Delete finished runs while more than ``keep`` runs are stored (everyone's together); return their ids.
+
+        The oldest go first, and first of all those of sessions that are gone: owners ``session:*`` none of whose
+        runs was created, updated or viewed in the last :data:`GONE_SECONDS` (then, at a submit, the submitter's
+        own). Never deleted: a queued or running
+        run, a run an administrator pinned (:meth:`pin`), a run a page showed in the last :data:`VIEWED_SECONDS`
+        (:meth:`mark_viewed`; the Runs page records what it shows), a trial of a study that is still running.
+        When every run is one of these, the store holds more than ``keep`` runs until some can go."""
         with self.db.write() as conn:
-            doomed = self._prunable(conn, keep, owner)
+            doomed = self._prunable(conn, keep)
         self._remove_folders(doomed)
         return doomed
 
-    def _prunable(self, conn: sqlite3.Connection, keep: int, owner: str) -> list[str]:
+    def _prunable(self, conn: sqlite3.Connection, keep: int, submitters: Iterable[str] = ()) -> list[str]:
+        """The runs :meth:`prune` deletes (deleted here, in the caller's transaction); after the gone sessions'
+        runs, the ``submitters``' own (a flood of submits eats its own runs before anyone else's)."""
         total = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         excess = total - keep
         if excess <= 0:
             return []
-        rows = conn.execute("SELECT id, " + _STATUS_SELECT + " FROM runs WHERE owner = ? AND status NOT IN "
-                            "('queued', 'running') ORDER BY seq LIMIT ?", (owner, excess)).fetchall()
+        now = time.time()
+        submitters = sorted(set(submitters))
+        mine = f"r.owner IN ({', '.join('?' * len(submitters))})" if submitters else "0 = 1"
+        rows = conn.execute(
+            "WITH seen AS (SELECT owner, MAX(MAX(created, COALESCE(updated, 0), COALESCE(viewed_at, 0))) AS last "
+            "FROM runs GROUP BY owner) "
+            "SELECT r.id FROM runs r JOIN seen ON seen.owner = r.owner "
+            "WHERE r.status NOT IN ('queued', 'running') AND r.pinned = 0 AND COALESCE(r.viewed_at, 0) < ? "
+            "AND NOT EXISTS (SELECT 1 FROM trials t JOIN studies s ON s.id = t.study_id "
+            "                WHERE t.run_id = r.id AND s.status NOT IN ('completed', 'stopped', 'failed')) "
+            f"ORDER BY (r.owner LIKE 'session:%' AND seen.last < ?) DESC, {mine} DESC, r.seq LIMIT ?",
+            (now - VIEWED_SECONDS, now - GONE_SECONDS, *submitters, excess)).fetchall()
         doomed = [r["id"] for r in rows]
         conn.executemany("DELETE FROM metrics WHERE run_id = ?", [(i,) for i in doomed])
         conn.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in doomed])
         return doomed
+
+    def pin(self, run_id: str, pinned: bool = True, *, admin: bool = False) -> None:
+        """Pin a run (or unpin it): pruning never deletes a pinned run. Administrators only."""
+        if not admin:
+            raise RunError(f"only an administrator can {'pin' if pinned else 'unpin'} a run")
+        self.get(run_id)
+        with self.db.write() as conn:
+            conn.execute("UPDATE runs SET pinned = ? WHERE id = ?", (1 if pinned else 0, run_id))
+
+    def mark_viewed(self, run_ids: Iterable[str]) -> None:
+        """Record that a page shows these runs now (pruning spares them for :data:`VIEWED_SECONDS`); a write only
+        when the last record is more than a minute old, so a page redrawn every few seconds writes once a minute."""
+        ids = [i for i in dict.fromkeys(run_ids) if isinstance(i, str)][:200]
+        if not ids:
+            return
+        now = time.time()
+        marks = ", ".join("?" * len(ids))
+        stale = [r["id"] for r in self.db.read(f"SELECT id FROM runs WHERE id IN ({marks}) AND "
+                                                "COALESCE(viewed_at, 0) < ?", (*ids, now - VIEW_MARK_SECONDS))]
+        if stale:
+            with self.db.write() as conn:
+                conn.executemany("UPDATE runs SET viewed_at = ? WHERE id = ?", [(now, i) for i in stale])
 
     def _remove_folders(self, run_ids: Iterable[str]) -> None:
         for run_id in run_ids:
