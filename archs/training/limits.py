@@ -11,8 +11,15 @@ ARCHS_MAX_STEPS_PER_RUN        optimizer steps of one run                       
 ARCHS_MAX_EPOCHS_PER_RUN       epochs of one run                                      no limit (1000)
 ARCHS_MAX_TRAIN_PARAMS         parameters of a network to train                       no limit (200 M)
 ARCHS_MAX_RUN_SECONDS          wall-clock seconds of one run (then it is stopped)     no limit
-ARCHS_MAX_RUNS_KEPT            runs kept in the store (a submit deletes the           no limit
-                               submitter's own oldest finished runs, no one else's)
+ARCHS_STOP_GRACE_SECONDS       seconds a local worker asked to stop (or past its      30
+                               time) may take before it is killed (SIGTERM, SIGKILL)
+ARCHS_MAX_WORKER_MEMORY        memory of one local worker (bytes, or 8G): over it,    3/4 of this
+                               an allocation fails there (RLIMIT_AS; by resident      machine's memory
+                               size where a GPU is visible), never in the server
+ARCHS_MAX_RUNS_KEPT            runs kept in the store, everyone's: a submit deletes   no limit
+                               the oldest finished runs, of gone sessions first, then
+                               the submitter's own; never a pinned, viewed or active
+                               one (``archs.training.store.RunStore.prune``)
 ARCHS_MAX_TRIALS_PER_STUDY     trials of one study (sweep, search, claim)             200
 ARCHS_MAX_STUDIES_PER_OWNER    studies one person may have running                    3
 ARCHS_ADMINS                   owners who may stop and delete anyone's runs           none
