@@ -49,12 +49,16 @@ def _open_run(run_id: str):
         raise SourceError(str(error)) from None
 
 
-def list_runs() -> list[dict]:
-    """Rows of the run store, newest first: ``id``, ``label``, ``network``, ``data``, ``status``, …, and
-    ``has_weights``. An unreadable store gives no rows."""
+RUN_CHOICES = 200  # the newest training runs a page offers to pick from (the Runs page pages through them all)
+
+
+def list_runs(limit: int = RUN_CHOICES) -> list[dict]:
+    """The newest ``limit`` rows of the run store's training runs, newest first (one paged query, however many runs
+    are stored): ``id``, ``label``, ``network``, ``data``, ``status``, …, and ``has_weights``. An unreadable store
+    gives no rows."""
     store, RunError = _run_store()
     try:
-        rows = store.list_runs(kind="train")  # not the depth sweep's measurements
+        rows = store.list_runs(kind="train", limit=limit)  # not the depth sweep's measurements
     except (OSError, RunError):
         return []
     out = []
@@ -88,7 +92,8 @@ def run_weights(run_id: str) -> dict[str, torch.Tensor]:
 
 
 def run_metrics(run_id: str) -> list[dict]:
-    return _open_run(run_id).metrics()
+    """The run's step, epoch and evaluation records a chart draws (a few hundred, picked in the store's SQL)."""
+    return _open_run(run_id).chart_metrics(("step", "epoch", "eval"))
 
 
 def run_label(run_id: str) -> str:

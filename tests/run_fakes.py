@@ -63,6 +63,9 @@ class FakeRun:
     def metrics(self) -> list[dict]:
         return list(self._metrics)
 
+    def chart_metrics(self, kinds: tuple[str, ...] = ("step", "epoch", "eval", "grad"), **_) -> list[dict]:
+        return [r for r in self._metrics if r.get("kind") in kinds]
+
     def row(self) -> dict:
         return {"id": self.id, "label": self._label, "network": self._spec.name, "data": "digits",
                 "status": self._status}
@@ -74,8 +77,8 @@ class FakeStore:
     def __init__(self, runs: list[FakeRun]):
         self.runs = {run.id: run for run in runs}
 
-    def list_runs(self, kind: str | None = None) -> list[dict]:
-        return [run.row() for run in self.runs.values()]
+    def list_runs(self, kind: str | None = None, limit: int | None = None) -> list[dict]:
+        return [run.row() for run in self.runs.values()][:limit]
 
     def get(self, run_id: str) -> FakeRun:
         if run_id not in self.runs:
