@@ -139,3 +139,28 @@ def test_worker_logs_are_private(tmp_path):
     assert stat.S_IMODE(os.stat(run.path / "worker.log").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o700
     assert f"run {run_id} starts" in executor.logs(run_id, owner=ME)
+
+
+def test_the_runs_page_offers_no_linked_weights_and_lets_an_administrator_pin(tmp_path, monkeypatch, secrets_file):
+    from app_helpers import open_app, run, texts
+
+    from ui.identity import owner_of_token
+
+    session = "a-runs-page-admin-key-0001"
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("ARCHS_ADMINS", owner_of_token(session))
+    store = RunStore(tmp_path / "runs")
+    planted = store.create(request())
+    planted.write_status(status="completed")
+    make_run_folder(planted.path)
+    (planted.path / "weights.pt").symlink_to(secrets_file)
+    at = open_app(session=session)
+    run(at.switch_page("pages/runs.py"))
+    assert [b.label for b in at.get("download_button")] == ["Spec (JSON)", "Metrics (CSV)"]  # no weights offered
+    assert "No weights saved" in texts(at.caption)
+    assert store.get(planted.id).row() and store.db.read("SELECT viewed_at FROM runs")[0]["viewed_at"]  # viewed
+    run(at.button(key="runs_pin").click())
+    assert store.get(planted.id).pinned() and at.button(key="runs_pin").label == "Unpin"
+    stranger = open_app(session="a-runs-page-student-key-01")
+    run(stranger.switch_page("pages/runs.py"))
+    assert not [b for b in stranger.button if b.key == "runs_pin"]  # administrators only

@@ -221,3 +221,33 @@ def test_a_run_is_pinned_from_the_command_line_by_an_administrator_only(tmp_path
     assert store.prune(keep=1) == []  # the pinned run stays
     assert cli("--unpin", run_id, "--admin").returncode == 0 and not store.get(run_id).pinned()
     assert store.prune(keep=1) == [run_id]
+
+
+def test_the_supervisor_kills_a_worker_whose_resident_memory_passes_its_cap(tmp_path, monkeypatch):
+    """Where RLIMIT_AS cannot apply (a worker that sees a GPU: CUDA reserves address space far beyond what it uses),
+    the supervisor watches the worker's resident memory and kills it over the cap, saying why."""
+    import subprocess
+    import sys
+
+    import archs.training.executors.local as local
+
+    monkeypatch.setattr(local, "WORKER_BASE_BYTES", 0)
+    store = RunStore(tmp_path / "runs")
+    run = store.submit([request()], executor="local")[0]
+    hog = subprocess.Popen([sys.executable, "-c", "import time; x = b'x' * (200 << 20); print('ready', flush=True); "
+                            "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert hog.stdout.readline().strip() == "ready"
+        run.write_status(status="running", worker={"pid": hog.pid, "host": __import__("socket").gethostname(),
+                                                   "start": None})
+        supervisor = local._Supervisor(store.root, {"max_worker_memory": 50 << 20}, idle_seconds=1)
+        supervisor.adopt()  # counted as a live worker of an earlier supervisor: bounded all the same
+        assert run.id in supervisor.bounds
+        supervisor.enforce(force=True)
+        assert hog.wait(timeout=30) == -9
+        supervisor.reap()
+    finally:
+        hog.kill()
+    status = run.status()
+    assert status["status"] == "failed" and status["killed"] is True
+    assert status["error"].startswith("the run used 2") and "MiB of memory, over its cap of 50 MiB" in status["error"]

@@ -168,7 +168,7 @@ def max_worker_memory() -> int | None:
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def _supervisor_running(store: RunStore) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from archs.training.config import ACTIVE_STATUSES
+from archs.training.store.files import safe_append_fd
 
 __all__ = ["derive_status", "process_alive", "process_identity"]
 
@@ -90,7 +91,7 @@ def lock_held(path: Path) -> bool:
     """Whether a process holds the ``flock`` on ``path`` (a supervisor's, a study driver's): the lock ends with
     its process, however that ends, so this never reads a stale claim."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    with os.fdopen(safe_append_fd(path), "a") as handle:  # never a link's target (archs.training.store.files)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
