@@ -15,7 +15,7 @@ import streamlit as st
 import archs
 from archs import SpecError
 from archs.studies.definition import StudyDefinition
-from archs.studies.driver import ensure_driver, optuna_url, start_study, study_view
+from archs.studies.driver import delete_study, ensure_driver, optuna_url, start_study, study_view
 from archs.studies.families import CLAIMS
 from archs.studies.results import AXES, setting_points, stored_run_points, study_runs
 from archs.studies.space import parse_vary
@@ -194,23 +194,52 @@ def trial_table(view: dict) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def optuna_views(study_id: str, objectives: list[str]) -> None:
-    import optuna
+@st.cache_data(max_entries=32, show_spinner=False)
+def optuna_parallel(root: str, study_id: str, objectives: tuple[str, ...], finished: int):
+    """Optuna's parallel coordinates of a search: (figure, None), or (None, why not). Made once per new finished
+    trial (``finished`` is part of the cache's key) for every viewer, not by each viewer at each refresh."""
+    import optuna  # heavy: only for a search
 
     try:
         study = optuna.load_study(study_name=study_id, storage=optuna_url(store))
         target = (lambda t: t.values[0]) if len(objectives) > 1 else None
-        name = objectives[0]
-        cols = st.columns(2)
-        cols[0].plotly_chart(optuna.visualization.plot_parallel_coordinate(study, target=target, target_name=name),
-                             key="study_parallel")
-        cols[1].plotly_chart(optuna.visualization.plot_param_importances(study, target=target, target_name=name),
+        figure = optuna.visualization.plot_parallel_coordinate(study, target=target, target_name=objectives[0])
+        return study_charts.escaped(figure), None       # a list's values (names) reach it: Plotly draws HTML
+    except Exception as error:  # noqa: BLE001 - too few trials, a study Optuna has not seen yet
+        return None, fmt.plain(error, 160)
+
+
+def optuna_views(view: dict) -> None:
+    finished = sum(t["status"] not in ("pending", "queued", "running") for t in view["trials"])
+    figure, why = optuna_parallel(str(store.root), view["study_id"], tuple(view["objectives"]), finished)
+    importances = (view.get("summary") or {}).get("importances")  # its driver's, once per completed trial
+    cols = st.columns(2)
+    if figure is not None:
+        cols[0].plotly_chart(figure, key="study_parallel")
+    else:
+        cols[0].caption(f"Optuna's parallel coordinates appear with finished trials ({why}).")
+    if importances and importances.get("values"):
+        cols[1].plotly_chart(study_charts.importance_bars(importances["values"], importances["objective"]),
                              key="study_importance")
-    except Exception as error:  # noqa: BLE001 - too few trials for importances, a study Optuna has not seen yet
-        st.caption(f"Optuna's views appear with at least two finished trials ({fmt.plain(error, 160)}).")
+        cols[1].caption(f"fANOVA over {importances['finished']} completed trials.")
+    else:
+        cols[1].caption("Parameter importances appear with two completed trials.")
 
 
-def show_study(study_id: str, was_running: bool) -> None:
+def delete(study_id: str) -> None:
+    """The Delete button's callback: it runs before the page does, so the study picker can move on to another."""
+    try:
+        delete_study(store, study_id, me.owner, admin=executor.limits.is_admin(me.owner))
+    except RunError as error:
+        st.session_state["studies_delete_error"] = fmt.plain(error)
+        return
+    st.session_state["studies_pick"] = ""
+    st.session_state["studies_deleted"] = True
+
+
+def show_study(study_id: str, was_running: bool, revival: str | None = None) -> None:
+    if st.session_state.pop("studies_deleted", False):  # the study is gone: the whole page again, not this part
+        st.rerun()
     try:
         view = study_view(store, study_id)
     except RunError as error:
@@ -227,20 +256,19 @@ def show_study(study_id: str, was_running: bool) -> None:
     if running and head[1].button("Stop", key="study_stop", icon=":material/stop:", disabled=not mine) and mine:
         store.studies.request_stop(study_id, me.owner, admin=executor.limits.is_admin(me.owner))
         st.toast("Stopping the study…")
-    if not running and head[2].button("Delete", key="study_delete", icon=":material/delete:", disabled=not mine,
-                                      help="The study, its trials and its runs.") and mine:
-        try:
-            store.studies.delete(study_id, me.owner, admin=executor.limits.is_admin(me.owner))
-            st.session_state["studies_pick"] = ""
-            st.rerun()
-        except RunError as error:
-            st.error(fmt.plain(error))
+    if not running:
+        head[2].button("Delete", key="study_delete", icon=":material/delete:", disabled=not mine,
+                       help="The study, its trials, its runs, its search's records and its driver's log.",
+                       on_click=delete if mine else None, args=(study_id,))
+    if "studies_delete_error" in st.session_state:
+        st.error(st.session_state.pop("studies_delete_error"))
     total = view["planned"]
     st.progress(done / max(total, 1), text=f"{view['status']} · {done} of {total} trials ended · "
                                            f"a {view['kind']} by {identity.describe(view['owner'], None)}")
     if view["status"] == "interrupted":
-        st.warning("Its driver stopped (a server restart?); it carries on now that the study is open.",
-                   icon=":material/restart_alt:")
+        st.warning(f"Its driver stopped (a server restart?). {revival}" if revival else
+                   "Its driver stopped (a server restart?); it carries on when its owner (or an administrator) "
+                   "opens it.", icon=":material/restart_alt:")
     verdict = (view.get("summary") or {}).get("verdict")
     if verdict:
         st.info(fmt.plain(verdict["statement"], 2000), icon=":material/gavel:")
@@ -259,7 +287,19 @@ def show_study(study_id: str, was_running: bool) -> None:
         "parameters": st.column_config.NumberColumn(format="%d"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})
     if view["kind"] == "search":
-        optuna_views(study_id, view["objectives"])
+        optuna_views(view)
+
+
+def revive(study_id: str) -> str | None:
+    """Opened again by its owner or an administrator, an interrupted study carries on from its stored state (anyone
+    else only looks: opening a page never spends someone's quota). What to say when its driver cannot start."""
+    admin = me.may_act and executor.limits.is_admin(me.owner)
+    try:
+        ensure_driver(store, study_id, by=me.owner if me.may_act else None, admin=admin,
+                      max_drivers=executor.limits.max_study_drivers)
+    except (LimitError, RunError) as error:
+        return f"It carries on when a driver is free: {fmt.plain(error)}"
+    return None
 
 
 studies = store.studies.list(limit=200)
@@ -273,9 +313,9 @@ else:
     if st.session_state["studies_pick"] not in labels:
         st.session_state["studies_pick"] = next(iter(labels))
     picked = st.selectbox("Study", list(labels), key="studies_pick", format_func=labels.get)
-    ensure_driver(store, picked)  # opened again: an interrupted study carries on from its stored state
+    revival = revive(picked)
     was_running = {r["id"]: r["status"] for r in studies}[picked] == "running"  # as its label says: a change reruns
-    st.fragment(run_every=STUDY_STATUS_SECONDS if was_running else None)(show_study)(picked, was_running)
+    st.fragment(run_every=STUDY_STATUS_SECONDS if was_running else None)(show_study)(picked, was_running, revival)
 
 
 # ------------------------------------------------------------------------------------------ every run

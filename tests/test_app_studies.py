@@ -70,3 +70,31 @@ def test_a_sweep_from_the_page_to_its_chart_with_the_study_and_axis_in_the_addre
     assert at.query_params["sx"] == "mult_adds"
     again = studies_page(study=study["id"], sx="train_seconds")  # a link opens the same study and axis
     assert again.session_state["studies_pick"] == study["id"] and again.session_state["studies_x"] == "train_seconds"
+
+
+def test_opening_someone_else_s_interrupted_study_does_not_start_its_driver_and_the_owner_deletes_all_of_it(runs_dir):
+    from test_studies import dead_driver
+
+    from archs.studies.driver import driver_running
+    from ui.identity import browser_identity
+
+    store = RunStore(runs_dir)
+    me = browser_identity("studies-apptest-session-01").owner
+    definition = {"kind": "sweep", "name": "interrupted", "spec": None, "vary": [], "trials": 0}
+    study_id = store.studies.create(owner="session:someone-else", owner_name=None, kind="sweep",
+                                    name="someone else's", definition=definition, executor="local",
+                                    trials=[{"params": {"train.lr": 0.1}}])
+    store.studies.update(study_id, driver=dead_driver())  # a server restart took its driver
+    at = studies_page(study=study_id)
+    assert store.studies.get(study_id)["status"] == "interrupted" and not driver_running(store, study_id)
+    assert "carries on when its owner (or an administrator) opens it" in texts(at.warning)
+    assert at.button(key="study_delete").disabled
+    mine = store.studies.create(owner=me, owner_name=None, kind="sweep", name="mine", definition=definition,
+                                executor="local", trials=[{"params": {"train.lr": 0.1}}])
+    store.studies.update(mine, status="stopped")
+    for suffix in ("lock", "log"):
+        (runs_dir / f".{mine}.{suffix}").write_text("")
+    at = studies_page(study=mine)
+    run(at.button(key="study_delete").click())
+    assert [s["id"] for s in store.studies.list()] == [study_id]
+    assert not (runs_dir / f".{mine}.lock").exists() and not (runs_dir / f".{mine}.log").exists()

@@ -105,6 +105,8 @@ def test_a_search_asks_optuna_tells_it_and_prunes(executor):
         if frozen.state.name == "COMPLETE":
             assert frozen.values == [trial["test_accuracy"]]
             assert frozen.intermediate_values  # each evaluation was reported as it came
+    importances = executor.store.studies.get(study_id)["summary"]["importances"]  # stored by the driver
+    assert importances["finished"] == states.count("COMPLETE") and set(importances["values"]) == {"train.lr"}
     multi = start_study(executor, definition(kind="search", name="two objectives", trials=3,
                                              vary=({"path": "stages[*].branch1x1", "low": 2, "high": 16},),
                                              objectives=("accuracy", "params")), owner="session:me")
@@ -132,6 +134,123 @@ def test_no_process_repeats_a_search_s_draw(executor):
     assert StudyDriver(executor.store, other, executor)._ask()["params"]["train.lr"] not in drawn
 
 
+def test_a_search_takes_a_list_as_a_choice_and_one_that_cannot_start_is_never_stored(executor):
+    from archs.fields import SpecError
+    from archs.studies.driver import StudyDriver
+
+    d = definition(kind="search", objectives=("accuracy",), trials=20,
+                   vary=({"path": "stages[*].branch1x1", "values": [4, 8]}, {"path": "train.lr", "low": 1e-3,
+                                                                            "high": 1e-2}))
+    study_id = start_study(executor, d, owner="session:me", start_driver=False)
+    driver = StudyDriver(executor.store, study_id, executor)
+    drawn = [driver._ask()["params"] for _ in range(20)]
+    assert {p["stages[*].branch1x1"] for p in drawn} <= {4, 8} and all(1e-3 <= p["train.lr"] <= 1e-2 for p in drawn)
+    assert len({p["stages[*].branch1x1"] for p in drawn}) == 2  # both choices (one alone: 2 in a million)
+    free_text = definition(kind="search", objectives=("accuracy",), trials=2, vary=({"path": "name"},))
+    with pytest.raises(SpecError, match="^name: is free text"):  # no domain: refused before anything is stored
+        start_study(executor, free_text, owner="session:me")
+    assert [s["id"] for s in executor.store.studies.list()] == [study_id]
+
+
+def dead_driver() -> dict:
+    from archs.training.store import process_identity
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return {**process_identity(), "pid": int(child.stdout)}  # a process that has ended
+
+
+def test_the_server_drives_at_most_its_cap_of_studies_everyone_s_together(tmp_path):
+    from archs.training.limits import LimitError
+
+    store = RunStore(tmp_path / "runs")
+    executor = LocalExecutor(store, Limits(max_concurrent=1, max_study_drivers=2, max_studies_per_owner=5), threads=1)
+    d = definition(vary=({"path": "train.lr", "values": [1e-3]},))
+    first = start_study(executor, d, owner="session:a", start_driver=False)  # a driver being started counts
+    second = start_study(executor, d, owner="session:b", start_driver=False)
+    with pytest.raises(LimitError, match="ARCHS_MAX_STUDY_DRIVERS") as refused:
+        start_study(executor, d, owner="session:c", start_driver=False)
+    assert "at most 2 at once" in str(refused.value) and len(store.studies.list()) == 2  # nothing stored
+    store.studies.update(second, driver=dead_driver())  # its driver died: it is interrupted and drives nothing
+    assert store.studies.get(second)["status"] == "interrupted"
+    third = start_study(executor, d, owner="session:c", start_driver=False)
+    with pytest.raises(LimitError, match="ARCHS_MAX_STUDY_DRIVERS"):  # reviving it would pass the cap
+        ensure_driver(store, second, by="session:b", max_drivers=2)
+    assert store.studies.get(second)["status"] == "interrupted"
+    store.studies.update(first, status="stopped")  # one ended: a slot is free again
+    assert store.studies.claim_start(second, 2) is None and store.studies.get(second)["status"] == "running"
+    assert store.studies.claim_start(third, 2) is None  # a study's own driver is not counted against it
+    assert Limits.from_env({"ARCHS_MAX_CONCURRENT_RUNS": "1"}).max_study_drivers == 4
+    assert Limits.from_env({"ARCHS_MAX_CONCURRENT_RUNS": "1", "ARCHS_MAX_STUDY_DRIVERS": "7"}).max_study_drivers == 7
+
+
+def test_a_driver_waiting_on_a_full_queue_reads_it_and_backs_off_without_the_write_lock(tmp_path, monkeypatch):
+    import archs.studies.driver as driver_module
+    from archs.studies.driver import StudyDriver
+    from archs.training.request import RunRequest
+
+    store = RunStore(tmp_path / "runs")
+    executor = LocalExecutor(store, Limits(max_concurrent=1, max_queued=1), threads=1)
+    store.create(RunRequest(SPEC, TRAIN, DIGITS, owner="session:other"), queue=True)  # the one place in the queue
+    study_id = start_study(executor, definition(vary=({"path": "train.lr", "values": [1e-3, 3e-3]},)),
+                           owner="session:me", start_driver=False)
+    writes = []
+    real_write = store.db.write
+    monkeypatch.setattr(store.db, "write", lambda: writes.append(1) or real_write())
+    driver = StudyDriver(store, study_id, executor)
+    for _ in range(3):
+        assert driver.step() is None and driver.waiting_on_queue
+    assert writes == []  # looked at the queue three times, never took the lock to be refused
+    assert [t["status"] for t in store.studies.trials(study_id)] == ["pending", "pending"]
+
+    class Enough(BaseException):
+        pass
+
+    delays = []
+
+    def sleep(seconds):
+        delays.append(seconds)
+        if len(delays) == 5:
+            raise Enough
+
+    monkeypatch.setattr(driver_module.time, "sleep", sleep)
+    with pytest.raises(Enough):
+        driver.run(poll=0.25)
+    assert delays == [0.5, 1.0, 2.0, 2.0, 2.0]  # backs off to QUEUE_BACKOFF_SECONDS
+    assert len(writes) == 1  # claiming the study as its driver, once
+    per_owner = LocalExecutor(store, Limits(max_concurrent=1, max_queued=None, max_queued_per_owner=1), threads=1)
+    assert not StudyDriver(store, study_id, per_owner)._queue_full()  # the waiting run is someone else's
+
+
+def test_deleting_a_study_deletes_its_optuna_records_lock_and_log(executor):
+    import optuna
+
+    from archs.studies.driver import StudyDriver, delete_study, optuna_url
+    from archs.training.store import RunError
+
+    store = executor.store
+    d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-4, "high": 1e-1},), objectives=("accuracy",),
+                   trials=3)
+    gone, kept = (start_study(executor, d, owner="session:me", start_driver=False) for _ in range(2))
+    for study_id in (gone, kept):
+        StudyDriver(store, study_id, executor)._ask()  # Optuna has seen it
+        (store.root / f".{study_id}.lock").touch()
+        (store.root / f".{study_id}.log").write_text("its driver's log")
+        store.studies.update(study_id, status="stopped")
+    with pytest.raises(RunError, match="someone else"):
+        delete_study(store, gone, "session:other")
+    assert (store.root / f".{gone}.lock").exists()
+    assert delete_study(store, gone, "session:me") == []
+    with pytest.raises(KeyError):
+        optuna.load_study(study_name=gone, storage=optuna_url(store))
+    assert not (store.root / f".{gone}.lock").exists() and not (store.root / f".{gone}.log").exists()
+    assert len(optuna.load_study(study_name=kept, storage=optuna_url(store)).trials) == 1  # the other one's kept
+    assert (store.root / f".{kept}.lock").exists() and (store.root / f".{kept}.log").exists()
+    sweep = start_study(executor, definition(vary=({"path": "train.lr", "values": [1e-3]},)), owner="session:me",
+                        start_driver=False)
+    store.studies.update(sweep, status="stopped")
+    delete_study(store, sweep, "session:me")  # Optuna never saw a sweep: nothing to delete there
+
+
 def test_a_search_killed_midway_resumes_without_repeating_a_finished_trial(executor):
     store = executor.store
     d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-4, "high": 1e-2},), objectives=("accuracy",),
@@ -143,7 +262,9 @@ def test_a_search_killed_midway_resumes_without_repeating_a_finished_trial(execu
     os.kill(driver["pid"], signal.SIGKILL)  # no clean-up at all
     wait_until(lambda: store.studies.get(study_id)["status"] == "interrupted", what="the study to read interrupted")
     before = {t["number"]: t["run_id"] for t in store.studies.trials(study_id) if t["status"] == "completed"}
-    assert ensure_driver(store, study_id)  # opened again
+    assert not ensure_driver(store, study_id, by="session:someone-else")  # someone else only looks at it
+    assert store.studies.get(study_id)["status"] == "interrupted"
+    assert ensure_driver(store, study_id, by="session:me")  # opened again by its owner
     view = finished(store, study_id)
     assert view["status"] == "completed" and len(view["trials"]) == 5
     after = {t["number"]: t["run_id"] for t in view["trials"]}
@@ -213,3 +334,6 @@ def test_the_command_line(tmp_path):
     bad = cli("search", "seed002-inception", "--vary", "train.nope", "--trials", "2", "--data", "digits")
     assert bad.returncode == 2 and "train.nope" in bad.stderr
     assert cli("show", "study-nothing-here").returncode == 2
+    deleted = cli("delete", view["study_id"])
+    assert deleted.returncode == 0 and "and its 2 runs" in deleted.stdout, deleted.stderr
+    assert json.loads(cli("list", "--json").stdout)["studies"] == []

@@ -65,3 +65,13 @@ def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460) -> go.Fi
     fig.update_xaxes(type="log", title=AXIS_LABELS[x])
     fig.update_yaxes(title=OBJECTIVES["accuracy"].label, tickformat=".0%", rangemode="nonnegative")  # no -50%
     return _layout(fig, height)
+
+
+def importance_bars(importances: dict[str, float], objective: str, height: int = 360) -> go.Figure:
+    """A search's parameter importances (Optuna's fANOVA, as its driver stored them), largest at the top."""
+    ranked = sorted(importances.items(), key=lambda item: item[1])
+    fig = go.Figure(go.Bar(x=[v for _, v in ranked], y=[fmt.chart(name) for name, _ in ranked], orientation="h",
+                           marker_color=BLUE, hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+    fig.update_xaxes(title=f"importance for {fmt.chart(OBJECTIVES[objective].label)}", rangemode="tozero")
+    fig.update_layout(title="Parameter importances")
+    return _layout(fig, height)

@@ -8,6 +8,7 @@
     python -m archs study show STUDY_ID [--json]
     python -m archs study list [--json]
     python -m archs study stop STUDY_ID
+    python -m archs study delete STUDY_ID
 
 ``sweep``, ``search`` and ``claim`` store the study, start its driver (a process of its own) and wait for the
 study to end, printing each trial as it ends (``--detach``: print the id and return; Ctrl-C stops the study).
@@ -79,8 +80,9 @@ def add_parser(subparsers) -> None:
     claim.add_argument("--detach", action="store_true", help="print the study's id and return at once")
     claim.add_argument("--parallel", type=int, default=None)
     common(claim, train=False)
-    show = sub.add_parser("show", help="a study's trials and Pareto front")
+    show = sub.add_parser("show", help="a study's trials and Pareto front (an interrupted study of yours carries on)")
     show.add_argument("study_id")
+    show.add_argument("--admin", action="store_true", help="act as an administrator (carry on anyone's study)")
     common(show, train=False)
     listing = sub.add_parser("list", help="the stored studies, newest first")
     common(listing, train=False)
@@ -88,6 +90,10 @@ def add_parser(subparsers) -> None:
     stop.add_argument("study_id")
     stop.add_argument("--admin", action="store_true", help="act as an administrator")
     common(stop, train=False)
+    delete = sub.add_parser("delete", help="delete a study that has ended: its trials, runs, Optuna records and logs")
+    delete.add_argument("study_id")
+    delete.add_argument("--admin", action="store_true", help="act as an administrator")
+    common(delete, train=False)
     study.set_defaults(run=main)
 
 
@@ -133,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     from archs.training.store import RunError, RunStore
 
     try:
-        if args.study_command in ("show", "list", "stop"):
+        if args.study_command in ("show", "list", "stop", "delete"):
             store = RunStore(args.runs_dir)
             if args.study_command == "list":
                 return _list(store, args)
@@ -141,9 +147,18 @@ def main(args: argparse.Namespace) -> int:
                 store.studies.request_stop(args.study_id, cli_owner(args), admin=args.admin)
                 print("stopping", args.study_id)
                 return 0
+            if args.study_command == "delete":
+                from archs.studies.driver import delete_study
+
+                runs = delete_study(store, args.study_id, cli_owner(args), admin=args.admin)
+                print(f"deleted {args.study_id} and its {len(runs)} run{'s' if len(runs) != 1 else ''}")
+                return 0
             from archs.studies.driver import ensure_driver, study_view
 
-            ensure_driver(store, args.study_id)  # opened again: an interrupted study carries on
+            try:  # opened again by its owner (or an administrator): an interrupted study carries on
+                ensure_driver(store, args.study_id, by=cli_owner(args), admin=args.admin)
+            except LimitError as error:
+                print(f"note: {error}", file=sys.stderr)
             return _show(study_view(store, args.study_id), args)
         definition = _definition(args)
         from archs.studies.driver import start_study

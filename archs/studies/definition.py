@@ -4,7 +4,7 @@ A definition is stored with the study (JSON), so a driver that starts again read
 
 - ``sweep``: every combination of the listed values (``vary``, each ``{"path", "values"}``), ``seeds`` times;
 - ``search``: ``trials`` trials sampled by Optuna from the ranges in ``vary`` (each ``{"path", "low", "high"}``,
-  or ``{"path", "values"}`` for a choice), for one or several ``objectives``;
+  or ``{"path", "values"}``: a categorical choice among those values), for one or several ``objectives``;
 - ``claim``: one of the seed articles' claims (``residual``, ``dense``, ``inception``): its networks, each
   with ``seeds`` seeds, on its fixed budget (:mod:`archs.studies.families`).
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from archs.fields import SpecError
 from archs.studies.pareto import OBJECTIVES
-from archs.studies.space import StudyError, Vary, apply, grid, listed, parse_path, parse_vary, trial_label
+from archs.studies.space import Domain, StudyError, Vary, apply, grid, listed, parse_path, parse_vary, trial_label
 from archs.training.config import DataConfig, TrainConfig
 
 __all__ = ["KINDS", "SAMPLERS", "PRUNERS", "StudyDefinition", "claim_of", "plan_trials", "trial_request"]
@@ -121,8 +121,17 @@ class StudyDefinition:
         if self.kind == "claim":
             return None, train, data
         spec = NetSpec.from_dict(self.spec)
-        self.varies(spec)
+        if self.kind == "search":
+            self.domains(spec, train)  # every domain made now: a search that cannot ask a trial is never stored
+        else:
+            self.varies(spec)
         return spec, train, data
+
+    def domains(self, spec, train: TrainConfig) -> list[Domain]:
+        """A search's domains, one per varied field: a range's (``FIELD=LOW:HIGH``, or the field's own for a bare
+        ``FIELD``), or a list's values as a categorical choice (``stages[*].blocks=1,2,3``)."""
+        return [Domain(v.path, "categorical", choices=tuple(v.values), default=v.values[0]) if v.is_list
+                else v.domain(spec, train) for v in self.varies(spec)]
 
     def varies(self, spec=None) -> list[Vary]:
         out = []

@@ -4,13 +4,17 @@
 driver has stopped (a server restart, SIGKILL), which carries on from the stored state: trials whose runs
 finished are read back, never run again; trials whose runs go on are followed; the rest are submitted. A driver
 is a detached process (its own session, like the local executor's supervisor), one per study (an exclusive
-``flock``), never the web server's.
+``flock``), never the web server's. Only the study's owner or an administrator starts one again (someone else
+opening an interrupted study only looks), and at most ``ARCHS_MAX_STUDY_DRIVERS`` studies are driven at once on a
+server: a study past that is refused (LimitError), counted in the transaction that would store it or mark its
+driver as being started. :func:`delete_study` deletes a study with its Optuna records, lock file and log.
 
 Each trial is a run request handed to the configured executor (so on a Ray cluster trials run side by side), at
 most ``parallel`` at once (default: the executor's concurrency) and one more waiting in the queue (so a slot never
 idles while the driver notices that a run ended), through the server's limits like any run: a full
-queue makes a trial wait, a network over a limit or values that make no valid network make it ``infeasible``
-with the message, never a crash of the study.
+queue makes a trial wait (read from the store without its write lock, looked at less and less often), a network
+over a limit or values that make no valid network make it ``infeasible`` with the message, never a crash of the
+study.
 
 A search asks Optuna for each trial and tells it the result (ask-and-tell: no process blocks per trial). Its
 storage is ``optuna.db`` beside the run store (``sqlite:///<runs>/optuna.db``), the Optuna study named after ours,
@@ -34,14 +38,15 @@ from pathlib import Path
 from archs.fields import SpecError
 from archs.studies.definition import StudyDefinition, plan_trials, trial_request
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
-from archs.training.limits import LimitError
+from archs.training.limits import LimitError, Limits
 from archs.training.store import RunError, RunStore, process_identity
 from archs.training.store.processes import lock_held
 from archs.training.store.studies import TRIAL_FINAL
 
-__all__ = ["DRIVER_POLL_SECONDS", "drive", "ensure_driver", "start_study", "study_view"]
+__all__ = ["DRIVER_POLL_SECONDS", "delete_study", "drive", "ensure_driver", "start_study", "study_view"]
 
 DRIVER_POLL_SECONDS = 0.25
+QUEUE_BACKOFF_SECONDS = 2.0  # the longest a driver waiting on a full queue sleeps between two looks at it
 QUEUE_LIMITS = ("ARCHS_MAX_QUEUED", "ARCHS_MAX_QUEUED_PER_OWNER")  # wait and try again: not the trial's fault
 RUN_TO_TRIAL = {"completed": "completed", "stopped": "stopped", "diverged": "diverged", "failed": "failed",
                 "interrupted": "failed"}
@@ -71,6 +76,10 @@ def start_study(executor, definition: StudyDefinition, *, owner: str, owner_name
                          "per study (ARCHS_MAX_TRIALS_PER_STUDY)", "ARCHS_MAX_TRIALS_PER_STUDY")
 
     def admit(conn, n_trials: int) -> None:
+        if limits.max_study_drivers:
+            driven = executor.store.studies.driven(conn)
+            if driven >= limits.max_study_drivers:
+                raise LimitError(drivers_full_message(driven, limits.max_study_drivers), "ARCHS_MAX_STUDY_DRIVERS")
         if limits.max_studies_per_owner:
             running = executor.store.studies.counts(conn, owner)["running"]
             if running >= limits.max_studies_per_owner:
@@ -85,23 +94,58 @@ def start_study(executor, definition: StudyDefinition, *, owner: str, owner_name
     if start_driver:
         # the first trials are handed over here, at once, so that the driver's start (a second or two of imports)
         # runs beside them instead of before them; from then on only the driver submits
-        StudyDriver(executor.store, study_id, executor).step()
-        ensure_driver(executor.store, study_id)
+        try:
+            StudyDriver(executor.store, study_id, executor).step()
+        except SpecError as error:
+            fail(executor.store, study_id, error)
+            raise
+        try:
+            ensure_driver(executor.store, study_id, by=owner, max_drivers=limits.max_study_drivers)
+        except LimitError:  # a revived study took the last slot meanwhile: this one carries on when opened again
+            pass
     return study_id
+
+
+def fail(store: RunStore, study_id: str, error: Exception) -> None:
+    """End a study whose definition cannot run: ``failed`` with the reason, never ``running`` again."""
+    store.studies.update(study_id, status="failed", error=f"the study cannot run: {error}", finished_at=time.time())
+
+
+def drivers_full_message(driven: int, cap: int) -> str:
+    return (f"{driven} stud{'ies are' if driven != 1 else 'y is'} being driven; this server drives at most {cap} at "
+            "once, everyone's together (ARCHS_MAX_STUDY_DRIVERS): try again when one has ended")
+
+
+def max_study_drivers() -> int | None:
+    """``ARCHS_MAX_STUDY_DRIVERS`` as :class:`Limits` reads it, without ``Limits.from_env``'s probe of the GPUs."""
+    try:
+        value = int(os.environ.get("ARCHS_MAX_STUDY_DRIVERS", ""))
+    except ValueError:
+        value = 0
+    return value if value > 0 else Limits.max_study_drivers
 
 
 def _lock_path(store: RunStore, study_id: str) -> Path:
     return store.root / f".{study_id}.lock"
 
 
+def _log_path(store: RunStore, study_id: str) -> Path:
+    return store.root / f".{study_id}.log"
+
+
 def driver_running(store: RunStore, study_id: str) -> bool:
     return lock_held(_lock_path(store, study_id))
 
 
-def ensure_driver(store: RunStore, study_id: str) -> bool:
-    """Start the study's driver unless it runs or the study has ended; True if one was started."""
+def ensure_driver(store: RunStore, study_id: str, *, by: str | None, admin: bool = False,
+                  max_drivers: int | None = None) -> bool:
+    """Start the study's driver unless it runs or the study has ended; True if one was started. Only the study's
+    owner (``by``) or an administrator starts one: someone else opening an interrupted study only looks at it.
+    Raises LimitError when ``max_drivers`` (default: ``ARCHS_MAX_STUDY_DRIVERS``) other studies are driven."""
     record = store.studies.get(study_id)
     if record.get("stored_status", record["status"]) != "running":
+        return False
+    if not admin and (not by or by != record["owner"]):
         return False
     deadline = time.monotonic() + 10
     while driver_running(store, study_id):
@@ -111,8 +155,13 @@ def ensure_driver(store: RunStore, study_id: str) -> bool:
         time.sleep(0.05)
     from archs.training.executors.local import _pythonpath
 
-    store.studies.update(study_id, driver=None)  # being started: it reads as running, not interrupted, meanwhile
-    log = open(store.root / ".studies.log", "ab")
+    cap = max_study_drivers() if max_drivers is None else max_drivers
+    driven = store.studies.claim_start(study_id, cap)  # being started: it reads as running, not interrupted
+    if driven is not None:
+        raise LimitError(drivers_full_message(driven, cap), "ARCHS_MAX_STUDY_DRIVERS")
+    # its own log, readable by the server's user only, deleted with the study
+    log = os.fdopen(os.open(_log_path(store, study_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                            0o600), "ab")
     try:
         subprocess.Popen([sys.executable, "-c", "import sys; from archs.studies.driver import drive; "
                           "sys.exit(drive(sys.argv[1], sys.argv[2]))", str(store.root.resolve()), study_id],
@@ -121,6 +170,23 @@ def ensure_driver(store: RunStore, study_id: str) -> bool:
     finally:
         log.close()
     return True
+
+
+def delete_study(store: RunStore, study_id: str, owner: str | None, admin: bool = False) -> list[str]:
+    """Delete a study that is not running: its record, trials and runs (:meth:`StudyRecords.delete`), its Optuna
+    study in ``optuna.db``, its driver's lock file and log. Returns the runs' ids."""
+    run_ids = store.studies.delete(study_id, owner, admin=admin)
+    if (store.root / "optuna.db").exists():
+        import optuna  # heavy: only where a search may have left records
+
+        storage = optuna.storages.RDBStorage(optuna_url(store), engine_kwargs={"connect_args": {"timeout": 30}})
+        try:
+            optuna.delete_study(study_name=study_id, storage=storage)
+        except KeyError:  # a sweep or a claim: Optuna never saw it
+            pass
+    for path in (_lock_path(store, study_id), _log_path(store, study_id)):
+        path.unlink(missing_ok=True)
+    return run_ids
 
 
 def drive(root: str | os.PathLike, study_id: str) -> int:
@@ -133,6 +199,8 @@ def drive(root: str | os.PathLike, study_id: str) -> int:
         return 0
     try:
         StudyDriver(store, study_id).run()
+    except SpecError as error:  # its definition cannot run (stored before it was checked as now): it ends here,
+        fail(store, study_id, error)  # rather than failing again each time it is opened
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
@@ -155,6 +223,7 @@ class StudyDriver:
         self.parallel = self.definition.parallel or self.executor.limits.max_concurrent
         self.optuna_study = self._optuna() if self.definition.kind == "search" else None
         self.reported: dict[int, set[int]] = {}
+        self.waiting_on_queue = False  # the last step found the queue full
         self.costs: dict[str, tuple[int, int]] = {}
 
     # ----- Optuna
@@ -202,7 +271,7 @@ class StudyDriver:
         asked = len(self.optuna_study.get_trials(deepcopy=False))
         self.optuna_study.sampler = self._sampler(len(self.definition.objectives), asked)
         trial = self.optuna_study.ask()
-        params = {v.path: v.domain(spec, train).suggest(trial, v.path) for v in self.definition.varies(spec)}
+        params = {d.path: d.suggest(trial, d.path) for d in self.definition.domains(spec, train)}
         params["train.seed"] = train.seed  # a search samples networks and settings, not seeds
         [number] = self.store.studies.add_trials(self.study_id, [{"params": params, "optuna_number": trial.number}])
         return {"number": number, "params": params, "optuna_number": trial.number, "status": "pending"}
@@ -227,11 +296,14 @@ class StudyDriver:
         if not self.store.studies.claim_driver(self.study_id, me):
             return "running"
         try:
+            delay = poll
             while True:
                 status = self.step()
                 if status is not None:
                     return status
-                time.sleep(poll)
+                # waiting on a full queue: look again less and less often (it is read, never written, meanwhile)
+                delay = min(QUEUE_BACKOFF_SECONDS, delay * 2) if self.waiting_on_queue else poll
+                time.sleep(delay)
         except Exception as error:  # noqa: BLE001 - a bug or a broken store: the study says why, resumable
             self.store.studies.update(self.study_id, error=f"the driver stopped: {type(error).__name__}: {error}")
             raise
@@ -256,22 +328,26 @@ class StudyDriver:
             return None
         # one more than run at once waits in the queue, so a slot never idles while the driver notices a run ended
         slots = self.parallel + 1 - len(in_flight)
-        waiting_on_queue = False
+        waiting_on_queue = self.waiting_on_queue = False
         for trial in pending:
             if slots <= 0:
                 break
             started = self._start(trial)
             if started is None:
-                waiting_on_queue = True
+                waiting_on_queue = self.waiting_on_queue = True
                 break
             slots -= started
         asked = len([t for t in trials if t.get("optuna_number") is not None])
         while (not waiting_on_queue and slots > 0 and self.definition.kind == "search"
                and asked < self.definition.trials):
+            if self._queue_full():  # no trial asked for a queue with no room: it would only wait
+                self.waiting_on_queue = True
+                break
             trial = self._ask()
             asked += 1
             started = self._start(trial)
             if started is None:
+                self.waiting_on_queue = True
                 break
             slots -= started
         trials = self.store.studies.trials(self.study_id)
@@ -282,6 +358,8 @@ class StudyDriver:
 
     def _start(self, trial: dict) -> int | None:
         """Submit a pending trial's run: 1 if it started, 0 if it is infeasible, None if the queue is full."""
+        if self._queue_full():
+            return None
         try:
             request = trial_request(self.definition, trial["params"], study_id=self.study_id, owner=self.owner,
                                     owner_name=self.owner_name)
@@ -297,6 +375,16 @@ class StudyDriver:
         self.store.studies.update_trial(self.study_id, trial["number"],
                                         objectives={"params": params, "mult_adds": mult_adds})
         return 1
+
+    def _queue_full(self) -> bool:
+        """Whether the queue has no room for one more of the owner's runs, read without the store's write lock
+        (a submit would take it only to be refused; a driver waits on a full queue for as long as it stays full)."""
+        limits = self.executor.limits
+        if not limits.max_queued and not limits.max_queued_per_owner:
+            return False
+        everyone, mine = self.store.studies.queued(self.owner)
+        return bool((limits.max_queued and everyone >= limits.max_queued)
+                    or (limits.max_queued_per_owner and mine >= limits.max_queued_per_owner))
 
     def _infeasible(self, trial: dict, message: str) -> int:
         self.store.studies.update_trial(self.study_id, trial["number"], status="infeasible", error=message)
@@ -345,6 +433,8 @@ class StudyDriver:
                                         error=None if final in ("completed", "pruned") else status.get("error")
                                         or status.get("message") or state)
         self._tell({**trial, "objectives": objectives}, final, objectives)
+        if final == "completed" and self.optuna_study is not None:
+            self._store_importances()
 
     def _should_prune(self, trial: dict, run) -> bool:
         """Report the run's new evaluations to Optuna; True when its pruner says stop (one objective only)."""
@@ -384,10 +474,32 @@ class StudyDriver:
         return self.optuna_study._storage.get_trial_id_from_study_id_trial_number(self.optuna_study._study_id,
                                                                                   number)
 
+    def _store_importances(self) -> None:
+        """Optuna's parameter importances (fANOVA) for the first objective, computed here once per newly completed
+        trial and stored in the study's summary (``importances``: ``finished``, ``objective``, ``values``), so a
+        page shows them without computing them for each viewer at each refresh. Too few trials: nothing stored."""
+        import optuna
+
+        complete = self.optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(complete) < 2:
+            return
+        target = (lambda t: t.values[0]) if len(self.definition.objectives) > 1 else None
+        try:
+            values = optuna.importance.get_param_importances(self.optuna_study, target=target)
+        except Exception:  # noqa: BLE001 - a view, never a reason for the driver to stop: the page says none yet
+            return
+        summary = self.store.studies.get(self.study_id)["summary"] or {}
+        summary["importances"] = {"finished": len(complete), "objective": self.definition.objectives[0],
+                                  "values": {name: float(v) for name, v in values.items() if math.isfinite(v)}}
+        self.store.studies.update(self.study_id, summary=summary)
+
     def _finish(self, status: str) -> str:
         view = study_view(self.store, self.study_id)
         summary = {"pareto": view["pareto"], "trials": len(view["trials"]),
                    "completed": sum(t["status"] == "completed" for t in view["trials"])}
+        stored = view["summary"] or {}
+        if "importances" in stored:
+            summary["importances"] = stored["importances"]
         if self.definition.kind == "claim":
             from archs.studies.families import judge
 

@@ -22,6 +22,8 @@ ARCHS_MAX_RUNS_KEPT            runs kept in the store, everyone's: a submit dele
                                one (``archs.training.store.RunStore.prune``)
 ARCHS_MAX_TRIALS_PER_STUDY     trials of one study (sweep, search, claim)             200
 ARCHS_MAX_STUDIES_PER_OWNER    studies one person may have running                    3
+ARCHS_MAX_STUDY_DRIVERS        studies driven at once, everyone's together (one       4
+                               process each; another is refused until one ends)
 ARCHS_ADMINS                   owners who may stop and delete anyone's runs           none
                                (comma-separated, e.g. ``user:ta@uni.edu,cli:root``)
 ARCHS_MAX_STAGES               stem parts and stages of a network                     64
@@ -115,6 +117,7 @@ class Limits:
     max_run_seconds: int | None = None
     max_trials_per_study: int | None = 200
     max_studies_per_owner: int | None = 3
+    max_study_drivers: int | None = 4
     admins: tuple[str, ...] = ()
     budget: Budget = Budget()
 
@@ -133,6 +136,7 @@ class Limits:
             max_run_seconds=_positive(env, "ARCHS_MAX_RUN_SECONDS"),
             max_trials_per_study=_positive(env, "ARCHS_MAX_TRIALS_PER_STUDY") or 200,
             max_studies_per_owner=_positive(env, "ARCHS_MAX_STUDIES_PER_OWNER") or 3,
+            max_study_drivers=_positive(env, "ARCHS_MAX_STUDY_DRIVERS") or 4,
             admins=cls.admins_from_env(env),
             budget=Budget.from_env(env),
         )

@@ -206,3 +206,28 @@ class StudyRecords:
         """Studies this owner has running (for the limits, inside a transaction)."""
         return {"running": conn.execute("SELECT COUNT(*) FROM studies WHERE owner = ? AND status = 'running'",
                                         (owner,)).fetchone()[0]}
+
+    def driven(self, conn, exclude: str | None = None) -> int:
+        """Studies with a driver at this moment, everyone's (a live driver, or one being started): what
+        ``ARCHS_MAX_STUDY_DRIVERS`` counts, inside a transaction. An interrupted study does not count."""
+        rows = conn.execute("SELECT * FROM studies WHERE status = 'running' AND id != ?", (exclude or "",))
+        return sum(self._record(row)["status"] == "running" for row in rows)
+
+    def claim_start(self, study_id: str, max_drivers: int | None) -> int | None:
+        """Mark the study's driver as being started (it reads as running, not interrupted, meanwhile) unless
+        ``max_drivers`` other studies are driven already; then nothing changes and their number is returned.
+        None when the study may start its driver. One transaction: two at once cannot both take the last slot."""
+        with self.db.write() as conn:
+            if max_drivers:
+                driven = self.driven(conn, exclude=study_id)
+                if driven >= max_drivers:
+                    return driven
+            conn.execute("UPDATE studies SET driver = NULL, updated = ? WHERE id = ?", (time.time(), study_id))
+        return None
+
+    def queued(self, owner: str) -> tuple[int, int]:
+        """(runs waiting in the queue, this owner's of them), read without the write lock: a driver checks for
+        room before it submits, so one waiting on a full queue never takes the lock to be refused."""
+        rows = self.db.read("SELECT COUNT(*) AS everyone, COALESCE(SUM(owner = ?), 0) AS mine FROM runs "
+                            "WHERE status = 'queued'", (owner,))
+        return rows[0]["everyone"], rows[0]["mine"]
