@@ -126,6 +126,8 @@ def measure(job: Job, *, ask: str | None = None, button: str = "Measure", button
                                 help=None if may_ask else "Log in to start measurements on this server.")
             if not clicked:
                 return None
+        if pending is not None:  # settings changed while a job of the older ones waits or runs: one at a time
+            cancel(pending[1])
         run_id = submit(job)
         if run_id is None:
             return None
@@ -138,7 +140,7 @@ def measure(job: Job, *, ask: str | None = None, button: str = "Measure", button
     if status["status"] in ACTIVE_STATUSES:
         st.fragment(run_every=POLL_SECONDS)(_progress)(job.name, run_id, job.what)
         return None
-    return finish(job, run_id, status)
+    return finish(job, run_id, status, asked=ask is not None)
 
 
 def submit(job: Job) -> str | None:
@@ -149,6 +151,14 @@ def submit(job: Job) -> str | None:
     except (SpecError, ConfigError, LimitError, RunError) as error:
         st.error(f"Not measured: {fmt.plain(error)}", icon=":material/error:")
         return None
+
+
+def cancel(run_id: str) -> None:
+    """Stop a job this session started, if it has not ended (nothing to say if it has, or has gone)."""
+    try:
+        executor().stop(run_id, owner()[0])
+    except RunError:
+        pass
 
 
 def wait(run_id: str, seconds: float) -> dict | None:
@@ -165,8 +175,9 @@ def wait(run_id: str, seconds: float) -> dict | None:
         time.sleep(0.02)
 
 
-def finish(job: Job, run_id: str, status: dict):
-    """A job that has ended: its result kept and returned, or why it has none (and a button to try again)."""
+def finish(job: Job, run_id: str, status: dict, asked: bool = False):
+    """A job that has ended: its result kept and returned, or why it has none (and a button to try again). A job
+    that was asked for and stopped (Cancel) is simply asked for again."""
     if status["status"] == "completed":
         try:
             value = job.read(status["result"], run_id)
@@ -176,6 +187,9 @@ def finish(job: Job, run_id: str, status: dict):
             _kept().put((job.name, job.key), value)
             st.session_state.get(_STATE, {}).pop(job.name, None)
             return value
+    if asked and status["status"] == "stopped" and str(status.get("message") or "").startswith("stopped by"):
+        st.session_state.get(_STATE, {}).pop(job.name, None)
+        st.rerun()
     reason = status.get("error") or status.get("message") or status["status"]
     st.error(f"{job.what}: {status['status']}. {fmt.plain(reason)}", icon=":material/error:")
     if st.button("Try again", key=f"{job.name}_again", icon=":material/refresh:"):
@@ -205,11 +219,5 @@ def _progress(name: str, run_id: str, what: str) -> None:
     cols[0].progress(min(max(float(fraction), 0.0), 1.0) if isinstance(fraction, (int, float)) else 0.0,
                      text=fmt.plain(text))
     if cols[1].button("Cancel", key=f"{name}_cancel", icon=":material/stop:"):
-        who, _ = owner()
-        try:
-            ex.stop(run_id, who)
-        except RunError as error:
-            st.error(fmt.plain(error))
-            return
-        st.session_state.get(_STATE, {}).pop(name, None)
-        st.rerun()
+        cancel(run_id)
+        st.rerun()  # the whole page: it says the job stopped (or asks again), never submits it again by itself

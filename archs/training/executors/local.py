@@ -379,7 +379,9 @@ class _Supervisor:
                 on_gpu = (settings.get("train") or {}).get("device") == "cuda"
                 cuda = str(slot) if slot is not None else (
                     ("0" if on_gpu else "") if lane == "quick" and self.config["gpus"] else None)
-                threads = int(self.config["threads"]) if lane == "train" else 1
+                # a measurement takes the cores no training run uses (all of them on an idle laptop, as when the
+                # web server measured in its own process), one beside a training run
+                threads = int(self.config["threads"]) if lane == "train" or not self.busy("train") else 1
                 job = (str(self.store.root), run_id, threads, cuda, memory)
                 process = self.use_spare(job)  # quick jobs too: a measurement then starts without importing torch
                 if process is None:
