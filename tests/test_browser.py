@@ -302,6 +302,8 @@ def test_activation_health_at_init_and_for_a_stored_run(server, page, stored_run
     section.screenshot(path=SHOTS / "gradients-activation-health.png")
     page.goto(f"{server}/gradients?preset=seed002-inception&gbatch=8&hrun={stored_run}")
     settle(page, timeout=120_000)
+    section.get_by_role("button", name="Measure").click()  # a link's hrun= asks before it measures
+    settle(page, timeout=120_000)
     section.get_by_text("trained").first.wait_for(timeout=60_000)
     section.locator(".js-plotly-plot").wait_for(timeout=60_000)
     no_exception(page)
