@@ -266,7 +266,8 @@ def test_stop_a_queued_run(executor):
 def test_a_killed_worker_fails_its_run_keeps_its_metrics_and_the_queue_moves_on(executor):
     victim = executor.submit(long_request())
     after = executor.submit(request(label="after"))
-    wait_until(lambda: step_of(executor.store, victim) >= 3, what="the victim's first steps")
+    # 4,000 steps at log_every=1: a record every 2nd step (at most 2,000 per run, archs.training.config)
+    wait_until(lambda: step_of(executor.store, victim) >= 6, what="the victim's first steps")
     os.kill(executor.status(victim)["worker"]["pid"], signal.SIGKILL)
     assert executor.wait(timeout=TIMEOUT)
     status = executor.status(victim)
