@@ -337,6 +337,15 @@ async def one_round(url: str, n: int, runs_dir: Path, epochs: int, server_pid: i
     return result
 
 
+async def warm_up(url: str) -> None:
+    """One session opened and edited before anything is timed: a fresh server's first script run imports
+    torch and the pages (tens of seconds), which no later visitor pays."""
+    person = ProtocolPerson(url, random.Random(-1))
+    await person.open()
+    await person.edit()
+    await person.close()
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -362,6 +371,7 @@ def main(argv=None) -> int:
         with capacity_server(work) as server:
             print(f"server {server.url} (pid {server.proc.pid}); the run: {' '.join(train_command(Path('RUNS'), epochs)[1:])}",
                   flush=True)
+            asyncio.run(warm_up(server.url))
             alone.append(asyncio.run(train(work / "alone", epochs)))
             print(f"run alone: {alone[-1]['images_per_second']:.1f} images/s, {alone[-1]['wall_seconds']:.0f} s from "
                   "start to end", flush=True)
@@ -381,15 +391,16 @@ def main(argv=None) -> int:
     base = statistics.mean(a["images_per_second"] for a in alone)
     print(f"\n{args.client} client; the run alone: {base:.1f} images/s (mean of "
           + ", ".join(f"{a['images_per_second']:.1f}" for a in alone) + ")")
-    print(f"{'N':>4} {'edits':>6} {'open p50':>9} {'edit p50':>9} {'edit p95':>9} {'max':>7} {'lost':>5} "
+    print(f"{'N':>4} {'edits':>6} {'open p50':>9} {'edit p50':>9} {'edit p95':>9} {'max':>7} {'lost':>5} {'wrong':>6} "
           f"{'run img/s':>10} {'vs alone':>9} {'server CPU':>11}")
     for r in rounds:
         ratio = r.run["images_per_second"] / base
         print(f"{r.sessions:>4} {len(r.edits):>6} {percentile(r.opens, 50):>8.2f}s {percentile(r.edits, 50):>8.3f}s "
-              f"{percentile(r.edits, 95):>8.3f}s {max(r.edits, default=float('nan')):>6.2f}s {r.lost:>5} "
+              f"{percentile(r.edits, 95):>8.3f}s {max(r.edits, default=float('nan')):>6.2f}s {r.lost:>5} {r.unchanged:>6} "
               f"{r.run['images_per_second']:>10.1f} {ratio:>9.3f} {100 * r.server_cpu:>9.0f} %")
     for r in rounds:
-        ok = percentile(r.edits, 95) < 1.0 and r.run["images_per_second"] / base >= 0.8 and not r.lost
+        ok = (percentile(r.edits, 95) < 1.0 and r.run["images_per_second"] / base >= 0.8 and not r.lost
+              and not r.unchanged)
         print(f"N={r.sessions}: p95 {percentile(r.edits, 95):.3f} s (aim < 1 s), run at "
               f"{r.run['images_per_second'] / base:.2f} of alone (aim >= 0.8): {'meets' if ok else 'misses'} the aim")
     return 0

@@ -243,10 +243,11 @@ def open_build_page(page, url: str) -> float:
     return time.monotonic() - start
 
 
-def under_watch(server: HostedServer, sessions, attack, name: str) -> None:
+def under_watch(server: HostedServer, sessions, attack, name: str, measures: bool = False) -> None:
     """Run ``attack(page, url)`` in the attacker's session under the watch; watch for WATCH_AT_LEAST seconds and
     until its page has finished (at most WATCH_AT_MOST); then, the attack perhaps still under way, open the Build
-    page in the other session; then check the probes, the growth and that page's time."""
+    page in the other session; then check the probes, the growth and that page's time. ``measures``: the attack
+    may have started a measurement (a quick job), which is cancelled afterwards."""
     attacker, bystander = sessions
     watch = Watch(server.proc.pid, server.url)
     build_s, traceback = float("inf"), False
@@ -257,9 +258,13 @@ def under_watch(server: HostedServer, sessions, attack, name: str) -> None:
         time.sleep(max(0.0, WATCH_AT_LEAST - (time.monotonic() - start)))
         build_s = open_build_page(bystander, server.url)
         traceback = attacker.locator(EXCEPTION).count() > 0
-        cancel = attacker.get_by_role("button", name="Cancel")
-        if cancel.count():                     # a measurement still running outside: not for the next attack
-            cancel.first.click()
+        if measures:                           # a measurement still running outside: not for the next attack
+            cancel = attacker.get_by_role("button", name="Cancel")
+            try:
+                cancel.first.wait_for(timeout=5_000)
+                cancel.first.click()
+            except sync_api.Error:
+                pass                           # refused, or over already
     finally:
         watch.stop()
         # stalled or swollen (or gone): the next test starts a fresh server
@@ -368,11 +373,16 @@ def test_measured_cost_of_resnet50_at_batch_256_stays_out_of_the_server(server, 
         settle(page, timeout=WATCH_AT_MOST * 1000)
         enter(page, "mem_batch", "256")        # the box, as a person would (a link's batch= may be bounded apart)
         settle(page, timeout=WATCH_AT_MOST * 1000)
+        if "batch=256" not in query(page):     # 256 was refused: nothing to measure
+            return
         measure = page.get_by_role("button", name="Measure", exact=True)
-        if "batch=256" in query(page) and measure.count():     # else 256 was refused: nothing to measure
-            measure.first.click()
+        try:
+            measure.first.wait_for(timeout=10_000)
+        except sync_api.Error:
+            return                             # measured without asking, or refused: watched all the same
+        measure.first.click()
 
-    under_watch(server, sessions, attack, "measured-cost")
+    under_watch(server, sessions, attack, "measured-cost", measures=True)
 
 
 def test_gradients_of_resnet50_at_224_batch_64_stay_out_of_the_server(server, sessions):
@@ -380,11 +390,16 @@ def test_gradients_of_resnet50_at_224_batch_64_stay_out_of_the_server(server, se
         page.goto(f"{url}/gradients?preset=resnet50&gbatch=64&gsize=224", timeout=WATCH_AT_MOST * 1000)
         page.locator(".st-key-grad_batch").wait_for(timeout=WATCH_AT_MOST * 1000)
         settle(page, timeout=WATCH_AT_MOST * 1000)
+        if "gbatch=64" not in query(page):     # batch 64 was refused from the link: nothing to measure
+            return
         button = page.get_by_role("button", name="Measure anyway")
-        if "gbatch=64" in query(page) and button.count():       # else batch 64 was refused from the link
-            button.first.click()
+        try:
+            button.first.wait_for(timeout=10_000)  # drawn a moment after the page has settled
+        except sync_api.Error:
+            return                             # measured without asking, or refused: watched all the same
+        button.first.click()
 
-    under_watch(server, sessions, attack, "gradients")
+    under_watch(server, sessions, attack, "gradients", measures=True)
 
 
 def test_a_50_mb_upload_to_the_spec_uploader_is_refused(server, sessions, tmp_path):
