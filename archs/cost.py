@@ -39,7 +39,7 @@ from .inspect import parse_input_size, summarize
 from .presets import load_spec
 from .spec import NetSpec
 
-__all__ = ["PartCost", "CostReport", "measure_cost", "cached_cost", "available_devices"]
+__all__ = ["PartCost", "CostReport", "measure_cost", "cached_cost", "available_devices", "warm_up"]
 
 Progress = Callable[[float, str], None]
 
@@ -276,6 +276,14 @@ def measure_cost(spec: NetSpec, batch_size: int = 32, device: str = "cpu", repea
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = report
     return report
+
+
+def warm_up() -> None:
+    """One tiny measurement, not kept (cifar-resnet20 at 8x8, batch 1, one repeat): a fresh process's first one pays
+    one-off costs (PyTorch's MemTracker compiles its hooks; autograd and the CPU kernels are set up), which a spare
+    worker (:mod:`archs.training.worker`) pays while it waits for a page's measurement."""
+    spec = replace(load_spec("cifar-resnet20"), name="warm-up", input_size=8)
+    _measure(spec, (spec.in_channels, 8, 8), 1, torch.device("cpu"), 1, "adam", 0, lambda fraction, message: None)
 
 
 def cached_cost(spec: NetSpec, batch_size: int = 32, device: str = "cpu", repeats: int = 5, input_size=None,
