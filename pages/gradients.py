@@ -59,7 +59,7 @@ ask = None if seconds <= AUTO_SECONDS else (
     f"Measuring **{fmt.plain(measured.name, 60)}** at batch {batch} and {size}×{size} takes about {seconds:.0f} s "
     "on this machine. Lower the batch or input size, or measure anyway.")
 found = jobs.measure(compute.inspect_job(measured, batch, seed), ask=ask, button="Measure anyway",
-                     button_key="grad_measure", may_ask=identity.current().as_owner is not None)
+                     button_key="grad_measure", may_ask=jobs.may_start())
 if found is None:
     st.stop()
 profile, initial_health = found["network"]
@@ -140,7 +140,7 @@ with st.container(key="health_section"):               # one box, for a screensh
                 compute.run_health_job(run_id, batch, seed), button_key="health_measure",
                 ask=f"Measure the activations of **{fmt.plain(source.label, 80)}** with its trained weights, on "
                     f"{batch} of its own test images, in a worker process.",
-                may_ask=identity.current().as_owner is not None)
+                may_ask=jobs.may_start())
             if measured_run is not None:
                 trained, initial = measured_run
                 health_curves = [(f"{source.label}, trained", trained),

@@ -8,6 +8,8 @@ os.environ.setdefault("ARCHS_SUPERVISOR_IDLE", "3")
 import tempfile  # noqa: E402
 
 os.environ.setdefault("ARCHS_CACHE_DIR", tempfile.mkdtemp(prefix="archs-cache-"))  # the local executor's supervisors leave soon after a test
+# the pages' measurements are runs (quick jobs): a test that sets no runs folder writes them here, not in ./runs
+os.environ.setdefault("ARCHS_RUNS_DIR", tempfile.mkdtemp(prefix="archs-runs-"))
 # worker processes import tests/faults.py as the operator's setup module: networks named fault-* misbehave there
 os.environ["ARCHS_WORKER_SETUP"] = "faults"
 _TESTS = str(Path(__file__).resolve().parent)

@@ -14,6 +14,8 @@ from pathlib import Path
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from ui import jobs
+
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 _original_init = PagesManager.__init__
 
@@ -24,8 +26,10 @@ def _init_without_pages_folder(self, *args, **kwargs):
 
 
 def app_test(timeout: float = 60, query: dict[str, str] | None = None) -> AppTest:
-    """A fresh simulated session of the dashboard (optionally opened with URL query parameters)."""
+    """A fresh simulated session of the dashboard (optionally opened with URL query parameters). AppTest runs no
+    fragment on a timer, so a page waits for its quick jobs (:mod:`ui.jobs`) within the run, up to ``timeout``."""
     PagesManager.__init__ = _init_without_pages_folder
+    jobs.INLINE_SECONDS = max(jobs.INLINE_SECONDS, timeout)
     at = AppTest.from_file(str(DASHBOARD), default_timeout=timeout)
     if query:
         at.query_params.update(query)

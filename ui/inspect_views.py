@@ -61,7 +61,7 @@ def measured_cost(spec: NetSpec, batch: int) -> None:
     cols[2].caption(f"Batch {batch} (set above), input {fmt.shape(compute.summary(spec).input_shape)}.")
     seconds = compute.cost_seconds(spec, batch, repeats)
     report = jobs.measure(
-        compute.cost_job(spec, batch, device, repeats), button_key="cost_measure",
+        compute.cost_job(spec, batch, device, repeats), button_key="cost_measure", may_ask=jobs.may_start(),
         ask=f"Measuring **{fmt.plain(spec.name, 60)}** at batch {batch} on {device} takes about "
             f"{fmt.duration(seconds)} here, in a worker process. Results are kept for this network, batch and device.")
     if report is None:
@@ -136,7 +136,8 @@ def export(spec: NetSpec) -> None:
     wanted = (exported, fmt_name, run_id)
     if st.session_state.get("export_ready") != wanted:
         ask = st.empty()
-        if not ask.button("Prepare the files", key="export_prepare", icon=":material/package_2:"):
+        if not ask.button("Prepare the files", key="export_prepare", icon=":material/package_2:",
+                          disabled=not jobs.may_start()):
             return
         ask.empty()
         st.session_state["export_ready"] = wanted

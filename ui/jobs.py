@@ -103,8 +103,14 @@ def known(job: Job):
 
 
 def owner() -> tuple[str, str | None]:
+    """Who a job is submitted for: the session's owner, or one owner for every visitor who owns nothing."""
     me = identity.current()
     return (me.as_owner or ANONYMOUS), me.name
+
+
+def may_start() -> bool:
+    """Whether this visitor may ask for a measurement (an anonymous visitor where login is required may not)."""
+    return identity.current().may_act
 
 
 def measure(job: Job, *, ask: str | None = None, button: str = "Measure", button_key: str | None = None,
@@ -135,8 +141,9 @@ def measure(job: Job, *, ask: str | None = None, button: str = "Measure", button
     run_id = pending[1]
     with st.spinner(f"{job.what}…"):
         status = wait(run_id, INLINE_SECONDS)
-    if status is None:
-        return None
+    if status is None:  # its run was deleted meanwhile: start over
+        jobs.pop(job.name, None)
+        st.rerun()
     if status["status"] in ACTIVE_STATUSES:
         st.fragment(run_every=POLL_SECONDS)(_progress)(job.name, run_id, job.what)
         return None
