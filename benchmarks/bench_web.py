@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from archs.training import RunStore  # noqa: E402
 
-SESSION = "bench-web-session-key-0001"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -143,7 +142,7 @@ def main(argv=None) -> int:
                           if "chrom" in Path(f"/proc/{pid}/comm").read_text(errors="replace"))
             # as a user arrives: `make run` opens the Build page, whose charts load plotly's script once per page
             # (about 1.5 s of browser CPU); then the sidebar's Train link, within the same page
-            page.goto(f"{server.url}/?preset=cifar-resnet20&session={SESSION}")
+            page.goto(f"{server.url}/?preset=cifar-resnet20")
             settle(page, timeout=120_000)
             page.wait_for_selector(".js-plotly-plot", timeout=120_000)
             page.locator('[data-testid="stSidebarNav"] a', has_text="Train").click()

@@ -37,7 +37,7 @@ PY=${PY:-$ROOT/.venv/bin/python}
 [[ $PY = /* ]] || PY=$ROOT/$PY
 WHEELHOUSE=$WORK/wheelhouse
 TAG=archs-image-test-$$
-SESSION=image-test-session-key-$$-$RANDOM     # the ?session= key: one owner for the run across restarts
+STATE=$WORK/browser-state-$$.json               # the browser's cookies (its key): one owner across restarts
 LIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 PODMAN=(podman --cgroup-manager cgroupfs --runtime runc)
 [ -n "${IMAGE_STORAGE_DRIVER:-}" ] && PODMAN+=(--storage-driver "$IMAGE_STORAGE_DRIVER")
@@ -227,7 +227,7 @@ FIG[healthy]=$(wait_healthy "$TAG-1" "$start") || exit 1
 say "container $TAG-1 on volume $VOLUME at $URL: healthy after ${FIG[healthy]} s"
 
 say "browser: Build page, then Train: 1 epoch, 20 steps of seed002-inception on digits"
-out=$(nice "$PY" "$ROOT/deploy/image_browser.py" train "$URL" --session "$SESSION" --shots "$SHOTS") ||
+out=$(nice "$PY" "$ROOT/deploy/image_browser.py" train "$URL" --state "$STATE" --shots "$SHOTS") ||
   { pod logs "$TAG-1" | tail -n 30 >&2; fail "the Train page did not train a run to completed"; }
 echo "$out" >>"$LOG"
 RUN=$(python3 -c "import json, sys; print(json.loads(sys.argv[1])['run'])" "$out")
@@ -245,7 +245,7 @@ start=$(now)
 start_container "$TAG-2"
 FIG[healthy2]=$(wait_healthy "$TAG-2" "$start") || exit 1
 say "stopped $TAG-1 in ${FIG[stop]} s; a new container $TAG-2 on the same volume: healthy after ${FIG[healthy2]} s"
-nice "$PY" "$ROOT/deploy/image_browser.py" runs "$URL" --session "$SESSION" --run "$RUN" --shots "$SHOTS" >>"$LOG" ||
+nice "$PY" "$ROOT/deploy/image_browser.py" runs "$URL" --state "$STATE" --run "$RUN" --shots "$SHOTS" >>"$LOG" ||
   fail "the Runs page of the new container does not list run $RUN as completed"
 runs_json "$TAG-2" "$RUN" >/dev/null || exit 1
 say "run $RUN: still there, completed (Runs page and runs --json)"

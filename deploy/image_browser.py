@@ -1,9 +1,11 @@
 """The image's pages in a real browser, for deploy/image-test.sh: Chromium (Debian's) through Playwright.
 
-    image_browser.py train URL --session KEY --shots DIR   Build page, then Train: 1 epoch, a few steps, Start,
-                                                           wait for the run to end; prints one JSON line
-    image_browser.py runs URL --session KEY --run ID --shots DIR
-                                                           the Runs page lists run ID as completed
+    image_browser.py train URL --state FILE --shots DIR   Build page, then Train: 1 epoch, a few steps, Start,
+                                                          wait for the run to end; prints one JSON line; keeps
+                                                          the browser's cookies in FILE
+    image_browser.py runs URL --state FILE --run ID --shots DIR
+                                                          the same browser (FILE's cookies): the Runs page
+                                                          lists run ID as completed, and as its own
 
 Only the pages are read (and what they show), never the run store's files. Exit status 1, with the reason,
 on any failure; a screenshot of the page is saved beside the others then too.
@@ -50,18 +52,18 @@ def number_input(page, label: str, value: int) -> None:
 
 
 def open_page(page, link: str, args) -> None:
-    """Follow the sidebar's link as a user would (the address keeps the network and the session)."""
+    """Follow the sidebar's link as a user would (the address keeps the network; never a session key)."""
     page.get_by_role("link", name=link, exact=True).first.click()
     settle(page)
     page.wait_for_url(re.compile(rf"{re.escape(args.url)}/{link.lower()}\b"), timeout=60_000)
-    if f"session={args.session}" not in page.url:
-        raise AssertionError(f"{link} page: the address lost the session key: {page.url}")
+    if "session=" in page.url:
+        raise AssertionError(f"{link} page: the address holds a session key: {page.url}")
 
 
 def build_page(page, args, shot: str) -> None:
     """The Build page, fully drawn. First, always: until a session has run dashboard.py, a fresh server serves
     a page file on its own, with Streamlit's older navigation (lower-case page names) and none of our links."""
-    page.goto(f"{args.url}/?preset={args.preset}&session={args.session}")
+    page.goto(f"{args.url}/?preset={args.preset}")
     settle(page)
     page.get_by_role("link", name="Runs", exact=True).first.wait_for(timeout=60_000)
     page.get_by_text(f"Current network: {args.preset}").first.wait_for(timeout=60_000)
@@ -100,7 +102,7 @@ def runs(page, args) -> dict:
     build_page(page, args, "image-build-after-restart.png")
     open_page(page, "Runs", args)
     no_exception(page, "Runs page")
-    # the "One run" picker: "<label> · <status> · <owner> · <id>", the owner "you": the same session key
+    # the "One run" picker: "<label> · <status> · <owner> · <id>", the owner "you": the same browser's cookie
     page.get_by_text(re.compile(rf"· completed · you · {re.escape(args.run)}")).first.wait_for(timeout=60_000)
     page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=60_000)
     page.screenshot(path=args.shots / "image-runs-after-restart.png", full_page=True)
@@ -111,7 +113,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("train", "runs"))
     parser.add_argument("url")
-    parser.add_argument("--session", required=True, help="the ?session= key: the same owner across restarts")
+    parser.add_argument("--state", type=Path, required=True,
+                        help="the browser's cookies between the two calls (its key: the same owner across restarts)")
     parser.add_argument("--shots", type=Path, required=True)
     parser.add_argument("--run", help="runs: the id the Runs page must list as completed")
     parser.add_argument("--preset", default="seed002-inception")
@@ -129,9 +132,12 @@ def main() -> int:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        page = browser.new_context(viewport={"width": 1440, "height": 1600}).new_page()
+        state = args.state if args.what == "runs" else None
+        page = browser.new_context(viewport={"width": 1440, "height": 1600}, storage_state=state).new_page()
         try:
             result = train(page, args) if args.what == "train" else runs(page, args)
+            if args.what == "train":
+                page.context.storage_state(path=args.state)
         except (AssertionError, PlaywrightError) as error:
             page.screenshot(path=args.shots / f"image-{args.what}-failed.png", full_page=True)
             print(f"{args.what}: {error}", file=sys.stderr)

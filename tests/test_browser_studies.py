@@ -24,7 +24,7 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
         browser = launch(p)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1700}).new_page()
-            page.goto(f"{server.url}/studies?preset=seed002-inception&session=studies-browser-test-key")
+            page.goto(f"{server.url}/studies?preset=seed002-inception")
             settle(page, timeout=120_000)
             page.get_by_role("tab", name="Sweep").click()
             field = page.locator(".st-key-sweep_path0 input")

@@ -119,14 +119,14 @@ def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path):
 
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
-    session = "serve-test-session-key-01"
+    # one browser throughout: its cookie's key makes it the run's owner, across the server's restart
     server = Server(runs_dir, tmp_path / "server.log")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium.sync_playwright() as p:
         browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1600})
-            page.goto(f"{server.url}/train?preset=cifar-resnet20&session={session}")
+            page.goto(f"{server.url}/train?preset=cifar-resnet20")
             settle(page, timeout=120_000)
             page.get_by_role("button", name="Start").click()
             page.get_by_text("running since").first.wait_for(timeout=120_000)
@@ -144,12 +144,12 @@ def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path):
             [row] = store.list_runs()
             assert row["status"] == "completed" and row["step"] == row["total_steps"] == 110
             server = Server(runs_dir, tmp_path / "server.log")  # restarted
-            page.goto(f"{server.url}/runs?session={session}")
+            page.goto(f"{server.url}/runs")
             settle(page, timeout=120_000)
             page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=60_000)
             page.get_by_text("· completed · you ·").first.wait_for(timeout=60_000)  # the "One run" picker
             page.screenshot(path=SHOTS / "runs-after-server-restart.png", full_page=True)
-            page.goto(f"{server.url}/train?preset=cifar-resnet20&session={session}")
+            page.goto(f"{server.url}/train?preset=cifar-resnet20")
             settle(page, timeout=120_000)
             page.get_by_text("completed at").first.wait_for(timeout=60_000)
             assert page.locator('[data-testid="stException"]').count() == 0
