@@ -14,6 +14,10 @@ One server and one browser for all (module-scoped). An attack that fails leaves 
 so the next test starts a fresh one. The server's address space is capped at 6 GB (``RLIMIT_AS``), as in the
 issue's reproduction, so that an attack that succeeds fails an allocation instead of taking the machine (shared
 with other work) to the kernel's OOM killer; a measurement in a worker process inherits the cap.
+
+The 5 s are for a quiet machine: Chromium renders both pages on the server's cores, and on a machine busy with
+other work the Build page takes longer with no attack at all. Each failure says so: it gives the same page's
+time with no attack under way, measured when the server started ("inf": over 15 s).
 """
 
 from __future__ import annotations
