@@ -46,6 +46,7 @@ KINDS = ("train", "gradients", "health", "inspect", "cost", "export")
 MEASUREMENTS = KINDS[1:]  # quick jobs: short, bounded in memory and time, never in the web server's process
 EXPORT_FOLDER = "export"  # an export job writes its files into its run's folder as export-<file name>
 STOP_POLL_SECONDS = 0.1
+PROGRESS_SECONDS = 0.5  # a measurement records its progress at most this often (the page redraws every 0.5 s)
 # A quick job's bounds: wall-clock seconds when the operator sets none (then its worker is killed), and memory
 # beyond twice the budget's estimate of its pass (torchinfo's pass, ONNX's tracing, the allocator's slack)
 QUICK_SECONDS = 300.0
@@ -470,9 +471,13 @@ def _measure_cost(request: RunRequest, recorder, stop_event: threading.Event, st
     """:func:`archs.cost.measure_cost` on ``train.device`` with ``repeats`` (its progress as the run's)."""
     from archs.cost import measure_cost  # heavy: torch
 
+    last = [0.0]
+
     def progress(fraction: float, message: str) -> None:
         _checkpoint(stop_event)
-        recorder.write_status(progress={"fraction": fraction, "message": message})
+        if time.monotonic() - last[0] >= PROGRESS_SECONDS:  # a write to the store each time: a few per second at most
+            last[0] = time.monotonic()
+            recorder.write_status(progress={"fraction": fraction, "message": message})
 
     device = "cpu" if request.train.device == "auto" else request.train.device
     report = measure_cost(request.spec, request.train.batch_size, device, request.repeats or 5,
