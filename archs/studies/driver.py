@@ -357,7 +357,14 @@ class StudyDriver:
         return None
 
     def _start(self, trial: dict) -> int | None:
-        """Submit a pending trial's run: 1 if it started, 0 if it is infeasible, None if the queue is full."""
+        """Submit a pending trial's run: 1 if it started, 0 if it is infeasible or a repeat (answered from its twin,
+        or waiting for it), None if the queue is full."""
+        twin = self._twin(trial) if self.definition.kind == "search" else None
+        if twin is not None:
+            if twin["status"] in ("pending", "queued", "running"):
+                return 0  # its twin's result will answer it: no second run of the same values
+            if twin["status"] in ("completed", "pruned", "infeasible"):
+                return self._answer(trial, twin)
         if self._queue_full():
             return None
         try:
@@ -375,6 +382,26 @@ class StudyDriver:
         self.store.studies.update_trial(self.study_id, trial["number"],
                                         objectives={"params": params, "mult_adds": mult_adds})
         return 1
+
+    def _twin(self, trial: dict) -> dict | None:
+        """The first earlier trial of a search that tried exactly these values (the sampler may draw a configuration
+        again, above all among a list's choices), or None."""
+        for other in self.store.studies.trials(self.study_id):
+            if other["number"] >= trial["number"]:
+                return None
+            if other["params"] == trial["params"] and other["status"] != "repeated":
+                return other
+        return None
+
+    def _answer(self, trial: dict, twin: dict) -> int:
+        """Answer a repeated configuration from its twin's stored result, not trained again: Optuna is told the
+        twin's values (a completed twin) or its end (pruned, infeasible); the trial reads ``repeated``."""
+        status = "repeated" if twin["status"] == "completed" else twin["status"]
+        self.store.studies.update_trial(self.study_id, trial["number"], status=status, objectives=twin["objectives"],
+                                        error=f"the values of trial {twin['number']}: answered from its result, "
+                                              "not run again")
+        self._tell(trial, twin["status"], twin["objectives"])
+        return 0
 
     def _queue_full(self) -> bool:
         """Whether the queue has no room for one more of the owner's runs, read without the store's write lock

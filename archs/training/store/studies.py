@@ -8,7 +8,8 @@ new driver carries on without repeating a finished trial. Every write is one tra
 
 Study statuses: ``running`` (a driver works on it, or will when the study is opened again: a running study whose
 driver is gone reads as ``interrupted``), ``completed``, ``stopped``, ``failed``. Trial statuses: ``pending``
-(not submitted yet), ``queued`` and ``running`` (its run's), ``completed``, ``infeasible`` (the values make no
+(not submitted yet), ``queued`` and ``running`` (its run's), ``completed``, ``repeated`` (a search drew the
+values of an earlier completed trial: answered from its result, not run again), ``infeasible`` (the values make no
 valid network, or a network over a server limit: the error says which), ``pruned`` (stopped early by the
 search's pruner), ``stopped``, ``diverged``, ``failed``.
 """
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["STUDY_STATUSES", "TRIAL_STATUSES", "StudyRecords"]
 
 STUDY_STATUSES = ("running", "completed", "stopped", "failed")
-TRIAL_STATUSES = ("pending", "queued", "running", "completed", "infeasible", "pruned", "stopped", "diverged", "failed")
-TRIAL_FINAL = ("completed", "infeasible", "pruned", "stopped", "diverged", "failed")
+TRIAL_STATUSES = ("pending", "queued", "running", "completed", "repeated", "infeasible", "pruned", "stopped",
+                  "diverged", "failed")
+TRIAL_FINAL = ("completed", "repeated", "infeasible", "pruned", "stopped", "diverged", "failed")
 DRIVER_START_SECONDS = 60  # a driver process being started has this long to record itself before its study
 #                            reads as interrupted
 _ID = re.compile(r"^study-[A-Za-z0-9_.-]{1,120}$")
