@@ -77,11 +77,13 @@ def carry_out(run_id: str, recorder: Recorder, read_request: Callable[[], RunReq
     return status
 
 
-def run_in_this_process(root: str, run_id: str) -> dict:
-    """Carry out the stored run ``run_id`` here (the worker's whole job, also usable without a worker)."""
+def run_in_this_process(root: str, run_id: str, max_memory: int | None = None) -> dict:
+    """Carry out the stored run ``run_id`` here (the worker's whole job, also usable without a worker);
+    ``max_memory``: the cap this process runs under, named in the error of a run that fails for want of memory."""
     store = RunStore(root)
     run = store.get(run_id)
-    return carry_out(run_id, run, lambda: RunRequest.from_run(run), should_stop=run.stop_request, store=store)
+    recorder = CappedRecorder(run, max_memory) if max_memory else run
+    return carry_out(run_id, recorder, lambda: RunRequest.from_run(run), should_stop=run.stop_request, store=store)
 
 
 def limit_memory(max_bytes: int | None, cuda_devices: str | None) -> int | None:
@@ -110,16 +112,35 @@ _OUT_OF_MEMORY = ("can't allocate memory", "cannot allocate memory", "out of mem
                   "std::bad_alloc", "failed to allocate")
 
 
-def explain_memory(run, max_bytes: int) -> None:
-    """A run that failed for want of memory under its cap says so, with the cap (its error was the allocator's)."""
-    try:
-        status = run.stored_status()
-    except (OSError, ValueError):
-        return
-    error = str(status.get("error") or "")
-    if status.get("status") == "failed" and any(words in error.lower() for words in _OUT_OF_MEMORY):
-        run.write_status(error=f"the run needed more memory than its cap of {max_bytes / 2**30:.1f} GiB "
-                               f"(ARCHS_MAX_WORKER_MEMORY, or the run's budget): {error[:300]}", memory_cap=max_bytes)
+class CappedRecorder:
+    """A run's recorder in a worker under a memory cap: a run that fails for want of memory says so, with the cap,
+    in the same write that ends it (its error was the allocator's words)."""
+
+    def __init__(self, run, max_bytes: int):
+        self.run, self.max_bytes = run, max_bytes
+
+    def write_status(self, **fields):
+        error = str(fields.get("error") or "")
+        if fields.get("status") == "failed" and any(words in error.lower() for words in _OUT_OF_MEMORY):
+            fields.update(error=f"the run needed more memory than its cap of {self.max_bytes / 2**30:.1f} GiB "
+                                f"(ARCHS_MAX_WORKER_MEMORY, or the run's budget): {error[:300]}",
+                          memory_cap=self.max_bytes)
+        return self.run.write_status(**fields)
+
+    def append_metric(self, record: dict) -> None:
+        self.run.append_metric(record)
+
+    def write_spec(self, spec) -> None:
+        self.run.write_spec(spec)
+
+    def write_error(self, text: str) -> None:
+        self.run.write_error(text)
+
+    def save_weights(self, state_dict: dict) -> None:
+        self.run.save_weights(state_dict)
+
+    def __getattr__(self, name):  # anything else a measurement records through (files of an export, say)
+        return getattr(self.run, name)
 
 
 def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None, max_memory: int | None = None) -> None:
@@ -130,9 +151,7 @@ def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None, 
     limited = limit_memory(max_memory, cuda_devices)
     if limited:
         say(f"memory cap {max_memory / 2**30:.1f} GiB (address space {limited / 2**30:.1f} GiB)")
-    run_in_this_process(root, run_id)
-    if limited:
-        explain_memory(RunStore(root).get(run_id), max_memory)
+    run_in_this_process(root, run_id, max_memory if limited else None)
 
 
 def spare_main(connection, threads: int) -> None:

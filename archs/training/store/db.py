@@ -102,7 +102,9 @@ CREATE INDEX IF NOT EXISTS trials_of_run ON trials (run_id);
 # columns added after a table's first version: (table, column, declaration), added where a database lacks them
 # (version 3: an administrator's pin, and when a page last showed the run, which pruning respects)
 ADDED_COLUMNS = (("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"), ("runs", "viewed_at", "REAL"))
-LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_prunable ON runs (status, pinned, seq)",)
+LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_prunable ON runs (status, pinned, seq)",
+                # a chart's records picked by kind without reading the others (Run.chart_metrics)
+                "CREATE INDEX IF NOT EXISTS metrics_by_kind ON metrics (run_id, kind, id)")
 
 
 def add_columns(conn: sqlite3.Connection) -> None:

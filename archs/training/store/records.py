@@ -109,11 +109,13 @@ class Run:
         stride, so a page reads a few hundred records however long the run."""
         if not kinds:
             return []
+        # the picking reads only the index on (run_id, kind, id); only the picked rows' records are read
         rows = self.store.db.read(
-            "WITH m AS (SELECT id, record, ROW_NUMBER() OVER (PARTITION BY kind ORDER BY id DESC) - 1 AS back, "
+            "WITH m AS (SELECT id, ROW_NUMBER() OVER (PARTITION BY kind ORDER BY id DESC) - 1 AS back, "
             "COUNT(*) OVER (PARTITION BY kind) AS n, CASE kind WHEN 'grad' THEN ? ELSE ? END AS most "
-            f"FROM metrics WHERE run_id = ? AND kind IN ({', '.join('?' * len(kinds))})) "
-            "SELECT record FROM m WHERE back % MAX(1, (n + most - 1) / most) = 0 ORDER BY id",
+            f"FROM metrics INDEXED BY metrics_by_kind WHERE run_id = ? AND kind IN ({', '.join('?' * len(kinds))})) "
+            "SELECT record FROM metrics WHERE id IN (SELECT id FROM m WHERE back % MAX(1, (n + most - 1) / most) = 0) "
+            "ORDER BY id",
             (max(1, int(grad_points)), max(1, int(points)), self.id, *kinds))
         return [record for record in (loads(r["record"]) for r in rows) if record is not None]
 
