@@ -117,8 +117,8 @@ def test_export_of_a_stored_runs_trained_weights_reads_them_in_the_worker(runs_d
 
 
 def test_a_running_measurement_shows_progress_and_cancel_stops_it(runs_dir, monkeypatch):
-    monkeypatch.setattr(jobs, "INLINE_SECONDS", 0.0)
     at = build_tab("Measured cost", preset="seed002-inception", batch="64")
+    monkeypatch.setattr(jobs, "INLINE_SECONDS", 0.0)  # the page answers at once, the job still running
     run(at.selectbox(key="cost_repeats").select(10))
     run(at.button(key="cost_measure").click())
     assert at.button(key="cost_cancel") and at.get("progress")

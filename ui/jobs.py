@@ -35,6 +35,7 @@ INLINE_SECONDS = 2.0
 POLL_SECONDS = 0.5  # the progress fragment's redraws while a job runs
 KEPT = 128  # results kept by this server (small: per-layer numbers, or the names of exported files)
 _STATE = "_quick_jobs"  # session state: job name -> (key, run id)
+_CANCELLED = "_quick_jobs_cancelled"  # session state: ids of the jobs this session cancelled
 ANONYMOUS = "anonymous:viewers"  # the owner of measurements made for visitors who own nothing (one queue for all)
 
 
@@ -162,6 +163,7 @@ def submit(job: Job) -> str | None:
 
 def cancel(run_id: str) -> None:
     """Stop a job this session started, if it has not ended (nothing to say if it has, or has gone)."""
+    st.session_state.setdefault(_CANCELLED, set()).add(run_id)
     try:
         executor().stop(run_id, owner()[0])
     except RunError:
@@ -194,7 +196,7 @@ def finish(job: Job, run_id: str, status: dict, asked: bool = False):
             _kept().put((job.name, job.key), value)
             st.session_state.get(_STATE, {}).pop(job.name, None)
             return value
-    if asked and status["status"] == "stopped" and str(status.get("message") or "").startswith("stopped by"):
+    if asked and status["status"] == "stopped" and run_id in st.session_state.get(_CANCELLED, ()):
         st.session_state.get(_STATE, {}).pop(job.name, None)
         st.rerun()
     reason = status.get("error") or status.get("message") or status["status"]
