@@ -168,8 +168,9 @@ def spare_main(connection, threads: int) -> None:
         import torch.distributed._tools.mem_tracker  # noqa: F401
     except ImportError:  # a torch without distributed: measured cost says so when it runs
         pass
-    try:  # a tiny measurement: the first real one then pays no one-off setup (MemTracker compiles its hooks)
-        archs.cost.warm_up()
+    try:  # a tiny measurement: the first real one then pays no one-off setup (MemTracker compiles its hooks);
+        if not connection.poll():  # not when a run already waits (back-to-back runs: a sweep's measurements)
+            archs.cost.warm_up()
     except Exception:  # noqa: BLE001 - a warm-up that fails costs only its time
         pass
 
