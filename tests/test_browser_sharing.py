@@ -27,22 +27,26 @@ def set_number(page, key: str, value: int) -> None:
 
 
 def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_path):
-    from ui.identity import owner_of_token
+    from ui.identity import COOKIE, owner_of_token
 
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
     server = Server(runs_dir, tmp_path / "server.log", env={"ARCHS_MAX_CONCURRENT_RUNS": "2"})
-    sessions = [f"sharing-test-user-{n:02d}-key" for n in range(USERS)]
-    owners = [owner_of_token(s) for s in sessions]
+    owners = []  # each browser's, from the key its cookie holds
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = launch(p)
         try:
             pages = []
-            for session in sessions:
-                page = browser.new_context(viewport={"width": 1400, "height": 1500}).new_page()
-                page.goto(f"{server.url}/?preset=cifar-resnet20&session={session}")
+            for _ in range(USERS):
+                context = browser.new_context(viewport={"width": 1400, "height": 1500})
+                context.set_default_timeout(120_000)  # a loaded 2-core machine: the Build page took 35-48 s here
+                page = context.new_page()
+                page.goto(f"{server.url}/?preset=cifar-resnet20")
                 settle(page, timeout=120_000)
+                page.wait_for_function(f"() => document.cookie.includes('{COOKIE}=')")
+                [key] = [c["value"] for c in page.context.cookies() if c["name"] == COOKIE]
+                owners.append(owner_of_token(key))
                 stage = page.locator('[data-testid="stExpander"]').filter(has_text="Stage 1").first
                 stage.locator("summary").click()
                 thumb = stage.get_by_role("slider").first  # Blocks: 3 -> 2, a network of this user's own
@@ -61,7 +65,7 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
                     assert page.locator('[data-testid="stAlert"]', has_text="No run started").count() == 0
                 assert page.locator(EXCEPTION).count() == 0
                 pages.append(page)
-            assert len(store.list_runs()) == 2 * USERS
+            assert len(store.list_runs()) == 2 * USERS and len(set(owners)) == USERS
             # every page streams its own run while the others train: its progress text moves on
             seen: dict[int, set[str]] = {n: set() for n in range(USERS)}
             deadline = time.monotonic() + 600
