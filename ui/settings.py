@@ -245,8 +245,7 @@ def sidebar_note() -> None:
         st.sidebar.caption(f"Current network: **{fmt.plain(current.name, 60)}** · "
                            f"{current.num_params():,} parameters · input {current.in_channels}×"
                            f"{current.input_size}×{current.input_size}. It is the same on every page, and "
-                           f"the address bar holds it. [Link to share it]({share_link()}) (without your "
-                           "session key, which the address also holds).")
+                           f"the address bar holds it. [Link to share it]({share_link()}).")
 
 
 def show_notice() -> None:
