@@ -219,6 +219,19 @@ def test_a_run_at_input_1024_is_refused_at_submit_with_the_budget(tmp_path):
         check(PRESETS["resnet50"], 256)
 
 
+def test_a_stored_run_stays_readable_after_the_operator_lowers_the_budget(tmp_path, monkeypatch):
+    from archs.training.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    spec = PRESETS["resnet50"]
+    run_ = store.create(RunRequest(spec=spec, data=DataConfig(name="digits"), owner="session:a"))
+    monkeypatch.setenv("ARCHS_MAX_STAGES", "2")
+    monkeypatch.setenv("ARCHS_MAX_PARAMS", "1000")
+    with pytest.raises(BudgetError, match=r"ARCHS_MAX_STAGES=2"):
+        NetSpec.from_json(spec.to_json())  # a new network over the lowered budget is refused
+    assert store.get(run_.id).spec() == spec  # the one admitted before still reads back whole
+
+
 def test_a_study_trial_over_the_budget_is_infeasible_with_the_message(monkeypatch):
     from archs.studies.space import apply
 

@@ -91,7 +91,7 @@ class Run:
         text = self.spec_json()
         if text is None:
             raise RunError(f"run {self.id} has no network")
-        return NetSpec.from_json(text)
+        return NetSpec.from_json(text, check_budget=False)  # admitted when it was submitted
 
     def metrics(self, kind: str | None = None) -> list[dict]:
         """Every record of the run (of one kind), oldest first: for exports. A page reads :meth:`chart_metrics`."""
