@@ -164,14 +164,16 @@ def spare_main(connection, threads: int) -> None:
     import archs.cost  # noqa: F401  (a page's measurements, quick jobs, start in the spare worker too)
     import archs.health  # noqa: F401
     import archs.training.loop  # noqa: F401
-    try:  # measured cost's memory tracker: 2 s to import on a laptop, 11 s on a loaded 2-core server
-        import torch.distributed._tools.mem_tracker  # noqa: F401
-    except ImportError:  # a torch without distributed: measured cost says so when it runs
-        pass
-    try:  # a tiny measurement: the first real one then pays no one-off setup (MemTracker compiles its hooks);
-        if not connection.poll():  # not when a run already waits (back-to-back runs: a sweep's measurements)
+    # Measured cost's memory tracker (3.3 s to import on a quiet 2-core server, 11 s on a loaded one) and a tiny
+    # measurement, so the first real one pays no one-off setup (MemTracker compiles its hooks): only while no run
+    # waits. A sweep's back-to-back measurements and a queue of training runs never use them, and paid 8-17 s a run
+    # for them when the spare always did this (a depth sweep of 8 went from 1 to 2.5 minutes).
+    try:
+        if not connection.poll():
+            import torch.distributed._tools.mem_tracker  # noqa: F401
+        if not connection.poll():
             archs.cost.warm_up()
-    except Exception:  # noqa: BLE001 - a warm-up that fails costs only its time
+    except Exception:  # noqa: BLE001 - a torch without distributed, or a warm-up that fails, costs only its time
         pass
 
     try:
