@@ -46,3 +46,14 @@ def torchvision_root(tmp_path_factory) -> Path:
         for gz in (SHARED_DATA / folder / "raw").glob("*.gz"):
             shutil.copy(gz, root / folder / "raw" / gz.name)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's AppTest runs a page as ``sys.modules["__main__"]`` and leaves it there; multiprocessing's spawn
+    then re-runs that page (or a hostile test's script) in every worker a later in-process supervisor starts, which
+    failed CI once (a full-disk test's worker died raising the script's ValueError). Put the real one back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
