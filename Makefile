@@ -40,8 +40,10 @@ browser:
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
 	  else echo "chromium not found: the browser test will be skipped"; fi; }
 
+# On a laptop the one user is the operator: the Train page may download MNIST and the like into ./data (where the
+# machine reaches the internet). ARCHS_ALLOW_DOWNLOAD=0 make run turns that off; make serve leaves it off.
 run: install
-	$(VENV)/bin/streamlit run dashboard.py --browser.gatherUsageStats false
+	ARCHS_ALLOW_DOWNLOAD=$${ARCHS_ALLOW_DOWNLOAD-1} $(VENV)/bin/streamlit run dashboard.py --browser.gatherUsageStats false
 
 serve: install
 	$(PY) -m streamlit run dashboard.py $(SERVE_FLAGS) --server.address $(HOST) --server.port $(PORT)

@@ -105,7 +105,9 @@ with st.container(border=True):
                                                       "can reach the internet.")
                 st.caption("Read from the server's data folder.")
             else:
-                st.caption("Read from the server's data folder; the operator has not allowed downloads.")
+                st.caption("Read from the server's data folder; the operator has not allowed downloads (they "
+                           "turn them on by starting the server with ARCHS_ALLOW_DOWNLOAD=1, as `make run` on a "
+                           "laptop does).")
     if data_name:
         st.caption(fmt.plain(dataset_info(data_name).description or dataset_info(data_name).title))
 

@@ -240,12 +240,32 @@ def test_no_download_control_unless_the_operator_allows_it(data_dir, runs_dir, m
     at = open_train(**{"train.data": "mnist"})
     assert not [c for c in at.checkbox if c.key == "train.download" or "ownload" in c.label]
     assert "the operator has not allowed downloads" in texts(at.caption)
+    assert "ARCHS_ALLOW_DOWNLOAD=1" in texts(at.caption)  # and says how they turn them on
     at.session_state["train.download"] = True  # a forged value without the control: nothing is fetched
     run(at.button(key="train_start").click())
     assert "No run started" in texts(at.error) and RunStore(runs_dir).runs() == []
     monkeypatch.setenv("ARCHS_ALLOW_DOWNLOAD", "yes")
     at = open_train(**{"train.data": "mnist"})
     assert [c for c in at.checkbox if c.key == "train.download"]
+
+
+def test_make_run_allows_downloads_on_a_laptop_and_make_serve_does_not():
+    """A laptop's one user is the operator (issue 20 §4); a shared server stays off unless its operator says."""
+    def last_line(target: str, **env: str) -> str:
+        return subprocess.run(["make", "--no-print-directory", "-n", target], cwd=Path(__file__).resolve().parents[1],
+                              capture_output=True, text=True,
+                              check=True, env={**os.environ, **env}).stdout.strip().splitlines()[-1]
+
+    run_line = last_line("run")
+    assert run_line.startswith("ARCHS_ALLOW_DOWNLOAD=${ARCHS_ALLOW_DOWNLOAD-1} ") and "streamlit run" in run_line
+    out = subprocess.run(["bash", "-c", run_line.split(" ", 1)[0] + "; echo $ARCHS_ALLOW_DOWNLOAD"],
+                         capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                              if k != "ARCHS_ALLOW_DOWNLOAD"}).stdout.strip()
+    assert out == "1"                                                   # on by default
+    out = subprocess.run(["bash", "-c", run_line.split(" ", 1)[0] + "; echo $ARCHS_ALLOW_DOWNLOAD"],
+                         capture_output=True, text=True, env={**os.environ, "ARCHS_ALLOW_DOWNLOAD": "0"}).stdout.strip()
+    assert out == "0"                                                   # the laptop's user may still say no
+    assert "ARCHS_ALLOW_DOWNLOAD" not in last_line("serve")
 
 
 def test_the_degradation_experiment_reads_the_chosen_folder_inside_the_data_dir(data_dir, runs_dir):
