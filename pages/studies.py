@@ -16,7 +16,7 @@ import archs
 from archs import SpecError
 from archs.studies.definition import StudyDefinition
 from archs.studies.driver import delete_study, ensure_driver, optuna_url, start_study, study_view
-from archs.studies.families import CLAIMS
+from archs.studies.families import CLAIMS, verdict_text
 from archs.studies.results import AXES, setting_points, stored_run_points, study_runs
 from archs.studies.space import parse_vary
 from archs.training.config import ConfigError, DataConfig, TrainConfig
@@ -271,7 +271,7 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
                    "opens it.", icon=":material/restart_alt:")
     verdict = (view.get("summary") or {}).get("verdict")
     if verdict:
-        st.info(fmt.plain(verdict["statement"], 2000), icon=":material/gavel:")
+        st.info(fmt.plain(verdict_text(verdict), 6000), icon=":material/gavel:")
     points = setting_points(study_runs(view, compute.run_spec_or_none), tuple(view["objectives"]))
     settings.declare("studies_x", "sx", "params", settings.one_of(AXES))
     x = st.segmented_control("Accuracy against", list(AXES), key="studies_x", format_func=AXIS_NAMES.get)

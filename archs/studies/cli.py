@@ -226,7 +226,9 @@ def _show(view: dict, args, trials: bool = True) -> int:
     print(f"Pareto front ({', '.join(view['objectives'])}): {', '.join(view['pareto']) or 'none yet'}")
     verdict = (view.get("summary") or {}).get("verdict")
     if verdict:
-        print(verdict["statement"])
+        from archs.studies.families import verdict_text
+
+        print(verdict_text(verdict))
     return 0
 
 

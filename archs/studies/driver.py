@@ -530,17 +530,41 @@ class StudyDriver:
         if self.definition.kind == "claim":
             from archs.studies.families import judge
 
-            summary["verdict"] = judge(self.definition.claim, claim_results(view["trials"]))
+            summary["verdict"] = judge(self.definition.claim, claim_results(view["trials"], self.store))
         self.store.studies.update(self.study_id, status=status, summary=summary, finished_at=time.time())
         return status
 
 
 # ------------------------------------------------------------------------------------------ reading
-def claim_results(trials: list[dict]) -> list[dict]:
-    """A claim's trials (as :func:`study_view` gives them) as :func:`archs.studies.families.judge` takes them."""
-    return [{"family": t.get("family"), "size": t.get("size"), "seed": t["seed"], "test_accuracy": t["test_accuracy"],
-             "params": t["params"], "mult_adds": t["mult_adds"], "train_seconds": t["train_seconds"]}
-            for t in trials if t["status"] == "completed"]
+def claim_results(trials: list[dict], store: RunStore | None = None) -> list[dict]:
+    """A claim's trials (as :func:`study_view` gives them) as :func:`archs.studies.families.judge` takes them:
+    the completed ones and those that failed or diverged (no accuracy: the verdict counts them at chance). With
+    the ``store``, each also carries its run's budget (``steps``, ``batch_size``, ``train_size`` from its start
+    record, ``data``) and ``converged`` (:func:`archs.studies.families.converged` on its train-loss records): one
+    read of each run's few records."""
+    from archs.studies.families import converged
+
+    rows = []
+    for t in trials:
+        if t["status"] not in ("completed", "failed", "diverged"):
+            continue
+        row = {"family": t.get("family"), "size": t.get("size"), "seed": t["seed"],
+               "test_accuracy": t["test_accuracy"] if t["status"] == "completed" else None,
+               "params": t["params"], "mult_adds": t["mult_adds"], "train_seconds": t["train_seconds"],
+               "status": t["status"]}
+        if store is not None and t.get("run_id"):
+            try:
+                run = store.get(t["run_id"])
+                start = (run.metrics("start") or [{}])[-1]
+                losses = [(r.get("step"), r.get("loss")) for r in run.metrics("step")]
+                row.update(steps=start.get("total_steps"), batch_size=start.get("batch_size"),
+                           train_size=start.get("train_size"),
+                           data=(run.settings().get("data") or {}).get("name"),
+                           converged=converged(losses, start.get("total_steps")))
+            except RunError:  # deleted since: judged on what the trial kept
+                pass
+        rows.append(row)
+    return rows
 
 
 def study_view(store: RunStore, study_id: str) -> dict:

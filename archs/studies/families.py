@@ -74,8 +74,9 @@ from archs.spec import HeadSpec, NetSpec
 from archs.stages import DenseSpec, InceptionSpec, PlainSpec, ResidualSpec
 from archs.training.config import DataConfig, TrainConfig
 
-__all__ = ["Budget", "CLAIMS", "Claim", "ClaimNet", "DEGRADATION_NETS", "dense_net", "dense_nets", "inception_net",
-           "inception_nets", "judge", "net_costs", "residual_net", "residual_nets"]
+__all__ = ["Budget", "CLAIMS", "Claim", "ClaimNet", "DEGRADATION_NETS", "VERDICTS", "converged", "curve_positions",
+           "dense_net", "dense_nets", "depth_verdicts", "inception_net", "inception_nets", "judge", "matched_verdicts",
+           "net_costs", "residual_net", "residual_nets", "verdict_text"]
 
 CHANNELS, SIZE, CLASSES = 1, 28, 10          # Fashion-MNIST
 DATA = "fashion-mnist"
@@ -239,16 +240,39 @@ class Claim:
         return [(net, seed, self.budget.train_config(seed)) for seed in range(self.budget.seeds) for net in self.nets]
 
 
+CONVERGENCE_RULE = (
+    "A run counts as converged when its train loss had stopped falling: a least-squares line through its train-"
+    "loss records in the last fifth of its steps (at least its last three records) falls, over a fifth of the "
+    "steps, by no more than twice the records' scatter about that line.")
+
 _MATCHED_RULE = (
-    "Each {subject} net's mean test accuracy over its seeds is compared with the {baseline} nets' accuracy at "
-    "the same {x}, read off the {baseline} curve by linear interpolation in log({x}) between the two nearest "
-    "{baseline} nets (their mean accuracies, and their seed standard deviations likewise). A difference counts "
-    "only where it is larger than the two standard deviations added together (the mean +- one SD intervals do "
-    "not overlap); otherwise it is within the seed spread. A {subject} net outside the {baseline} nets' range of "
-    "{x} is not compared (no extrapolation), nor one whose nets have fewer than two seeds. Against each "
-    "baseline the claim holds if every compared {subject} net is above the curve, does not hold if every one "
-    "is below, is inconclusive if every difference is within the seed spread or nothing could be compared, "
-    "and is mixed otherwise; across several baselines the verdicts must agree, else the claim is mixed.")
+    "Runs are paired by seed. For each seed, the {baseline} curve is that seed's {baseline} nets' test accuracy "
+    "against log({x}), linear between neighbours; each {subject} net's accuracy minus that curve at its {x} is "
+    "one paired difference per seed. A {subject} net outside the {baseline} nets' range of {x} is not compared "
+    "(no extrapolation). A failed or diverged run counts at chance accuracy (1 / classes: 10 %), so a family that "
+    "fails more is worse at this budget. Primary test, one per baseline: the per-seed mean of the differences "
+    "over the compared sizes, with a Student t confidence interval (n - 1 degrees of freedom for n seeds). "
+    "Against a baseline the claim holds if the interval's lower end at one-sided 2.5 % is above zero, does not "
+    "hold if its upper end at one-sided 2.5 % / (number of baselines) is below zero, and is not decided "
+    "otherwise. Overall it holds if it holds against every baseline (an intersection-union test: no correction "
+    "needed), does not hold if it does not hold against any (Bonferroni across baselines), and is not decided "
+    "otherwise, so with no real difference a decision comes at most 5 % of the time. Each size is also tested "
+    "alone (paired t, two-sided, Holm-corrected across the sizes at 5 %: above, below or not decided, with its "
+    "95 % interval) to say which sizes showed what. Fewer than two seeds decide nothing. The paper's readout is "
+    "read horizontally too: the {baseline} curve's {x} at each {subject} net's mean accuracy (log-linear), as "
+    "the ratio of the {subject} net's {x} to it.")
+
+_DEPTH_RULE = (
+    "Runs are paired by seed: per seed, the 56-layer net's test accuracy minus the 20-layer net's, for plain and "
+    "for residual nets; a failed or diverged run counts at chance accuracy (1 / classes: 10 %). Each family's "
+    "differences get a Student t confidence interval (n - 1 degrees of freedom for n seeds). The claim holds if "
+    "plain-56 is below plain-20 (one-sided t test at 2.5 %) and residual-56 is not found below residual-20 (its "
+    "one-sided test at 1.25 %); it does not hold if plain-56 is above plain-20 or residual-56 below residual-20 "
+    "(each one-sided at 1.25 %, Bonferroni for the two); otherwise it is not decided. With no real difference a "
+    "decision comes at most 5 % of the time. Fewer than two seeds decide nothing. The paper's readout is the gap "
+    "at equal depth: plain minus residual at 20 and at 56 layers, paired by seed, with its 95 % interval. The "
+    "nets are the degradation experiment's (archs.studies.experiments.DegradationSettings), whose page judges "
+    "them on training loss; this claim's default budget is shorter, to run 3 seeds.")
 
 # Default budgets: about 10 CPU-minutes (5 wall-minutes on 2 cores) per claim with 3 seeds on the 2-core AMD EPYC
 # development machine (2026-12-01): measured training time per seed, 2 threads, at the former budgets
@@ -263,31 +287,55 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
           "(He et al. 2016, Fig. 1)?",
           tuple(residual_nets()), "params", "residual", ("plain",),
           Budget(steps=RESIDUAL_STEPS, schedule="constant", augment="auto", log_every=10, test_limit=2000),
-          "The mean test accuracy over seeds of the 56-layer net is compared with the 20-layer one's, for plain "
-          "and for residual nets. A difference counts only where it exceeds the two nets' seed standard "
-          "deviations added together. The claim holds if plain-56 is below plain-20 and residual-56 is not "
-          "below residual-20; it does not hold if plain-56 is above plain-20, or if residual-56 is below "
-          "residual-20; otherwise (plain within the seed spread, or fewer than two seeds) it is inconclusive. "
-          "The nets are the degradation experiment's (archs.studies.experiments.DegradationSettings), whose "
-          "page judges them on training loss; this claim's default budget is shorter, to run 3 seeds.",
-          kind="depth"),
+          _DEPTH_RULE + " " + CONVERGENCE_RULE, kind="depth"),
     Claim("dense",
           "At the same number of parameters, are DenseNet-BC nets more accurate than residual nets "
           "(Huang et al. 2017)?",
           tuple(dense_nets()), "params", "dense", ("residual",), Budget(steps=CLAIM_STEPS, test_limit=2000),
-          _MATCHED_RULE.format(subject="dense", baseline="residual", x="params")),
+          _MATCHED_RULE.format(subject="dense", baseline="residual", x="params") + " " + CONVERGENCE_RULE),
     Claim("inception",
           "At the same computation (mult-adds per image), are Inception nets more accurate than plain and "
           "residual nets (Szegedy et al. 2015)?",
           tuple(inception_nets()), "mult_adds", "inception", ("plain", "residual"),
           Budget(steps=CLAIM_STEPS, test_limit=2000),
-          _MATCHED_RULE.format(subject="inception", baseline="plain and residual", x="mult_adds")),
+          _MATCHED_RULE.format(subject="inception", baseline="plain and residual", x="mult_adds") + " "
+          + CONVERGENCE_RULE),
 )}
 
 
 # --------------------------------------------------------------------------------------------- judging
+ALPHA = 0.05                     # the claim's error rate: with no real difference, a decision at most this often
+CHANCE = 1 / CLASSES             # a failed or diverged run's accuracy in the paired differences
+VERDICTS = ("holds", "does not hold", "not decided")
+TRAIN_SIZES = {"fashion-mnist": 60_000, "mnist": 60_000}   # training images, where a run does not say
+RULE_VERSION = 2                 # 1: the difference against the two seed SDs added together ("mixed" and all)
+_READOUTS = {
+    "dense": ("parameter ratio at equal accuracy", 1 / 3, "Huang et al.: about 1/3 of the parameters"),
+    "inception": ("mult-add ratio at equal accuracy", None, "Szegedy et al.: fewer mult-adds for the same accuracy"),
+    "residual": ("gap at equal depth", None, "He et al.: plain below residual at equal depth, more so when deeper"),
+}
+
+
+def converged(losses: Iterable[tuple[float, float]], total_steps: int | None = None) -> bool | None:
+    """Whether a run's train loss had stopped falling (:data:`CONVERGENCE_RULE`), from its ``(step, loss)``
+    records; None with fewer than three finite records."""
+    points = sorted((float(s), float(v)) for s, v in losses if _number(s) is not None and _number(v) is not None)
+    if len(points) < 3:
+        return None
+    total = float(total_steps or points[-1][0])
+    tail = [p for p in points if p[0] > 0.8 * total]
+    if len(tail) < 3:
+        tail = points[-3:]
+    xs, ys = [p[0] for p in tail], [p[1] for p in tail]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = 0.0 if sxx == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    scatter = math.sqrt(sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys)) / (len(tail) - 2))
+    return -slope * total / 5 <= 2 * scatter
+
+
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
@@ -296,34 +344,131 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _net_stats(claim: Claim, results: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[str], int]:
-    """Per net: seeds, mean/sd/min/max test accuracy, mean params, mult-adds, train seconds (train loss
-    where given). Also the labels of runs without an accuracy, and how many results matched no net."""
+def _order(seed: Any) -> tuple:
+    return (not isinstance(seed, (int, float)), seed if isinstance(seed, (int, float)) else 0, str(seed))
+
+
+def _t(p: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+# --- the tests, on arrays whose last axis is the seeds (a leading axis of simulated studies in the tests) -------
+def matched_verdicts(per_baseline: list) -> Any:
+    """The matched claims' primary test: per baseline, an array (..., n seeds) of the per-seed mean difference
+    over the compared sizes (None where fewer than two seeds), to verdict indices into :data:`VERDICTS`."""
+    import numpy as np
+
+    b = len(per_baseline)
+    holds, fails = [], []
+    for d in per_baseline:
+        if d is None or np.shape(d)[-1] < 2:
+            holds.append(False)
+            fails.append(False)
+            continue
+        d = np.asarray(d, dtype=float)
+        n = d.shape[-1]
+        mean, se = d.mean(-1), d.std(-1, ddof=1) / math.sqrt(n)
+        holds.append(mean - _t(1 - ALPHA / 2, n - 1) * se > 0)
+        fails.append(mean + _t(1 - ALPHA / (2 * b), n - 1) * se < 0)
+    all_hold = np.logical_and.reduce([np.asarray(h) for h in holds])
+    any_fail = np.logical_or.reduce([np.asarray(f) for f in fails])
+    return np.where(all_hold, 0, np.where(any_fail, 1, 2))
+
+
+def depth_verdicts(plain: Any, residual: Any) -> Any:
+    """The residual claim's test: arrays (..., n seeds) of 56-layer minus 20-layer accuracy, to verdict indices."""
+    import numpy as np
+
+    plain_below, plain_above = _one_sided(plain, ALPHA / 2, ALPHA / 4)
+    residual_below, _ = _one_sided(residual, ALPHA / 4, ALPHA / 4)
+    return np.where(plain_above | residual_below, 1, np.where(plain_below, 0, 2))
+
+
+def _one_sided(d: Any, below: float, above: float) -> tuple[Any, Any]:
+    """(found below zero at one-sided ``below``, found above at one-sided ``above``) per study; never with n < 2."""
+    import numpy as np
+
+    if d is None or np.shape(d)[-1] < 2:
+        return np.asarray(False), np.asarray(False)
+    d = np.asarray(d, dtype=float)
+    n = d.shape[-1]
+    mean, se = d.mean(-1), d.std(-1, ddof=1) / math.sqrt(n)
+    return mean + _t(1 - below, n - 1) * se < 0, mean - _t(1 - above, n - 1) * se > 0
+
+
+def _summary(values: list[float], lower: float = ALPHA / 2, upper: float = ALPHA / 2) -> dict:
+    """Mean, Student t interval (``lower``/``upper`` one-sided levels), two-sided p and n of paired differences."""
+    n = len(values)
+    mean = _mean(values)
+    out = {"n": n, "mean": mean, "lower": None, "upper": None, "p": None}
+    if n >= 2:
+        sd = statistics.stdev(values)
+        se = sd / math.sqrt(n)
+        out.update(lower=mean - _t(1 - lower, n - 1) * se, upper=mean + _t(1 - upper, n - 1) * se)
+        if se > 0:
+            from scipy.stats import t
+
+            out["p"] = float(2 * t.sf(abs(mean) / se, n - 1))
+        else:
+            out["p"] = 1.0 if mean == 0 else 0.0
+    return out
+
+
+def _holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the given order."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# --- gathering ---------------------------------------------------------------------------------------------------
+def _claim(claim: Claim | str) -> Claim:
+    if isinstance(claim, str):
+        if claim not in CLAIMS:
+            raise ValueError(f"unknown claim {claim!r} (known: {', '.join(CLAIMS)})")
+        return CLAIMS[claim]
+    return claim
+
+
+def _gather(claim: Claim, results: list[Mapping[str, Any]]) -> tuple[dict, list[dict], list[str], int, list]:
+    """(accuracy by net and seed, chance for a failed run; per-net stats; failed run labels; ignored; the rows
+    of the claim's nets)."""
     known = {(net.family, net.size) for net in claim.nets}
-    groups: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
-    failed, ignored = [], 0
+    table: dict[tuple[str, str], dict] = {key: {} for key in known}
+    good: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
+    failed, ignored, rows = [], 0, []
     for row in results:
         key = (str(row.get("family")), str(row.get("size")))
         if key not in known:
             ignored += 1
-        elif _number(row.get("test_accuracy")) is None:
+            continue
+        rows.append(row)
+        accuracy = _number(row.get("test_accuracy"))
+        if accuracy is None:
             failed.append(f"{key[0]} {key[1]} seed {row.get('seed')}")
         else:
-            groups[key].append(row)
+            good[key].append(row)
+        table[key][row.get("seed")] = CHANCE if accuracy is None else accuracy
     stats = []
     for net in claim.nets:
-        rows = groups.get((net.family, net.size), [])
-        accs = [float(r["test_accuracy"]) for r in rows]
+        group = good.get((net.family, net.size), [])
+        accs = [float(r["test_accuracy"]) for r in group]
         entry = {"family": net.family, "size": net.size, "label": net.label, "seeds": len(accs),
+                 "failed": len(table[(net.family, net.size)]) - len(accs),
                  "mean": _mean(accs), "sd": statistics.stdev(accs) if len(accs) >= 2 else None,
                  "min": min(accs, default=None), "max": max(accs, default=None)}
         for key in ("params", "mult_adds", "train_seconds", "train_loss"):
-            entry[key] = _mean([v for v in (_number(r.get(key)) for r in rows) if v is not None])
+            entry[key] = _mean([v for v in (_number(r.get(key)) for r in group) if v is not None])
         stats.append(entry)
-    return stats, failed, ignored
+    return table, stats, failed, ignored, rows
 
 
-def _x(entry: dict, claim: Claim, key: str) -> float | None:
+def _x(entry: dict, claim: Claim, key: str) -> float:
     """A net's x: from its results, else computed from its spec."""
     if entry[key] is not None:
         return entry[key]
@@ -331,24 +476,185 @@ def _x(entry: dict, claim: Claim, key: str) -> float | None:
     return float(params if key == "params" else mult_adds)
 
 
-def _interpolate(curve: list[dict], x: float) -> tuple[float, float | None] | None:
-    """(mean, sd) of a baseline curve at x, linearly in log x between its neighbours; None outside it."""
-    if not curve or x < curve[0]["x"] or x > curve[-1]["x"]:
+def _position(xs: list[float], x: float) -> tuple[int, int, float] | None:
+    """Where x lies on a curve at ascending ``xs``: (lower index, upper index, fraction in log x); None outside."""
+    if not xs or x < xs[0] or x > xs[-1]:
         return None
-    for lo, hi in zip(curve, curve[1:] + curve[-1:]):
-        if lo["x"] <= x <= hi["x"]:
-            if hi["x"] == lo["x"]:
-                t = 0.0
-            else:
-                t = (math.log(x) - math.log(lo["x"])) / (math.log(hi["x"]) - math.log(lo["x"]))
-            mean = (1 - t) * lo["mean"] + t * hi["mean"]
-            sd = None if lo["sd"] is None or hi["sd"] is None else (1 - t) * lo["sd"] + t * hi["sd"]
-            return mean, sd
+    for i in range(len(xs)):
+        j = min(i + 1, len(xs) - 1)
+        if xs[i] <= x <= xs[j]:
+            t = 0.0 if xs[j] == xs[i] else (math.log(x) - math.log(xs[i])) / (math.log(xs[j]) - math.log(xs[i]))
+            return i, j, t
     return None
 
 
-def _outcome(diff: float, margin: float, better: str, worse: str) -> str:
-    return better if diff > margin else worse if diff < -margin else "within spread"
+def curve_positions(claim: Claim | str, baseline: str,
+                    costs: Mapping[NetSpec, tuple[int, int]] | None = None) -> list[tuple[int, int, float] | None]:
+    """For each subject net of a matched claim, in order, where its x lies on the ``baseline`` nets' curve (their
+    indices in order of x, from the nets' specs, or ``costs``: spec -> (params, mult-adds)): the layout the
+    simulation of the rule uses."""
+    claim = _claim(claim)
+    key = 0 if claim.objective_x == "params" else 1
+    costs = {n.spec: (costs[n.spec] if costs else net_costs(n.spec))[key] for n in claim.nets
+             if n.family in (baseline, claim.subject)}
+    base = sorted(costs[n.spec] for n in claim.nets if n.family == baseline)
+    return [_position(base, costs[n.spec]) for n in claim.nets if n.family == claim.subject]
+
+
+def _budget(claim: Claim, rows: list[Mapping[str, Any]]) -> dict:
+    def common(key: str, default: Any) -> Any:
+        values = [r.get(key) for r in rows if r.get(key) is not None]
+        return max(set(values), key=values.count) if values else default
+
+    steps, batch = common("steps", claim.budget.steps), common("batch_size", claim.budget.batch_size)
+    data = common("data", claim.budget.data)
+    train_size = common("train_size", TRAIN_SIZES.get(data))
+    flags = [r.get("converged") for r in rows if _number(r.get("test_accuracy")) is not None]
+    return {"steps": steps, "batch_size": batch, "images": steps * batch, "data": data, "train_size": train_size,
+            "epochs": steps * batch / train_size if train_size else None,
+            "converged": sum(f is True for f in flags), "not_converged": sum(f is False for f in flags),
+            "convergence_unknown": sum(f is None for f in flags)}
+
+
+# --- judging -------------------------------------------------------------------------------------------------------
+def judge(claim: Claim | str, results: Iterable[Mapping[str, Any]]) -> dict:
+    """A verdict on ``claim`` by its ``rule`` from per-run results, each a mapping with ``family``, ``size``,
+    ``seed``, ``test_accuracy`` (0..1; None or NaN for a failed or diverged run, which counts at chance
+    accuracy), ``params``, ``mult_adds``, ``train_seconds``, and optionally ``train_loss``, ``steps``,
+    ``batch_size``, ``train_size``, ``data`` (the run's budget; else the claim's) and ``converged``
+    (:func:`converged`). Results naming no net of the claim are counted in ``ignored``.
+
+    Returns a JSON-ready dict: ``verdict`` (one of :data:`VERDICTS`), ``statement`` (:func:`verdict_text`),
+    ``budget`` (steps, batch, images, epochs, convergence counts), ``nets`` (per-net stats of the runs that
+    ended with an accuracy, and ``failed``), ``comparisons`` (per size and baseline, or per family for the
+    residual claim: the paired mean difference, its 95 % interval, p, Holm-adjusted p and ``outcome``),
+    ``against`` (per baseline, or per family: its verdict or outcome), ``primary`` (each primary test's mean,
+    interval and seeds), ``readout`` (the paper's own quantity), ``runs`` (all judged, failed included),
+    ``failed`` (labels of failed or diverged runs) and ``ignored``.
+    """
+    claim = _claim(claim)
+    table, stats, failed, ignored, rows = _gather(claim, list(results))
+    verdict = {"rule_version": RULE_VERSION, "claim": claim.name, "question": claim.question, "rule": claim.rule,
+               "convergence_rule": CONVERGENCE_RULE, "objective_x": claim.objective_x, "subject": claim.subject,
+               "kind": claim.kind, "nets": stats, "runs": len(rows), "failed": failed, "ignored": ignored,
+               "seeds": len({r.get("seed") for r in rows}), "budget": _budget(claim, rows)}
+    verdict.update(_judge_depth(table) if claim.kind == "depth" else _judge_matched(claim, table, stats))
+    verdict["statement"] = verdict_text(verdict)
+    return verdict
+
+
+def _judge_matched(claim: Claim, table: dict, stats: list[dict]) -> dict:
+    key = claim.objective_x
+    by = {(e["family"], e["size"]): e for e in stats}
+    subjects = [n for n in claim.nets if n.family == claim.subject and table[(n.family, n.size)]]
+    comparisons, against, primary, arrays, readout = [], {}, {}, [], {}
+    for baseline in claim.baselines:
+        curve = sorted((_x(by[(n.family, n.size)], claim, key), (n.family, n.size)) for n in claim.nets
+                        if n.family == baseline and table[(n.family, n.size)])
+        xs = [x for x, _ in curve]
+        rows, diffs = [], {}
+        for net in subjects:
+            x = _x(by[(net.family, net.size)], claim, key)
+            at = _position(xs, x)
+            row = {"net": net.label, "size": net.size, "against": baseline, "x": x}
+            if at is None:
+                row["outcome"] = "outside range"
+                rows.append(row)
+                continue
+            lo, hi, t = table[curve[at[0]][1]], table[curve[at[1]][1]], at[2]
+            mine = table[(net.family, net.size)]
+            d = {s: mine[s] - ((1 - t) * lo[s] + t * hi[s]) for s in mine if s in lo and s in hi}
+            if d:
+                diffs[net.size] = d
+            accs = [mine[s] for s in d]
+            row.update(accuracy=_mean(accs), baseline_accuracy=_mean([mine[s] - d[s] for s in d]),
+                       **{k: v for k, v in _summary(list(d.values())).items()})
+            row["difference"] = row.pop("mean")
+            rows.append(row)
+        tested = [r for r in rows if r.get("p") is not None]
+        for r, p in zip(tested, _holm([r["p"] for r in tested])):
+            r["p_holm"] = p
+        for r in rows:
+            if "outcome" not in r:
+                decided = r.get("p_holm") is not None and r["p_holm"] < ALPHA
+                r["outcome"] = ("too few seeds" if r.get("p") is None else
+                                ("above" if r["difference"] > 0 else "below") if decided else "not decided")
+        comparisons += rows
+        seeds = set.intersection(*(set(d) for d in diffs.values())) if diffs else set()
+        per_seed = [_mean([d[s] for d in diffs.values()]) for s in sorted(seeds, key=_order)]
+        test = _summary(per_seed, ALPHA / 2, ALPHA / (2 * len(claim.baselines)))
+        primary[baseline] = {**test, "sizes": list(diffs), "seeds": sorted(seeds, key=_order)}
+        arrays.append(per_seed if len(per_seed) >= 2 else None)
+        readout[baseline] = _horizontal(claim, table, curve, subjects, by)
+    for baseline, a in zip(claim.baselines, arrays):  # at the levels the overall test uses
+        against[baseline] = _own_verdict(a, len(claim.baselines)) if a is not None else "not decided"
+    overall = VERDICTS[int(matched_verdicts(arrays))]
+    quantity, paper, paper_text = _READOUTS.get(claim.name, (f"{key} ratio at equal accuracy", None, ""))
+    ratios = [r["ratio"] for b in readout.values() for r in b["nets"] if r["ratio"] is not None]
+    return {"verdict": overall, "against": against, "primary": primary, "comparisons": comparisons,
+            "readout": {"quantity": quantity, "paper": paper, "paper_text": paper_text, "against": readout,
+                        "ratio": math.exp(_mean([math.log(r) for r in ratios])) if ratios else None}}
+
+
+def _own_verdict(per_seed: list[float], baselines: int) -> str:
+    test = _summary(per_seed, ALPHA / 2, ALPHA / (2 * baselines))
+    return "holds" if test["lower"] > 0 else "does not hold" if test["upper"] < 0 else "not decided"
+
+
+def _horizontal(claim: Claim, table: dict, curve: list, subjects: list, by: dict) -> dict:
+    """The paper's reading: the baseline curve's x at each subject net's mean accuracy (failed runs at chance),
+    log-linear between the two baseline nets that bracket it (the first such pair in order of x)."""
+    points = [(x, _mean(list(table[k].values()))) for x, k in curve]
+    nets = []
+    for net in subjects:
+        x = _x(by[(net.family, net.size)], claim, claim.objective_x)
+        acc = _mean(list(table[(net.family, net.size)].values()))
+        at = None
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            if min(y0, y1) <= acc <= max(y0, y1):
+                t = 0.0 if y1 == y0 else (acc - y0) / (y1 - y0)
+                at = math.exp((1 - t) * math.log(x0) + t * math.log(x1))
+                break
+        nets.append({"net": net.label, "size": net.size, "accuracy": acc, "x": x, "baseline_x": at,
+                     "ratio": None if at is None else x / at})
+    read = [n["ratio"] for n in nets if n["ratio"] is not None]
+    return {"nets": nets, "ratio": math.exp(_mean([math.log(r) for r in read])) if read else None}
+
+
+def _judge_depth(table: dict) -> dict:
+    def paired(a: tuple[str, str], b: tuple[str, str]) -> dict:
+        return {s: table[a][s] - table[b][s] for s in table[a] if s in table[b]}
+
+    comparisons, against, arrays = [], {}, {}
+    levels = {"plain": (ALPHA / 2, ALPHA / 4), "residual": (ALPHA / 4, ALPHA / 4)}
+    for family in ("plain", "residual"):
+        d = paired((family, "56"), (family, "20"))
+        values = [d[s] for s in sorted(d, key=_order)]
+        below, above = _one_sided(values, *levels[family]) if len(values) >= 2 else (False, False)
+        row = {"net": f"{family} 56", "against": f"{family} 20", **_summary(values),
+               "accuracy": _mean([table[(family, "56")][s] for s in d]),
+               "baseline_accuracy": _mean([table[(family, "20")][s] for s in d])}
+        row["difference"] = row.pop("mean")
+        row["outcome"] = ("missing" if not values else "too few seeds" if len(values) < 2 else
+                          "below" if bool(below) else "above" if bool(above) else "not decided")
+        comparisons.append(row)
+        against[family] = row["outcome"]
+        arrays[family] = values if len(values) >= 2 else None
+    verdict = VERDICTS[int(depth_verdicts(arrays["plain"], arrays["residual"]))]
+    gaps = {}
+    for depth in ("20", "56"):
+        d = paired(("plain", depth), ("residual", depth))
+        gaps[depth] = _summary([d[s] for s in sorted(d, key=_order)])
+    quantity, paper, paper_text = _READOUTS["residual"]
+    return {"verdict": verdict, "against": against, "comparisons": comparisons,
+            "primary": {r["net"].split()[0]: {k: r[k] for k in ("n", "difference", "lower", "upper", "p")}
+                        for r in comparisons},
+            "readout": {"quantity": quantity, "paper": paper, "paper_text": paper_text, "gaps": gaps}}
+
+
+# --- the words ------------------------------------------------------------------------------------------------------
+_DATA_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "digits": "digits"}
+_VERDICT_WORDS = {"holds": "holds", "does not hold": "does not hold", "not decided": "is not decided"}
 
 
 def _pct(value: float) -> str:
@@ -359,145 +665,104 @@ def _pts(value: float) -> str:
     return f"{100 * value:+.1f} points"
 
 
-def _verdict(outcomes: list[str], good: str, bad: str) -> str:
-    decided = [o for o in outcomes if o in (good, bad, "within spread")]
-    if not decided or all(o == "within spread" for o in decided):
-        return "inconclusive"
-    if all(o == good for o in decided):
-        return "holds"
-    if all(o == bad for o in decided):
-        return "does not hold"
-    return "mixed"
+def _ci(row: dict, level: str = "95 % CI") -> str:
+    mean = row["difference"] if "difference" in row else row["mean"]
+    if mean is None:
+        return "no pairs of runs"
+    if row.get("lower") is None:
+        return f"{_pts(mean)}, n = {row.get('n', 0)}"
+    return f"{_pts(mean)}, {level} {100 * row['lower']:+.1f} to {100 * row['upper']:+.1f}, n = {row['n']}"
 
 
-def judge(claim: Claim | str, results: Iterable[Mapping[str, Any]]) -> dict:
-    """A verdict on ``claim`` from per-run results, each a mapping with ``family``, ``size``, ``seed``,
-    ``test_accuracy`` (0..1; None or absent for a failed run), ``params``, ``mult_adds``, ``train_seconds``
-    (and optionally ``train_loss``). Results naming no net of the claim are counted in ``ignored``.
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
-    Returns ``{"claim", "question", "rule", "verdict", "statement", "objective_x", "nets", "comparisons",
-    "against", "runs", "failed", "ignored"}``: ``verdict`` is ``holds``, ``does not hold``, ``mixed`` or
-    ``inconclusive``; ``nets`` the per-net seeds, mean, sd, min and max accuracy, params, mult-adds and
-    seconds; ``comparisons`` one entry per compared pair with both accuracies, the difference, the margin
-    (the summed seed SDs) and the outcome; ``against`` the verdict per baseline family (dense, inception)
-    or per family (residual: ``plain`` and ``residual``, the deeper net against the shallower);
-    ``statement`` one plain-English paragraph. The rule is the claim's ``rule``.
-    """
-    if isinstance(claim, str):
-        if claim not in CLAIMS:
-            raise ValueError(f"unknown claim {claim!r} (known: {', '.join(CLAIMS)})")
-        claim = CLAIMS[claim]
-    results = list(results)
-    stats, failed, ignored = _net_stats(claim, results)
-    if claim.kind == "depth":
-        comparisons, against, verdict, findings = _judge_depth(stats)
+
+def verdict_text(verdict: Mapping[str, Any]) -> str:
+    """The one plain-English statement of a verdict (:func:`judge`'s dict, as stored): the page, the command line
+    and the JSON all say it in these words. A verdict stored by the earlier rule is shown as such."""
+    if verdict.get("rule_version") != RULE_VERSION:
+        return ("Judged by an earlier rule that this version no longer uses (a difference counted where it exceeded "
+                "the two seed SDs added together); run the claim again for a verdict by the current rule. Its "
+                "words were: " + str(verdict.get("statement", "")))
+    parts = [f"{verdict['question']} Verdict: the claim {_VERDICT_WORDS[verdict['verdict']]} at this budget."]
+    parts.append(_budget_text(verdict["budget"], verdict["runs"], verdict["seeds"], verdict["failed"]))
+    if verdict["kind"] == "depth":
+        parts += _depth_text(verdict)
     else:
-        comparisons, against, verdict, findings = _judge_matched(claim, stats)
-    runs = sum(entry["seeds"] for entry in stats)
-    missing = [e["label"] for e in stats if e["seeds"] == 0]
-    lead = f"{claim.question} From {runs} run{'s' if runs != 1 else ''}"
-    lead += f" ({len(failed)} without a test accuracy left out)" if failed else ""
-    lead += f"; no results for {', '.join(missing)}" if missing else ""
-    statement = f"{lead}: {findings} {_VERDICT_TEXT[verdict]}"
-    return {"claim": claim.name, "question": claim.question, "rule": claim.rule, "verdict": verdict,
-            "statement": statement, "objective_x": claim.objective_x, "nets": stats, "comparisons": comparisons,
-            "against": against, "runs": runs, "failed": failed, "ignored": ignored}
+        parts += _matched_text(verdict)
+    return " ".join(parts)
 
 
-_VERDICT_TEXT = {
-    "holds": "On this budget the claim holds.",
-    "does not hold": "On this budget the claim does not hold.",
-    "mixed": "On this budget the evidence is mixed: the claim holds in part only.",
-    "inconclusive": "On this budget the result is inconclusive: the differences lie within the spread between "
-                    "seeds, or too little could be compared (more seeds or a longer budget may decide it).",
-}
+def _budget_text(budget: dict, runs: int, seeds: int, failed: list[str]) -> str:
+    epochs = ("" if budget["epochs"] is None else
+              f", {budget['epochs']:.2g} epochs of the {budget['train_size']:,} "
+              f"{_DATA_NAMES.get(budget['data'], budget['data'])} training images")
+    text = (f"Budget: {budget['steps']:,} steps at batch {budget['batch_size']} per run, {budget['images']:,} images "
+            f"seen{epochs}. Runs: {runs} over {seeds} seed{'s' if seeds != 1 else ''}; ")
+    text += (f"{len(failed)} failed or diverged ({', '.join(failed)}), counted at chance accuracy "
+             f"({_pct(CHANCE)})." if failed else "none failed or diverged.")
+    done, not_done, unknown = budget["converged"], budget["not_converged"], budget["convergence_unknown"]
+    ended = done + not_done + unknown
+    if ended and unknown == ended:
+        text += (" Whether training had converged is not known (fewer than three train-loss records per run). "
+                 "The paper's claim is about converged nets.")
+    elif ended:
+        text += f" Converged (train loss no longer falling over the last fifth of training): {done} of {ended} runs"
+        text += f" ({unknown} not known)." if unknown else "."
+        if done < ended:
+            text += " The paper's claim is about converged nets."
+    return text
 
 
-def _judge_matched(claim: Claim, stats: list[dict]) -> tuple[list[dict], dict, str, str]:
-    key = claim.objective_x
-    unit = "parameters" if key == "params" else "mult-adds"
-    comparisons, against, sentences = [], {}, []
-    subjects = [e for e in stats if e["family"] == claim.subject and e["seeds"]]
-    for baseline in claim.baselines:
-        curve = sorted(({"x": _x(e, claim, key), "mean": e["mean"], "sd": e["sd"], "label": e["label"]}
-                        for e in stats if e["family"] == baseline and e["seeds"]), key=lambda p: p["x"])
-        outcomes, parts = [], defaultdict(list)
-        for entry in subjects:
-            x = _x(entry, claim, key)
-            at = _interpolate(curve, x)
-            row = {"net": entry["label"], "against": baseline, "x": x, "accuracy": entry["mean"],
-                   "sd": entry["sd"], "baseline_accuracy": None, "baseline_sd": None, "difference": None,
-                   "margin": None}
-            if at is None:
-                row["outcome"] = "outside range"
-            else:
-                mean, sd = at
-                row.update(baseline_accuracy=mean, baseline_sd=sd, difference=entry["mean"] - mean)
-                if entry["sd"] is None or sd is None:
-                    row["outcome"] = "too few seeds"
-                else:
-                    row["margin"] = entry["sd"] + sd
-                    row["outcome"] = _outcome(row["difference"], row["margin"], "above", "below")
-            comparisons.append(row)
-            outcomes.append(row["outcome"])
-            parts[row["outcome"]].append(_describe(row))
-        against[baseline] = _verdict(outcomes, "above", "below")
-        described = [f"{name} at {', '.join(items)}" for name, items in (
-            (f"above the {baseline} curve", parts["above"]), ("below it", parts["below"]),
-            ("within the seed spread", parts["within spread"]), ("with too few seeds to judge", parts["too few seeds"]),
-            ("outside its range of " + unit + " (not compared)", parts["outside range"])) if items]
-        phrase = {"holds": "holds", "does not hold": "does not hold", "mixed": "is mixed",
-                  "inconclusive": "is inconclusive"}[against[baseline]]
-        sentences.append(f"against the {baseline} nets at equal {unit}, the {claim.subject} nets were "
-                         + ("; ".join(described) if described else "not compared (no results)")
-                         + f"; against them the claim {phrase}.")
-    verdicts = set(against.values())
-    verdict = verdicts.pop() if len(verdicts) == 1 else "mixed"
-    return comparisons, against, verdict, " ".join(s if i == 0 else s[0].upper() + s[1:]
-                                                   for i, s in enumerate(sentences))
-
-
-def _describe(row: dict) -> str:
-    name = row["net"].split(" ", 1)[1]
-    if row["difference"] is None:
-        return name
-    spread = "" if row["margin"] is None else f", seed spread {100 * row['margin']:.1f} points"
-    return (f"{name} ({_pct(row['accuracy'])} against {_pct(row['baseline_accuracy'])}, "
-            f"{_pts(row['difference'])}{spread})")
-
-
-def _judge_depth(stats: list[dict]) -> tuple[list[dict], dict, str, str]:
-    by = {(e["family"], e["size"]): e for e in stats}
-    comparisons, against, sentences = [], {}, []
-    for family in ("plain", "residual"):
-        shallow, deep = by[(family, "20")], by[(family, "56")]
-        row = {"net": f"{family} 56", "against": f"{family} 20", "accuracy": deep["mean"], "sd": deep["sd"],
-               "baseline_accuracy": shallow["mean"], "baseline_sd": shallow["sd"], "difference": None,
-               "margin": None}
-        if deep["mean"] is None or shallow["mean"] is None:
-            row["outcome"] = "missing"
+def _matched_text(verdict: dict) -> list[str]:
+    unit = "parameters" if verdict["objective_x"] == "params" else "mult-adds"
+    subject, out = verdict["subject"], []
+    for baseline, test in verdict["primary"].items():
+        rows = [r for r in verdict["comparisons"] if r["against"] == baseline]
+        word = _VERDICT_WORDS[verdict["against"][baseline]]
+        if test["n"]:
+            level = "95 % CI" if len(verdict["primary"]) == 1 else "CI (ends at one-sided 2.5 % and 1.25 %)"
+            head = (f"Against the {baseline} nets at equal {unit}, {subject} minus {baseline} (paired by seed, "
+                    f"averaged over {_join(test['sizes'])}): {_ci(test, level)}; against them the claim {word}.")
         else:
-            row["difference"] = deep["mean"] - shallow["mean"]
-            if deep["sd"] is None or shallow["sd"] is None:
-                row["outcome"] = "too few seeds"
-            else:
-                row["margin"] = deep["sd"] + shallow["sd"]
-                row["outcome"] = _outcome(row["difference"], row["margin"], "deeper better", "deeper worse")
-        comparisons.append(row)
-        against[family] = row["outcome"]
-        if row["difference"] is None:
-            sentences.append(f"{family}-56 against {family}-20: no results.")
+            head = f"Against the {baseline} nets: nothing could be compared; the claim {word}."
+        groups = defaultdict(list)
+        for r in rows:
+            groups[r["outcome"]].append(r["size"] if r["outcome"] in ("outside range", "too few seeds")
+                                        else f"{r['size']} ({_ci(r)})")
+        tested = sum(r["outcome"] in ("above", "below", "not decided") for r in rows)
+        said = [f"{name} at {', '.join(groups[o])}" for o, name in (
+            ("above", "above"), ("below", "below"), ("not decided", "not decided"),
+            ("too few seeds", "too few seeds"), ("outside range", f"not compared (outside the {baseline} range)"))
+            if groups[o]]
+        if said:
+            head += f" Per size (Holm across {tested}): " + "; ".join(said) + "."
+        out.append(head)
+    readout = verdict["readout"]
+    read = []
+    for baseline, block in readout["against"].items():
+        items = [f"{n['size']} {n['ratio']:.2f}x" if n["ratio"] is not None else
+                 f"{n['size']} not read: outside the baseline's accuracy range" for n in block["nets"]]
+        mean = f" (geometric mean {block['ratio']:.2f}x)" if block["ratio"] is not None else ""
+        read.append(f"against {baseline}: {', '.join(items) or 'none'}{mean}")
+    out.append(f"Paper's readout, {readout['quantity']} ({subject} {unit} over the {unit} at which the baseline "
+               f"curve reaches the same accuracy; {readout['paper_text']}): " + "; ".join(read) + ".")
+    return out
+
+
+def _depth_text(verdict: dict) -> list[str]:
+    words = {"below": "below", "above": "above", "not decided": "not decided", "too few seeds": "too few seeds",
+             "missing": "no results"}
+    out = []
+    for row in verdict["comparisons"]:
+        family = row["net"].split()[0]
+        if row["outcome"] == "missing":
+            out.append(f"{family}-56 against {family}-20: no results.")
         else:
-            spread = "" if row["margin"] is None else f", seed spread {100 * row['margin']:.1f} points"
-            words = {"deeper better": "more accurate than", "deeper worse": "less accurate than",
-                     "within spread": "within the seed spread of", "too few seeds": "(too few seeds to judge) against"}
-            sentences.append(f"{family}-56 was {words[row['outcome']]} {family}-20 ({_pct(deep['mean'])} against "
-                             f"{_pct(shallow['mean'])}, {_pts(row['difference'])}{spread}).")
-    plain, residual = against["plain"], against["residual"]
-    if plain == "deeper better" or residual == "deeper worse":
-        verdict = "does not hold"
-    elif plain == "deeper worse" and residual in ("deeper better", "within spread"):
-        verdict = "holds"
-    else:
-        verdict = "inconclusive"
-    return comparisons, against, verdict, " ".join(sentences)
+            out.append(f"{family}-56 minus {family}-20, paired by seed: {_ci(row)}: {words[row['outcome']]}.")
+    gaps = verdict["readout"]["gaps"]
+    said = [f"at {depth} layers {_ci(g)}" if g["n"] else f"at {depth} layers no pairs" for depth, g in gaps.items()]
+    out.append(f"Paper's readout, the gap at equal depth (plain minus residual; {verdict['readout']['paper_text']}): "
+               + "; ".join(said) + ".")
+    return out
