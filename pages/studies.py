@@ -135,19 +135,20 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
     with search_tab:
         st.caption(f"Optuna samples **{fmt.plain(spec.name, 60)}**'s fields within the ranges below: TPE for one "
                    "objective, multi-objective TPE for several; the median pruner stops hopeless trials (one "
-                   "objective).")
+                   "objective, one seed). With Seeds above 1 each configuration runs once per seed and Optuna is "
+                   "told their mean; the table shows the spread (SD, n).")
         texts = vary_rows("search", search=True)
         cols = st.columns([3, 1])
         objectives = cols[0].multiselect("Objectives", ["accuracy", *AXES], ["accuracy", "params"],
                                          key="search_objectives", help="Accuracy is maximised, the others minimised.")
         n_trials = cols[1].number_input("Trials", 1, 200, 12, key="search_trials")
-        train, data, _ = budget_row("search")
+        train, data, seeds = budget_row("search")
         if st.button("Run the search", key="study_search_start", type="primary", icon=":material/play_arrow:",
                      disabled=not me.may_act, help=None if me.may_act else identity.LOG_IN_TO_ACT):
             try:
                 start(StudyDefinition(kind="search", name=f"search of {spec.name}", spec=spec.to_dict(),
                                       train=train.to_dict(), data=data.to_dict(), vary=tuple(vary_items(texts)),
-                                      objectives=tuple(objectives), trials=int(n_trials)))
+                                      objectives=tuple(objectives), trials=int(n_trials), seeds=seeds))
             except SpecError as error:
                 st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
 
@@ -191,6 +192,10 @@ def trial_table(view: dict) -> pd.DataFrame:
                   "parameters": [t["params"] for t in rows], "mult-adds": [t["mult_adds"] for t in rows],
                   "training FLOPs": [t["train_flops"] for t in rows], "seconds": [t["train_seconds"] for t in rows],
                   "run": [t["run_id"] or "" for t in rows], "why": [t["error"] or "" for t in rows]})
+    spreads = [((t.get("over_seeds") or {}).get("accuracy") or {}) for t in rows]
+    if any(s.get("n", 1) > 1 for s in spreads):  # a search with seeds: its configuration's mean over them
+        table.update({"mean accuracy (seeds)": [s.get("mean") for s in spreads],
+                      "SD (seeds)": [s.get("sd") for s in spreads], "n (seeds)": [s.get("n") for s in spreads]})
     return pd.DataFrame(table)
 
 
@@ -263,12 +268,14 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
     if "studies_delete_error" in st.session_state:
         st.error(st.session_state.pop("studies_delete_error"))
     total = view["planned"]
-    st.progress(done / max(total, 1), text=f"{view['status']} · {done} of {total} trials ended · "
+    st.progress(min(done / max(total, 1), 1.0), text=f"{view['status']} · {done} of {total} trials ended · "
                                            f"a {view['kind']} by {identity.describe(view['owner'], None)}")
     if view["status"] == "interrupted":
         st.warning(f"Its driver stopped (a server restart?). {revival}" if revival else
                    "Its driver stopped (a server restart?); it carries on when its owner (or an administrator) "
                    "opens it.", icon=":material/restart_alt:")
+    if view.get("error") and view["status"] != "interrupted":  # e.g. a search whose draws were all infeasible
+        st.warning(fmt.plain(view["error"], 1000), icon=":material/warning:")
     verdict = (view.get("summary") or {}).get("verdict")
     if verdict:
         st.info(fmt.plain(verdict_text(verdict), 6000), icon=":material/gavel:")
@@ -284,6 +291,8 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
         st.caption("No finished trial yet.")
     st.dataframe(trial_table(view), hide_index=True, width="stretch", column_config={
         "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "mean accuracy (seeds)": st.column_config.NumberColumn(format="percent"),
+        "SD (seeds)": st.column_config.NumberColumn(format="percent"),
         "parameters": st.column_config.NumberColumn(format="%d"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})
     if view["kind"] == "search":

@@ -337,6 +337,83 @@ def test_each_claim_end_to_end_at_a_tiny_budget(tmp_path, monkeypatch, claim):
     assert all(n["seeds"] == 2 and n["sd"] is not None for n in verdict["nets"])
 
 
+def test_a_search_with_seeds_runs_each_configuration_once_per_seed_and_tells_optuna_their_mean(executor):
+    import statistics
+
+    import optuna
+
+    from archs.studies.cli import _trial_line, seed_table
+    from archs.studies.driver import optuna_url
+
+    d = definition(kind="search", vary=({"path": "train.lr", "low": 1e-3, "high": 3e-2},), objectives=("accuracy",),
+                   trials=2, seeds=2)
+    study_id = start_study(executor, d, owner="session:me")
+    view = finished(executor.store, study_id)
+    assert view["status"] == "completed" and view["planned"] == 4
+    trials = view["trials"]
+    assert [t["status"] for t in trials] == ["completed"] * 4 and len(executor.store.list_runs(group=study_id)) == 4
+    told = optuna.load_study(study_name=study_id, storage=optuna_url(executor.store)).trials
+    assert [t.state.name for t in told] == ["COMPLETE"] * 2  # one Optuna trial per configuration
+    for frozen in told:
+        group = [t for t in trials if t["train.lr"] == frozen.params["train.lr"]]
+        assert sorted(t["seed"] for t in group) == [0, 1]  # the same values, once per seed
+        accs = [t["test_accuracy"] for t in group]
+        assert frozen.values == [pytest.approx(statistics.mean(accs))]
+        spread = {"mean": pytest.approx(statistics.mean(accs)), "sd": pytest.approx(statistics.stdev(accs)), "n": 2}
+        assert frozen.user_attrs["over_seeds"]["accuracy"] == spread
+        assert all(t["over_seeds"]["accuracy"] == spread for t in group)  # stored with each trial
+    lines = seed_table(view)
+    assert lines[0] == "Over seeds (mean ± SD):" and len(lines) == 3 and all("n=2" in line for line in lines[1:])
+    assert "mean over 2 seeds" in _trial_line(trials[0], view["varied"])
+
+
+def test_infeasible_draws_are_constraint_violations_outside_the_trial_budget(tmp_path):
+    import optuna
+
+    from archs.studies.driver import StudyDriver, optuna_url
+
+    # branch1x1=64 is 130,514 parameters, over this server's limit; 4 is 88,994
+    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1, max_params=100_000), threads=1)
+    d = definition(kind="search", objectives=("accuracy",), trials=2, pruner="none",
+                   vary=({"path": "stages[*].branch1x1", "values": [4, 64]},
+                         {"path": "train.lr", "low": 1e-3, "high": 3e-2}))
+    study_id = start_study(executor, d, owner="session:me", start_driver=False)
+    driver = StudyDriver(executor.store, study_id, executor)
+    driver.optuna_study.enqueue_trial({"stages[*].branch1x1": 64, "train.lr": 0.01})  # the first draw: over it
+    assert driver.run(poll=0.05) == "completed"
+    view = study_view(executor.store, study_id)
+    feasible = [t for t in view["trials"] if t["status"] != "infeasible"]
+    infeasible = [t for t in view["trials"] if t["status"] == "infeasible"]
+    assert [t["status"] for t in feasible] == ["completed", "completed"]  # the whole budget, feasible trials only
+    assert all(t["stages[*].branch1x1"] == 4 for t in feasible) and infeasible
+    assert all(t["stages[*].branch1x1"] == 64 and "parameters" in t["error"] for t in infeasible)
+    assert len(executor.store.list_runs(group=study_id)) == 2
+    told = {t.number: t for t in optuna.load_study(study_name=study_id, storage=optuna_url(executor.store)).trials}
+    for t in executor.store.studies.trials(study_id):
+        frozen = told[t["optuna_number"]]
+        if t["status"] == "infeasible":
+            assert frozen.state.name == "COMPLETE" and frozen.constraints == {"infeasible": 1.0}
+            assert frozen.user_attrs["infeasible"] == t["error"]
+        else:
+            assert frozen.constraints == {"infeasible": 0.0} and frozen.values == [t["objectives"]["accuracy"]]
+    executor.wait(timeout=60)
+
+
+def test_a_search_of_an_all_infeasible_space_ends_with_a_message(tmp_path):
+    from archs.studies.driver import INFEASIBLE_DRAWS_PER_TRIAL, StudyDriver
+
+    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1, max_params=1_000), threads=1)
+    d = definition(kind="search", objectives=("accuracy",), trials=2,
+                   vary=({"path": "train.lr", "low": 1e-3, "high": 3e-2},))
+    study_id = start_study(executor, d, owner="session:me", start_driver=False)
+    assert StudyDriver(executor.store, study_id, executor).run(poll=0.01) == "failed"
+    view = study_view(executor.store, study_id)
+    assert len(view["trials"]) == INFEASIBLE_DRAWS_PER_TRIAL * 2 == 20
+    assert {t["status"] for t in view["trials"]} == {"infeasible"} and not executor.store.list_runs(group=study_id)
+    assert view["error"].startswith("the search ended after 20 infeasible draws (10 x its budget of 2 trials) with "
+                                    "0 feasible")
+
+
 def test_the_command_line(tmp_path):
     runs = str(tmp_path / "runs")
 

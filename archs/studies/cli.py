@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
     def common(p, train: bool = True) -> None:
         if train:
             add_train_options(p)
-            p.add_argument("--seeds", type=int, default=1, help="runs per setting, with seeds 0..N-1 (default 1)")
+            p.add_argument("--seeds", type=int, default=1, help="runs per setting, with seeds 0..N-1 (default 1); a "
+                           "search is told each configuration's mean over them and shows the spread")
             p.add_argument("--parallel", type=int, default=None,
                            help="trials at once (default: the executor's concurrency, ARCHS_MAX_CONCURRENT_RUNS)")
             p.add_argument("--name", default=None, help="a name for the study")
@@ -209,9 +210,33 @@ def _trial_line(trial: dict, varied: list[str]) -> str:
     acc = trial["test_accuracy"]
     acc_text = "-" if acc is None else f"{100 * acc:.2f} %"
     tail = f" ({trial['error']})" if trial["error"] and trial["status"] != "completed" else ""
+    spread = ((trial.get("over_seeds") or {}).get("accuracy") or {})
+    seeds = (f" · mean over {spread['n']} seeds {100 * spread['mean']:.2f} ± {100 * spread['sd']:.2f} % (SD)"
+             if spread.get("n", 1) > 1 else "")
     return (f"trial {trial['number']}: {trial['status']}{tail} · {values} · seed {trial['seed']} · test accuracy "
-            f"{acc_text} · {trial['params'] or '-':,} params" if trial["params"] else
+            f"{acc_text} · {trial['params'] or '-':,} params{seeds}" if trial["params"] else
             f"trial {trial['number']}: {trial['status']}{tail} · {values} · seed {trial['seed']}")
+
+
+def seed_table(view: dict) -> list[str]:
+    """A search with several seeds: one line per configuration, each objective's mean ± SD over its seeds and n."""
+    rows, seen = [], set()
+    for trial in view["trials"]:
+        spread = trial.get("over_seeds") or {}
+        key = tuple(str(trial.get(k)) for k in view["varied"])
+        if not spread or key in seen or max(s["n"] for s in spread.values()) < 2:
+            continue
+        seen.add(key)
+        values = " ".join(f"{k}={trial[k]}" for k in view["varied"] if k in trial)
+        parts = [f"{o} {_pm(o, s)}" for o, s in spread.items()]
+        rows.append(f"  {values} · {' · '.join(parts)} · n={next(iter(spread.values()))['n']}")
+    return ["Over seeds (mean ± SD):", *rows] if rows else []
+
+
+def _pm(objective: str, spread: dict) -> str:
+    if objective == "accuracy":
+        return f"{100 * spread['mean']:.2f} ± {100 * spread['sd']:.2f} %"
+    return f"{spread['mean']:,.4g} ± {spread['sd']:,.3g}"
 
 
 def _show(view: dict, args, trials: bool = True) -> int:
@@ -223,7 +248,11 @@ def _show(view: dict, args, trials: bool = True) -> int:
     if trials:
         for trial in view["trials"]:
             print(_trial_line(trial, view["varied"]))
+    for line in seed_table(view):
+        print(line)
     print(f"Pareto front ({', '.join(view['objectives'])}): {', '.join(view['pareto']) or 'none yet'}")
+    if view.get("error"):
+        print(f"note: {view['error']}")
     verdict = (view.get("summary") or {}).get("verdict")
     if verdict:
         from archs.studies.families import verdict_text

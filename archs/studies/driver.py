@@ -21,6 +21,11 @@ storage is ``optuna.db`` beside the run store (``sqlite:///<runs>/optuna.db``), 
 so a driver that starts again finds every trial Optuna has seen. With one objective, each evaluation of a run is
 reported as an intermediate value, and the pruner (median, by default) stops a hopeless trial through the run's
 own stop; Optuna cannot prune on several objectives, so a multi-objective search runs every trial to its end.
+With ``seeds`` > 1 each configuration Optuna draws runs once per seed (our trials share its Optuna trial), Optuna is
+told the mean over the seeds, and the spread (``over_seeds``: mean, SD, n) is stored with each trial; such a search
+is not pruned (the seeds' runs would report one curve). A configuration that cannot be built or is over a limit is
+told to Optuna as a constraint violation (``Trial.set_constraint``) and does not use the trial budget; after
+``INFEASIBLE_DRAWS_PER_TRIAL`` (10) x the budget of infeasible draws the search ends, saying why.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ __all__ = ["DRIVER_POLL_SECONDS", "delete_study", "drive", "ensure_driver", "sta
 DRIVER_POLL_SECONDS = 0.25
 QUEUE_BACKOFF_SECONDS = 2.0  # the longest a driver waiting on a full queue sleeps between two looks at it
 QUEUE_LIMITS = ("ARCHS_MAX_QUEUED", "ARCHS_MAX_QUEUED_PER_OWNER")  # wait and try again: not the trial's fault
+INFEASIBLE_DRAWS_PER_TRIAL = 10  # a search ends after 10 x its trial budget of infeasible draws
+INFEASIBLE_DRAWS_PER_STEP = 10   # at most this many in one pass (the first pass is the web server's request)
 RUN_TO_TRIAL = {"completed": "completed", "stopped": "stopped", "diverged": "diverged", "failed": "failed",
                 "interrupted": "failed"}
 
@@ -70,7 +77,7 @@ def start_study(executor, definition: StudyDefinition, *, owner: str, owner_name
     definition.base()
     planned = plan_trials(definition)
     limits = executor.limits
-    total = definition.trials if definition.kind == "search" else len(planned)
+    total = definition.trials * definition.seeds if definition.kind == "search" else len(planned)
     if limits.max_trials_per_study and total > limits.max_trials_per_study:
         raise LimitError(f"this study has {total:,} trials; this server runs at most {limits.max_trials_per_study:,} "
                          "per study (ARCHS_MAX_TRIALS_PER_STUDY)", "ARCHS_MAX_TRIALS_PER_STUDY")
@@ -207,6 +214,22 @@ def drive(root: str | os.PathLike, study_id: str) -> int:
     return 0
 
 
+def _spread(values: list) -> dict | None:
+    """``mean``, ``sd`` (sample standard deviation; 0.0 for one value) and ``n`` of an objective over seeds; None
+    when a value is missing or not a number."""
+    if not values or any(v is None or not isinstance(v, (int, float)) or math.isnan(v) for v in values):
+        return None
+    n, mean = len(values), sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "sd": sd, "n": n}
+
+
+def infeasible_message(infeasible: int, budget: int, asked: int) -> str:
+    return (f"the search ended after {infeasible} infeasible draws ({INFEASIBLE_DRAWS_PER_TRIAL} x its budget of "
+            f"{budget} trials) with {asked} feasible: the ranges give networks that cannot be built or are over a "
+            "limit; narrow them")
+
+
 # ------------------------------------------------------------------------------------------ driving
 class StudyDriver:
     """Drives one study; everything it knows is re-read from the store, so it can start again at any point."""
@@ -239,9 +262,10 @@ class StudyDriver:
                                    load_if_exists=True)
 
     def _sampler(self, n_objectives: int, asked: int = 0):
-        """The study's sampler, seeded by the study and the number of trials asked so far: any process that asks
-        the next trial (the one that stores the study, a driver, a driver started again) draws afresh, and none
-        repeats an earlier trial's draw, while a study's draws stay reproducible."""
+        """The study's sampler (TPE and NSGA-II read each trial's constraint, see :meth:`_tell`), seeded by
+        the study and the number of trials asked so far: any process that asks the next trial (the one that stores
+        the study, a driver, a driver started again) draws afresh, and none repeats an earlier trial's draw, while a
+        study's draws stay reproducible."""
         import optuna
 
         name, seed = self.definition.sampler, sampler_seed(self.study_id, asked)
@@ -266,29 +290,75 @@ class StudyDriver:
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
 
     def _ask(self) -> dict:
-        """A new trial from Optuna (recorded before anything is submitted, so a restart finds it)."""
+        """A new trial from Optuna (recorded before anything is submitted, so a restart finds it): one of our
+        trials per seed (``seeds``: the base settings' seed, +1, ...), all under the one Optuna trial, which is
+        told their mean. Returns the first; ``group`` holds them all."""
         spec, train, _ = self.definition.base()
         asked = len(self.optuna_study.get_trials(deepcopy=False))
         self.optuna_study.sampler = self._sampler(len(self.definition.objectives), asked)
         trial = self.optuna_study.ask()
         params = {d.path: d.suggest(trial, d.path) for d in self.definition.domains(spec, train)}
-        params["train.seed"] = train.seed  # a search samples networks and settings, not seeds
-        [number] = self.store.studies.add_trials(self.study_id, [{"params": params, "optuna_number": trial.number}])
-        return {"number": number, "params": params, "optuna_number": trial.number, "status": "pending"}
+        seeds = [train.seed + i for i in range(self.definition.seeds)]  # a search samples networks, not seeds
+        rows = [{"params": {**params, "train.seed": seed}, "optuna_number": trial.number} for seed in seeds]
+        numbers = self.store.studies.add_trials(self.study_id, rows)
+        group = [{"number": n, "params": row["params"], "optuna_number": trial.number, "status": "pending"}
+                 for n, row in zip(numbers, rows)]
+        return {**group[0], "group": group}
 
-    def _tell(self, trial: dict, state: str, values: dict | None = None) -> None:
+    def _drawn(self, trials: list[dict]) -> tuple[int, int]:
+        """(draws that count against the trial budget, infeasible draws): an Optuna trial all of whose runs are
+        infeasible (over a limit, values that make no network) does not use the budget."""
+        groups: dict[int, list[str]] = {}
+        for t in trials:
+            if t.get("optuna_number") is not None:
+                groups.setdefault(t["optuna_number"], []).append(t["status"])
+        infeasible = sum(all(s == "infeasible" for s in g) for g in groups.values())
+        return len(groups) - infeasible, infeasible
+
+    def _max_infeasible(self) -> int:
+        return INFEASIBLE_DRAWS_PER_TRIAL * self.definition.trials
+
+    def _tell(self, trial: dict) -> None:
+        """Tell Optuna a trial's end once every seed's run of it has ended (the store holds each one's status):
+        completed, the mean of each objective over the seeds, whose spread (``mean``, ``sd``, ``n``) is stored
+        with each of the group's trials (``objectives["over_seeds"]``) and the Optuna trial's user attributes;
+        all infeasible, a constraint violation (the objectives' worst values and the constraint ``infeasible``
+        1.0; 0.0 on every other trial), so the sampler learns where the space cannot be built; a pruned seed,
+        pruned; anything else, failed. The constraint is set with ``Trial.set_constraint``, Optuna 5's way:
+        the samplers' ``constraints_func`` it replaces is deprecated there (a FutureWarning)."""
         if self.optuna_study is None or trial.get("optuna_number") is None:
             return
         import optuna
 
-        states = {"completed": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED}
-        values_list = None
-        if state == "completed" and values is not None:
-            values_list = [values.get(o) for o in self.definition.objectives]
-            if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values_list):
-                state, values_list = "failed", None
-        self.optuna_study.tell(trial["optuna_number"], values_list, state=states.get(state,
-                               optuna.trial.TrialState.FAIL), skip_if_finished=True)
+        group = [t for t in self.store.studies.trials(self.study_id)
+                 if t.get("optuna_number") == trial["optuna_number"]]
+        if not group or any(t["status"] not in TRIAL_FINAL for t in group):
+            return
+        statuses = {t["status"] for t in group}
+        trial_id = self._trial_id(trial["optuna_number"])
+        if self.optuna_study._storage.get_trial(trial_id).state.is_finished():
+            return
+        objectives = self.definition.objectives
+        handle = optuna.trial.Trial(self.optuna_study, trial_id)
+        if statuses == {"infeasible"}:
+            worst = [0.0 if OBJECTIVES[o].direction == "max" else math.inf for o in objectives]
+            handle.set_user_attr("infeasible", group[0]["error"] or "infeasible")
+            handle.set_constraint("infeasible", 1.0)
+            self.optuna_study.tell(trial["optuna_number"], worst, skip_if_finished=True)
+            return
+        handle.set_constraint("infeasible", 0.0)
+        state, values_list = optuna.trial.TrialState.FAIL, None
+        if statuses <= {"completed", "repeated"}:
+            spread = {o: _spread([t["objectives"].get(o) for t in group]) for o in objectives}
+            if all(s is not None for s in spread.values()):
+                state, values_list = optuna.trial.TrialState.COMPLETE, [spread[o]["mean"] for o in objectives]
+                for t in group:
+                    self.store.studies.update_trial(self.study_id, t["number"],
+                                                    objectives={**t["objectives"], "over_seeds": spread})
+                handle.set_user_attr("over_seeds", spread)
+        elif "pruned" in statuses:
+            state = optuna.trial.TrialState.PRUNED
+        self.optuna_study.tell(trial["optuna_number"], values_list, state=state, skip_if_finished=True)
 
     # ----- one pass
     def run(self, poll: float = DRIVER_POLL_SECONDS) -> str:
@@ -322,7 +392,7 @@ class StudyDriver:
             for trial in pending:
                 self.store.studies.update_trial(self.study_id, trial["number"], status="stopped",
                                                 error="the study was stopped")
-                self._tell(trial, "failed")
+                self._tell(trial)
             if not in_flight:
                 return self._finish("stopped")
             return None
@@ -337,23 +407,35 @@ class StudyDriver:
                 waiting_on_queue = self.waiting_on_queue = True
                 break
             slots -= started
-        asked = len([t for t in trials if t.get("optuna_number") is not None])
-        while (not waiting_on_queue and slots > 0 and self.definition.kind == "search"
-               and asked < self.definition.trials):
+        search, rejected = self.definition.kind == "search", 0
+        while not waiting_on_queue and slots > 0 and search and rejected < INFEASIBLE_DRAWS_PER_STEP:
+            asked, infeasible = self._drawn(self.store.studies.trials(self.study_id))
+            if asked >= self.definition.trials or infeasible >= self._max_infeasible():
+                break
             if self._queue_full():  # no trial asked for a queue with no room: it would only wait
                 self.waiting_on_queue = True
                 break
-            trial = self._ask()
-            asked += 1
-            started = self._start(trial)
-            if started is None:
-                self.waiting_on_queue = True
-                break
-            slots -= started
+            for trial in self._ask()["group"]:
+                if slots <= 0:  # the other seeds wait, pending, for the next pass
+                    break
+                started = self._start(trial)
+                if started is None:
+                    waiting_on_queue = self.waiting_on_queue = True
+                    break
+                slots -= started
+            rejected += self._drawn(self.store.studies.trials(self.study_id))[1] - infeasible
         trials = self.store.studies.trials(self.study_id)
-        if all(t["status"] in TRIAL_FINAL for t in trials) and (
-                self.definition.kind != "search" or asked >= self.definition.trials):
+        if not all(t["status"] in TRIAL_FINAL for t in trials):
+            return None
+        if not search:
             return self._finish("completed")
+        asked, infeasible = self._drawn(trials)
+        if asked >= self.definition.trials:
+            return self._finish("completed")
+        if infeasible >= self._max_infeasible():
+            self.store.studies.update(self.study_id, error=infeasible_message(infeasible, self.definition.trials,
+                                                                              asked))
+            return self._finish("completed" if asked else "failed")
         return None
 
     def _start(self, trial: dict) -> int | None:
@@ -400,7 +482,7 @@ class StudyDriver:
         self.store.studies.update_trial(self.study_id, trial["number"], status=status, objectives=twin["objectives"],
                                         error=f"the values of trial {twin['number']}: answered from its result, "
                                               "not run again")
-        self._tell(trial, twin["status"], twin["objectives"])
+        self._tell(trial)
         return 0
 
     def _queue_full(self) -> bool:
@@ -415,7 +497,7 @@ class StudyDriver:
 
     def _infeasible(self, trial: dict, message: str) -> int:
         self.store.studies.update_trial(self.study_id, trial["number"], status="infeasible", error=message)
-        self._tell(trial, "failed")
+        self._tell(trial)
         return 0
 
     def _costs(self, spec) -> tuple[int, int]:
@@ -433,7 +515,7 @@ class StudyDriver:
         except RunError:
             self.store.studies.update_trial(self.study_id, trial["number"], status="failed",
                                             error="its run was deleted")
-            self._tell(trial, "failed")
+            self._tell(trial)
             return
         state = status["status"]
         if state in ("queued", "running"):
@@ -459,7 +541,7 @@ class StudyDriver:
         self.store.studies.update_trial(self.study_id, trial["number"], status=final, objectives=objectives,
                                         error=None if final in ("completed", "pruned") else status.get("error")
                                         or status.get("message") or state)
-        self._tell({**trial, "objectives": objectives}, final, objectives)
+        self._tell(trial)
         if final == "completed" and self.optuna_study is not None:
             self._store_importances()
 
@@ -474,7 +556,8 @@ class StudyDriver:
         any was new, else None. Called while the run goes on and once more when it has ended, before the final
         state is told, so a run that ends between two polls still reports every evaluation it made."""
         if (self.optuna_study is None or trial.get("optuna_number") is None or len(self.definition.objectives) > 1
-                or self.definition.objectives[0] != "accuracy"):
+                or self.definition.objectives[0] != "accuracy" or self.definition.seeds > 1):
+            # several seeds share one Optuna trial, whose intermediate values are one curve: not pruned
             return None
         import optuna
 
@@ -507,12 +590,15 @@ class StudyDriver:
         page shows them without computing them for each viewer at each refresh. Too few trials: nothing stored."""
         import optuna
 
-        complete = self.optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        complete = [t for t in self.optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                    if "infeasible" not in t.user_attrs]  # a constraint violation's values are placeholders
         if len(complete) < 2:
             return
         target = (lambda t: t.values[0]) if len(self.definition.objectives) > 1 else None
         try:
-            values = optuna.importance.get_param_importances(self.optuna_study, target=target)
+            feasible = optuna.create_study(directions=self.optuna_study.directions)  # in memory: these trials only
+            feasible.add_trials(complete)
+            values = optuna.importance.get_param_importances(feasible, target=target)
         except Exception:  # noqa: BLE001 - a view, never a reason for the driver to stop: the page says none yet
             return
         summary = self.store.studies.get(self.study_id)["summary"] or {}
@@ -570,7 +656,9 @@ def claim_results(trials: list[dict], store: RunStore | None = None) -> list[dic
 def study_view(store: RunStore, study_id: str) -> dict:
     """The study as ``python -m archs study show --json`` prints it: ``study_id``, ``status``, ``trials`` (each
     with ``run_id``, ``status``, ``seed``, ``test_accuracy``, ``params`` (the network's parameters),
-    ``mult_adds``, ``train_flops``, ``train_seconds``, and each varied value under its path, e.g.
+    ``mult_adds``, ``train_flops``, ``train_seconds``, ``over_seeds`` (a search's: each objective's ``mean``,
+    ``sd`` and ``n`` over the seeds of its configuration, once they have all ended, else None), and each varied
+    value under its path, e.g.
     ``"stages[*].blocks": 2``; a claim's trials name their ``family`` and ``size``) and ``pareto`` (the run ids
     on the front for the study's objectives)."""
     record = store.studies.get(study_id)
@@ -583,12 +671,14 @@ def study_view(store: RunStore, study_id: str) -> dict:
         trials.append({**varied, "number": t["number"], "run_id": t["run_id"], "status": t["status"],
                        "seed": t["params"].get("train.seed"), "error": t["error"], "test_accuracy": o.get("accuracy"),
                        "params": o.get("params"), "mult_adds": o.get("mult_adds"),
-                       "train_flops": o.get("train_flops"), "train_seconds": o.get("train_seconds")})
+                       "train_flops": o.get("train_flops"), "train_seconds": o.get("train_seconds"),
+                       "over_seeds": o.get("over_seeds")})
     points = [{"id": t["run_id"], "accuracy": t["test_accuracy"], "params": t["params"], "mult_adds": t["mult_adds"],
                "train_flops": t["train_flops"], "train_seconds": t["train_seconds"]}
               for t in trials if t["status"] == "completed"]
     front = pareto_front(points, objectives, id_key="id")
-    planned = definition.get("trials") if record["kind"] == "search" else len(trials)
+    planned = (definition.get("trials") or 0) * (definition.get("seeds") or 1) if record["kind"] == "search" \
+        else len(trials)
     return {"study_id": study_id, "name": record["name"], "kind": record["kind"], "status": record["status"],
             "owner": record["owner"], "objectives": objectives, "planned": planned or len(trials),
             "varied": [v["path"] for v in definition.get("vary", [])],
