@@ -72,9 +72,11 @@ def list_runs(limit: int = RUN_CHOICES) -> list[dict]:
 
 
 def run_spec(run_id: str) -> NetSpec:
+    from archs.training.stored import spec_of  # above the run store, as _run_store's import
+
     run = _open_run(run_id)
     try:
-        return run.spec()
+        return spec_of(run)
     except SpecError as error:
         raise SourceError(f"run {run_id}: its spec.json is not a valid network ({error})") from None
     except (OSError, ValueError) as error:
@@ -82,11 +84,13 @@ def run_spec(run_id: str) -> NetSpec:
 
 
 def run_weights(run_id: str) -> dict[str, torch.Tensor]:
+    from archs.training.stored import weights_of  # above the run store, as _run_store's import
+
     run = _open_run(run_id)
     if not run.has_weights():
         raise SourceError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
     try:
-        return run.weights()
+        return weights_of(run)
     except Exception as error:  # noqa: BLE001 - a truncated or foreign file: say so, do not crash a page
         raise SourceError(f"run {run_id}: its weights cannot be read ({type(error).__name__})") from None
 

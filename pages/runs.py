@@ -13,6 +13,7 @@ import streamlit as st
 
 from archs.training.config import ACTIVE_STATUSES
 from archs.training.store import RunError
+from archs.training.stored import metrics_csv_of
 from ui import fmt, identity, runs, settings, train_charts
 
 CONFIRM = "runs_confirm_delete"
@@ -125,8 +126,8 @@ spec_text = run.spec_json()
 if spec_text is not None:
     cols[0].download_button("Spec (JSON)", spec_text, file_name=f"{picked}.spec.json", mime="application/json",
                             key="runs_dl_spec", icon=":material/download:", width="stretch")
-cols[4].download_button("Metrics (CSV)", run.metrics_csv, file_name=f"{picked}.metrics.csv", mime="text/csv",
-                        key="runs_dl_csv", icon=":material/download:", width="stretch",
+cols[4].download_button("Metrics (CSV)", lambda: metrics_csv_of(run), file_name=f"{picked}.metrics.csv",
+                        mime="text/csv", key="runs_dl_csv", icon=":material/download:", width="stretch",
                         help="Every step, epoch and evaluation record, one row each.")
 if run.has_weights():  # a regular file of the run's own: a link planted there is neither listed nor read
     # read only when clicked (a ResNet-50's weights are ~100 MB), and then without following a link

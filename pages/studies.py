@@ -23,6 +23,7 @@ from archs.training.config import ConfigError, DataConfig, TrainConfig
 from archs.training.data import DATASETS, DataError, check_data
 from archs.training.limits import LimitError
 from archs.training.store import RunError
+from archs.training.stored import spec_of
 from ui import compute, draft, fmt, identity, runs, settings, study_charts
 
 AXIS_NAMES = {"params": "Parameters", "mult_adds": "Mult-adds", "train_flops": "Training FLOPs",
@@ -167,7 +168,7 @@ def open_selection(points: list[dict], selection, key: str) -> None:
                    "box) to compare them.")
         return
     if len(picked) == 1:
-        run_spec = store.get(picked[0]).spec()
+        run_spec = spec_of(store.get(picked[0]))
         cols = st.columns([1, 3], vertical_alignment="center")
         if cols[0].button("Open on the Build page", key=f"{key}_build", icon=":material/construction:"):
             draft.load(run_spec)

@@ -17,6 +17,7 @@ import time
 from archs.training.executors import Executor, register
 from archs.training.request import execute_request, worker_setup
 from archs.training.store import Run, RunError, process_identity
+from archs.training.stored import RunRecorder
 
 
 @register
@@ -44,7 +45,7 @@ class ThreadExecutor(Executor):
             self._say(run, f"starts in thread {threading.current_thread().name} of process {os.getpid()}")
             try:
                 worker_setup()
-                status = execute_request(request, run, should_stop=run.stop_request, store=self.store,
+                status = execute_request(request, RunRecorder(run), should_stop=run.stop_request, store=self.store,
                                          worker=process_identity())
             except RunError:  # deleted meanwhile
                 return

@@ -1,12 +1,14 @@
 """A run store in memory, standing in for ``archs.training.store`` where a test needs stored runs without training.
 
 It offers exactly the part of the run store's interface that ``archs.sources`` uses (``list_runs``,
-``get``; a run's ``spec``, ``has_weights``, ``weights``, ``metrics``, ``info``), and ``install`` points
+``get``; a run's ``spec_json``, ``has_weights``, ``weights_bytes``, ``metrics``, ``info``: ``archs.training.stored``
+reads its spec and weights from those, as from a stored run), and ``install`` points
 ``archs.sources._run_store`` at it, so the code under test goes through its one real entry point.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -44,21 +46,18 @@ class FakeRun:
         self.id, self._spec, self._weights = run_id, spec, weights
         self._metrics, self._label, self._status = metrics or [], label or f"{spec.name} run", status
 
-    def spec(self) -> NetSpec:
-        return self._spec
+    def spec_json(self) -> str:
+        return self._spec.to_json()
 
     def has_weights(self) -> bool:
         return self._weights is not None
 
-    def weights(self) -> dict:
+    def weights_bytes(self) -> bytes:
         if self._weights is None:
             raise FakeRunError(f"run {self.id} has no saved weights")
-        return self._weights
-
-    def load_model(self):
-        model = build_model(self._spec)
-        model.load_state_dict(self.weights())
-        return model.eval()
+        buffer = io.BytesIO()
+        torch.save(self._weights, buffer)
+        return buffer.getvalue()
 
     def metrics(self) -> list[dict]:
         return list(self._metrics)
@@ -118,9 +117,10 @@ def real_run(runs_dir, spec: NetSpec, weights: dict | None, label: str, owner: s
              data: str = "digits") -> str:
     """A completed run written into a real run store (no training): for views that measure it in a worker."""
     from archs.training import DataConfig, RunRequest, RunStore, TrainConfig
+    from archs.training.stored import save_weights
 
     run = RunStore(runs_dir).create(RunRequest(spec, TrainConfig(), DataConfig(name=data), label=label, owner=owner))
     if weights is not None:
-        run.save_weights(weights)
+        save_weights(run, weights)
     run.write_status(status="completed", progress={"step": 1, "total_steps": 1})
     return run.id

@@ -7,6 +7,7 @@ import torch
 
 from archs import PRESETS, NetSpec, PlainSpec, build_model, gradient_profile
 from archs.health import activation_health, activation_stats, random_batch
+from archs.training.stored import RunRecorder, save_weights, spec_of
 
 # stem: a 1x1 conv from 1 to 2 channels (no norm, with bias) and ReLU; one more such stage of 3 channels
 TWO_CONVS = NetSpec(in_channels=1, num_classes=3, input_size=8, norm="none", stem=(
@@ -86,7 +87,7 @@ def test_a_large_negative_bias_kills_every_unit():
 def health_request(run, data):
     from archs.training import RunRequest, TrainConfig
 
-    return RunRequest(run.spec(), TrainConfig(batch_size=4, seed=0), data, kind="health", source_run=run.id,
+    return RunRequest(spec_of(run), TrainConfig(batch_size=4, seed=0), data, kind="health", source_run=run.id,
                       owner="session:viewer")
 
 
@@ -101,7 +102,7 @@ def test_a_stored_run_is_measured_with_its_trained_weights_in_eval_mode(tmp_path
     weights = trained_like(spec, seed=2)
     store = RunStore(tmp_path)
     run = store.create(RunRequest(spec, owner="session:trainer"))
-    run.save_weights(weights)
+    save_weights(run, weights)
     unreadable = DataConfig(name="mnist", root=str(tmp_path / "nothing"))  # its data is gone: random images
     status = execute_request(health_request(run, unreadable), MemoryRecorder(), store=store)
     assert status["status"] == "completed"
@@ -131,7 +132,7 @@ def test_a_real_stored_run_is_measured_on_its_own_test_images(tmp_path, monkeypa
     data = DataConfig(name="digits", test_limit=40)
     run = store.create(RunRequest(spec, TrainConfig(max_steps=3, batch_size=16, grad_every=0), data,
                                   owner="session:trainer"))
-    assert execute_request(RunRequest.from_run(run), run)["status"] == "completed"
+    assert execute_request(RunRequest.from_run(run), RunRecorder(run))["status"] == "completed"
     request = RunRequest(spec, TrainConfig(batch_size=8, seed=0), data, kind="health", source_run=run.id,
                          owner="session:viewer")
     status = execute_request(request, MemoryRecorder(), store=store)

@@ -18,6 +18,7 @@ from archs.training.executors.local import LOG, LocalExecutor
 from archs.training.limits import Limits
 from archs.training.store import RunError
 from archs.training.store.files import UnsafeFile, append_fd, make_run_folder
+from archs.training.stored import save_weights, weights_of
 
 SPEC = archs.PRESETS["seed002-inception"]
 ME = "session:me"
@@ -51,7 +52,7 @@ def test_a_linked_weights_file_is_neither_offered_nor_read(tmp_path, secrets_fil
     with pytest.raises(RunError, match="cannot be read safely"):
         run.weights_bytes()
     with pytest.raises(RunError):
-        run.weights()
+        weights_of(run)
     os.link(secrets_file, tmp_path / "second-name")  # a hard link is refused too (st_nlink > 1)
     (run.path / "weights.pt").unlink()
     os.link(secrets_file, run.path / "weights.pt")
@@ -72,7 +73,7 @@ def test_a_linked_run_folder_is_neither_read_nor_written(tmp_path, secrets_file)
     with pytest.raises(RunError):
         run.weights_bytes()
     with pytest.raises(UnsafeFile):
-        run.save_weights({})
+        save_weights(run, {})
     with pytest.raises(UnsafeFile):
         make_run_folder(run.path)
     assert sorted(p.name for p in outside.iterdir()) == ["weights.pt"] and (outside / "weights.pt").read_bytes() == SECRET
@@ -86,10 +87,10 @@ def test_saving_weights_replaces_a_planted_link_and_never_writes_through_it(tmp_
     make_run_folder(run.path)
     (run.path / "weights.pt").symlink_to(secrets_file)
     (run.path / f".weights.{os.getpid()}.tmp").symlink_to(secrets_file)  # the temporary name used at c9dd131
-    run.save_weights({"w": torch.ones(3)})
+    save_weights(run, {"w": torch.ones(3)})
     assert secrets_file.read_bytes() == SECRET
     assert not (run.path / "weights.pt").is_symlink() and run.has_weights()
-    assert torch.equal(run.weights()["w"], torch.ones(3))
+    assert torch.equal(weights_of(run)["w"], torch.ones(3))
     assert stat.S_IMODE(os.stat(run.path / "weights.pt").st_mode) == 0o600
 
 

@@ -29,6 +29,7 @@ from archs.training.executors.local import LocalExecutor, _Supervisor
 from archs.training.limits import LimitError, Limits
 from archs.training.request import MemoryRecorder, execute_request
 from archs.training.store import RunError
+from archs.training.stored import metrics_csv_of, model_of, spec_of
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "runs_v1"
@@ -84,10 +85,10 @@ def test_yesterdays_run_folders_are_imported_whole_and_a_hostile_file_breaks_not
             assert changed == set(), (old["id"], {k: (old[k], new[k]) for k in changed})
     completed = store.get("20261201-151213636-fixture-net-f80f3d")
     assert [r["step"] for r in completed.metrics("step")] == [1, 2, 3, 4]  # the torn fifth line is left out
-    assert completed.metrics_csv() == (FIXTURE.parent / "runs_v1.csv").read_text()
+    assert metrics_csv_of(completed) == (FIXTURE.parent / "runs_v1.csv").read_text()
     import torch
 
-    assert completed.load_model()(torch.zeros(1, 1, 8, 8)).shape == (1, 10)  # weights stay files, and load
+    assert model_of(completed)(torch.zeros(1, 1, 8, 8)).shape == (1, 10)  # weights stay files, and load
     assert "RuntimeError: boom" in store.get("20261201-151218652-fixture-net-fa939a").traceback()
     assert RunStore(runs).list_runs() == store.list_runs()  # imported once: a second opening adds nothing
     assert (runs / "20261201-151213636-fixture-net-f80f3d" / "status.json").exists()  # nothing deleted
@@ -321,8 +322,8 @@ def test_a_stored_runs_activation_health_is_measured_in_a_worker(tmp_path, monke
     run_id = ex.submit(request())
     assert ex.wait(run_id, timeout=TIMEOUT) and ex.status(run_id)["status"] == "completed"
     run = store.get(run_id)
-    inputs, words = sample_test_batch(DIGITS, run.spec(), 16, 0)
-    expected = activation_stats(run.load_model(), inputs, False)
+    inputs, words = sample_test_batch(DIGITS, spec_of(run), 16, 0)
+    expected = activation_stats(model_of(run), inputs, False)
 
     def refuse(*args, **kwargs):
         raise AssertionError("the web server's process read a data set")

@@ -19,6 +19,7 @@ from test_runs import ME, long_request, request, step_of, wait_until  # noqa: E4
 from archs.training import RunStore  # noqa: E402
 from archs.training.executors.ray import ChannelRecorder, RayExecutor, RunChannel  # noqa: E402
 from archs.training.limits import Limits  # noqa: E402
+from archs.training.stored import model_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_two_runs_on_ray_one_stopped_midway(ray_executor):
     assert b.status()["message"] == "stopped by session:me"
     assert 2 <= b.status()["result"]["steps"] < 500 * 8
     assert len(b.metrics("step")) >= 2 and b.has_weights()
-    assert a.load_model() is not None
+    assert model_of(a) is not None
     assert len(list(a.path.glob("events.out.tfevents.*"))) == 1  # relayed records go to one TensorBoard file
     assert executor.relay_error is None
 

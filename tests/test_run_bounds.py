@@ -111,6 +111,7 @@ def test_record_intervals_are_raised_on_long_runs_whatever_is_asked():
 def test_log_every_1_and_grad_every_1_record_at_most_the_floor(monkeypatch, tmp_path):
     import archs.training.loop as loop
     from archs.training.request import execute_request
+    from archs.training.stored import RunRecorder
 
     monkeypatch.setattr(loop, "MAX_STEP_RECORDS", 3)
     monkeypatch.setattr(loop, "MAX_GRAD_RECORDS", 2)
@@ -119,7 +120,7 @@ def test_log_every_1_and_grad_every_1_record_at_most_the_floor(monkeypatch, tmp_
                                                  amp="off", channels_last="off", compile="off")))
     assert execute_request(request(train=TrainConfig(epochs=2, batch_size=16, max_steps=12, log_every=1, grad_every=1,
                                                      amp="off", channels_last="off", compile="off")),
-                           run)["status"] == "completed"
+                           RunRecorder(run))["status"] == "completed"
     assert [r["step"] for r in run.metrics("step")] == [4, 8, 12]  # asked: every step
     assert [r["step"] for r in run.metrics("grad")] == [6, 12]
 

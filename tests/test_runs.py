@@ -27,6 +27,7 @@ from archs.training.executors.local import LocalExecutor, describe_exit
 from archs.training.limits import LimitError, Limits
 from archs.training.request import MemoryRecorder, Recorder, execute_request
 from archs.training.store import RunError, grad_heatmap, process_identity
+from archs.training.stored import RunRecorder, metrics_csv_of, model_of, spec_of, weights_of
 
 SPEC = archs.PRESETS["seed002-inception"]
 SLOW = replace(SPEC, name="fault-slow")  # each step sleeps 50 ms in a worker (tests/faults.py, the workers' setup)
@@ -97,7 +98,7 @@ def test_execute_request_in_this_process_records_everything(tmp_path):
     recorder, seen = MemoryRecorder(), []
     status = execute_request(request(train=quick(max_steps=8)), recorder, on_metric=seen.append)
     assert status["status"] == "completed" and status["result"]["steps"] == 8 and seen == recorder.records
-    for where in (recorder, RunStore(tmp_path).create(request()), ChannelRecorder(None, "r")):  # one per place
+    for where in (recorder, RunRecorder(RunStore(tmp_path).create(request())), ChannelRecorder(None, "r")):  # one per place
         assert isinstance(where, Recorder)
     assert [r["step"] for r in recorder.records if r["kind"] == "step"] == [2, 4, 6, 8]
     assert status["progress"]["step"] == 8 and status["data"]["train"] == 128
@@ -131,7 +132,7 @@ def test_crashed_run_reads_back_honestly(tmp_path):
     run.write_status(worker=process_identity())  # a live worker (this process): running it is
     assert run.status()["status"] == "running"
     with pytest.raises(RunError, match="has no saved weights"):
-        run.weights()
+        weights_of(run)
     with pytest.raises(RunError, match="is running; stop it before deleting it"):
         store.delete(run.id, owner=ME)
 
@@ -224,16 +225,16 @@ def test_run_folder_contents_and_model_reload(executor):
     assert [e.step for e in events.Histograms("grad_norm/log10")] == [4, 8]
     layer_tags = [t for t in tags["scalars"] if t.startswith("grad_norm/")]
     assert len(layer_tags) == len(run.metrics("grad")[0]["layers"]) and layer_tags[0].startswith("grad_norm/001 ")
-    csv_rows = run.metrics_csv().splitlines()
+    csv_rows = metrics_csv_of(run).splitlines()
     assert csv_rows[0] == "kind,step,epoch,loss,train_accuracy,test_loss,test_accuracy,lr,images_per_second,elapsed"
     assert [row.split(",")[:2] for row in csv_rows[1:]] == [["step", "2"], ["step", "4"], ["step", "6"],
                                                              ["step", "8"], ["epoch", "8"]]
-    assert run.spec() == SPEC
+    assert spec_of(run) == SPEC
     assert TrainConfig.from_dict(run.settings()["train"]) == quick(max_steps=8)
     assert [r["step"] for r in run.metrics("step")] == [2, 4, 6, 8]
     heat = grad_heatmap(run.metrics())
     assert heat["steps"] == [4, 8] and len(heat["layers"]) == len(heat["values"]) > 3
-    assert run.load_model()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert model_of(run)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     info = run.row()
     assert info["status"] == "completed" and info["data"] == "digits" and info["network"] == "seed002-inception"
     assert info["executor"] == "local"

@@ -22,6 +22,7 @@ from archs.studies.pareto import dominates
 from archs.training import DataConfig, RunStore, TrainConfig
 from archs.training.executors.local import LocalExecutor
 from archs.training.limits import Limits
+from archs.training.stored import spec_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = archs.PRESETS["seed002-inception"]
@@ -73,7 +74,7 @@ def test_a_sweep_of_two_fields_times_two_seeds(executor):
     assert [t["status"] for t in trials] == ["completed"] * 4
     for trial in trials:
         run = executor.store.get(trial["run_id"])
-        spec = run.spec()
+        spec = spec_of(run)
         assert all(stage.branch1x1 == trial["stages[*].branch1x1"] for stage in spec.stages if hasattr(stage,
                                                                                                        "branch1x1"))
         assert trial["params"] == spec.num_params() and trial["mult_adds"] == archs.summarize(spec).mult_adds

@@ -17,6 +17,7 @@ from archs.training.config import DataConfig, TrainConfig
 from archs.training.request import EXPORT_FOLDER, RunRequest
 from archs.training.store import RunError
 from archs.training.store.files import read_regular
+from archs.training.stored import spec_of
 
 from . import fmt, jobs
 from .jobs import Job
@@ -158,7 +159,7 @@ def run_health_job(run_id: str, batch_size: int, seed: int) -> Job:
         if not source.has_weights():
             raise RunError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
         data = DataConfig.from_dict(source.settings().get("data") or {})
-        return RunRequest(source.spec(), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
+        return RunRequest(spec_of(source), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
                           kind="health", label=f"activation health of {run_id}", source_run=run_id, owner=owner,
                           owner_name=name)
 

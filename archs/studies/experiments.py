@@ -33,6 +33,7 @@ from archs.training.config import ACTIVE_STATUSES, DataConfig, TrainConfig
 from archs.training.data import check_dataset, dataset_info
 from archs.training.request import MemoryRecorder, RunRequest, execute_request
 from archs.training.store import RunError, RunStore
+from archs.training.stored import spec_of
 
 __all__ = [
     "DEGRADATION_PRESETS",
@@ -273,7 +274,7 @@ def measure_run_health(executor, run_id: str, batch_size: int = 64, seed: int = 
     if not source.has_weights():
         raise RunError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
     data = DataConfig.from_dict(source.settings().get("data") or {})
-    request = RunRequest(source.spec(), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
+    request = RunRequest(spec_of(source), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
                          kind="health", label=f"activation health of {run_id}", source_run=run_id, owner=owner,
                          owner_name=owner_name)
     measurement = executor.submit(request)

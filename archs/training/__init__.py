@@ -6,6 +6,7 @@ Layout, from the bottom up (each module imports only those above it; ``.importli
     limits.py        a shared server's limits, from the environment (no torch)
     events.py        TensorBoard event files and the metrics' CSV
     store/           the run store: runs.db (runs, queue, metrics, studies), run folders (no torch)
+    stored.py        a stored run as a network (spec, weights, model, CSV) and as a recorder (TensorBoard files)
     datadir.py       the server's data folder; DataError              (no torch)
     data/            data sets: one module per family of sources, the DataSet interface, loading, augmentation
     device.py        device, precision, memory layout, data placement

@@ -29,6 +29,7 @@ from archs.training.recipes import RECIPES, apply_recipe
 from archs.training.request import MemoryRecorder, RunRequest, execute_request
 from archs.training.speedrun import SPEEDRUNS, run_speedrun
 from archs.training.store import RunError, RunStore, process_identity
+from archs.training.stored import RunRecorder, metrics_csv_of
 
 STATUS_EXIT = {"completed": 0, "stopped": 1, "diverged": 3, "failed": 4, "interrupted": 4}
 
@@ -201,7 +202,7 @@ def _in_this_process(request, args) -> tuple[dict, str | None]:
         # the operator's own run: recorded like any other (the server's limits do not apply to the command line),
         # stoppable from the Runs page by its owner or an administrator through the store's stop flag
         run = RunStore(args.runs_dir).create(request, executor="cli", status="running", worker=process_identity())
-        return execute_request(request, run, should_stop=run.stop_request, on_metric=progress,
+        return execute_request(request, RunRecorder(run), should_stop=run.stop_request, on_metric=progress,
                                worker=process_identity()), run.id
     # no stop event: Ctrl-C interrupts the process, and an event would add stop hooks to every block
     return execute_request(request, MemoryRecorder(), on_metric=progress, worker=process_identity()), None
@@ -252,7 +253,7 @@ def runs_main(args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir)
     try:
         if args.csv:
-            print(store.get(args.csv).metrics_csv(), end="")
+            print(metrics_csv_of(store.get(args.csv)), end="")
             return 0
         if args.pin or args.unpin:
             admin = args.admin or Limits(admins=Limits.admins_from_env()).is_admin(cli_owner(args))

@@ -32,6 +32,7 @@ from archs.fields import SpecError
 from archs.training.config import ConfigError, DataConfig, TrainConfig
 from archs.training.limits import EXPORT_BATCH, MEMORY_MODES
 from archs.training.store import RunStore
+from archs.training.stored import spec_of, weights_of
 
 __all__ = ["KINDS", "MEASUREMENTS", "MemoryRecorder", "Recorder", "RunRequest", "StopWatch", "Stopped",
            "bound_quick_job", "build_network", "execute_request", "memory_words", "worker_setup"]
@@ -155,7 +156,7 @@ class RunRequest:
     @classmethod
     def from_run(cls, run) -> RunRequest:
         """The request a stored run was made from (its spec as adapted to its data)."""
-        return cls._from_parts(run.spec(), run.settings())
+        return cls._from_parts(spec_of(run), run.settings())
 
     @classmethod
     def _from_parts(cls, spec, values: dict) -> RunRequest:
@@ -177,7 +178,7 @@ class RunRequest:
 @runtime_checkable
 class Recorder(Protocol):
     """Where :func:`execute_request` records a run, one implementation per place: the run store
-    (:class:`archs.training.store.Run`, a local worker and the command line's ``--save``), memory
+    (:class:`archs.training.stored.RunRecorder`, a local worker and the command line's ``--save``), memory
     (:class:`MemoryRecorder`), or a remote worker's channel back to the store
     (:class:`archs.training.executors.ray.ChannelRecorder`). Only the run's one worker calls them, in order."""
 
@@ -427,7 +428,7 @@ def _measure_health(request: RunRequest, recorder, store) -> dict:
 
     store = store if store is not None else RunStore()
     spec, seed, batch_size = request.spec, request.train.seed, request.train.batch_size
-    weights = store.get(request.source_run).weights()
+    weights = weights_of(store.get(request.source_run))
     batch = sample_test_batch(request.data, spec, batch_size, seed)
     inputs, words = batch if batch is not None else (random_batch(spec, batch_size, seed), "random normal images")
     result = {}
@@ -494,7 +495,7 @@ def _measure_export(request: RunRequest, recorder, stop_event: threading.Event, 
     weights = None
     if request.source_run:
         store = store if store is not None else RunStore()
-        weights = store.get(request.source_run).weights()
+        weights = weights_of(store.get(request.source_run))
     _checkpoint(stop_event)
     recorder.write_status(progress={"fraction": 0.1, "message": f"Exporting as {request.export_format}…"})
     files = export_bytes(request.spec, request.export_format, weights)

@@ -25,6 +25,7 @@ from pathlib import Path
 from archs.training.request import Recorder, RunRequest, execute_request, worker_setup
 from archs.training.store import RunStore, process_identity
 from archs.training.store.files import append_fd
+from archs.training.stored import RunRecorder
 
 LOG_NAME = "worker.log"
 
@@ -92,7 +93,7 @@ def run_in_this_process(root: str, run_id: str, max_memory: int | None = None) -
     ``max_memory``: the cap this process runs under, named in the error of a run that fails for want of memory."""
     store = RunStore(root)
     run = store.get(run_id)
-    recorder = CappedRecorder(run, max_memory) if max_memory else run
+    recorder = CappedRecorder(RunRecorder(run), max_memory) if max_memory else RunRecorder(run)
     return carry_out(run_id, recorder, lambda: RunRequest.from_run(run), should_stop=run.stop_request, store=store)
 
 

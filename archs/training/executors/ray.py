@@ -45,6 +45,7 @@ from archs.training.limits import Limits
 from archs.training.request import RunRequest
 from archs.training.store import Run, RunError, RunStore, process_identity
 from archs.training.store.files import append_fd
+from archs.training.stored import RunRecorder
 from archs.training.worker import LOG_NAME, carry_out, configure
 
 __all__ = ["ChannelRecorder", "RayExecutor"]
@@ -205,7 +206,7 @@ class RayExecutor(Executor):
         self.refs: dict[str, object] = {}
         self.stopping: set[str] = set()
         self.submitted: set[str] = set()  # runs whose records this process relays
-        self.handles: dict[str, Run] = {}
+        self.handles: dict[str, RunRecorder] = {}
         self.lock = threading.Lock()
         self.relay_error: str | None = None
         self._closed = threading.Event()
@@ -261,11 +262,11 @@ class RayExecutor(Executor):
             except Exception as error:  # noqa: BLE001 - keep relaying; say what went wrong
                 self.relay_error = f"{type(error).__name__}: {error}"
 
-    def _run(self, run_id: str) -> Run:
-        """One handle per run while it is relayed, so its TensorBoard events go to one file."""
+    def _run(self, run_id: str) -> RunRecorder:
+        """One recorder per run while it is relayed, so its TensorBoard events go to one file."""
         run = self.handles.get(run_id)
         if run is None:
-            run = self.handles[run_id] = self.store.get(run_id)
+            run = self.handles[run_id] = RunRecorder(self.store.get(run_id))
         return run
 
     def _apply(self, pending: dict[str, list]) -> None:

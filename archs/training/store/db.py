@@ -6,6 +6,9 @@ check made inside it still holds when the transaction writes. The schema carries
 :func:`archs.training.store.legacy.migrate` brings an older database (or a folder of the file-based store) up to it.
 
 Everything read back is data: :func:`loads` returns the expected type or a default, never raises.
+
+:class:`Store` is what a run (:mod:`.records`) and the studies (:mod:`.studies`) need of the store that holds
+them, so that neither imports :mod:`.runs`, which imports both.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "StoreUnavailable", "add_columns", "default_runs_dir",
-           "dumps", "loads", "number"]
+__all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "Store", "StoreUnavailable", "add_columns",
+           "default_runs_dir", "dumps", "loads", "number"]
 
 DB_NAME = "runs.db"
 SCHEMA_VERSION = 3
@@ -239,3 +242,13 @@ def unavailable(path: Path, error: sqlite3.Error) -> StoreUnavailable:
             "the runs folder is read-only", "unable to open database file": "the runs folder cannot be opened",
             "database is locked": "another process held the store for too long"}.get(text, text)
     return StoreUnavailable(f"the run store {path} cannot be written: {hint}")
+
+
+class Store(Protocol):
+    """What one run and the studies need of their store (:class:`archs.training.store.runs.RunStore` is one):
+    the runs folder, its database, and a run's table row (with its queue place, which only the store knows)."""
+
+    root: Path
+    db: Database
+
+    def _rows(self, where: str, params: Iterable = ()) -> list[dict]: ...

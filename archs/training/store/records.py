@@ -1,5 +1,9 @@
-"""One stored run (:class:`Run`): its status, settings, spec, metric records and weights, and the recording
-methods a worker writes through (the *recorder* of :func:`archs.training.request.execute_request`).
+"""One stored run (:class:`Run`): its status, settings, spec (as JSON), metric records and weights file, and the
+writes a run's recorder makes into the store.
+
+What needs torch (the run's ``NetSpec``, its weights as tensors, its model, its TensorBoard event files, the CSV of
+its records) is in :mod:`archs.training.stored`, above the store, with the recorder a worker writes through
+(:class:`archs.training.stored.RunRecorder`, the *recorder* of :func:`archs.training.request.execute_request`).
 
 A run's status is what ``status.json`` held in the file-based store: a dict, kept as columns (the ones a table
 shows, so that listing reads no JSON), JSON columns (worker, relay, progress, result) and ``extra`` (the rest).
@@ -7,20 +11,15 @@ shows, so that listing reads no JSON), JSON columns (worker, relay, progress, re
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from archs.training.config import FINAL_STATUSES
-from archs.training.store.db import RunError, dumps, loads, number
+from archs.training.store.db import RunError, Store, dumps, loads, number
 from archs.training.store.files import UnsafeFile, read_regular, regular_size, replace_file
 from archs.training.store.processes import derive_status
 
-if TYPE_CHECKING:
-    from archs.training.store.runs import RunStore
-
-__all__ = ["ROW_KEYS", "Run", "grad_heatmap"]
+__all__ = ["ROW_KEYS", "Run", "WEIGHTS_NAME", "grad_heatmap"]
 
 ROW_KEYS = ("id", "label", "group", "kind", "owner", "owner_name", "executor", "network", "data", "status",
             "created", "queued_at", "dispatched_at", "started_at", "finished_at", "step", "total_steps", "epochs",
@@ -39,11 +38,11 @@ CHART_GRAD_POINTS = 100  # gradient records a heatmap reads (columns)
 class Run:
     """A handle on one stored run. Every read goes to the database, so it is always current.
 
-    A run is also what :func:`archs.training.request.execute_request` records into (a *recorder*):
-    ``write_status``, ``append_metric(s)``, ``write_spec``, ``write_error``, ``save_weights``.
+    Its writes (``write_status``, ``append_metric(s)``, ``write_spec``, ``write_error``, ``save_weights_file``) are
+    what a run's recorder (:class:`archs.training.stored.RunRecorder`) stores.
     """
 
-    def __init__(self, store: RunStore, run_id: str):
+    def __init__(self, store: Store, run_id: str):
         self.store, self.id = store, run_id
         self.path = store.root / run_id
         self._recorded: list[int] | None = None  # [records, bytes] stored, once this handle has appended
@@ -81,17 +80,9 @@ class Run:
         return bool(self._row("pinned")["pinned"])
 
     def spec_json(self) -> str | None:
+        """The run's ``NetSpec`` (as adapted to its data) as JSON; :func:`archs.training.stored.spec_of` reads it."""
         text = self._row("spec")["spec"]
         return text or None
-
-    def spec(self):
-        """The run's ``NetSpec`` (as adapted to its data)."""
-        from archs.spec import NetSpec  # heavy (torch), as each import below: only when called
-
-        text = self.spec_json()
-        if text is None:
-            raise RunError(f"run {self.id} has no network")
-        return NetSpec.from_json(text, check_budget=False)  # admitted when it was submitted
 
     def metrics(self, kind: str | None = None) -> list[dict]:
         """Every record of the run (of one kind), oldest first: for exports. A page reads :meth:`chart_metrics`."""
@@ -119,12 +110,6 @@ class Run:
             (max(1, int(grad_points)), max(1, int(points)), self.id, *kinds))
         return [record for record in (loads(r["record"]) for r in rows) if record is not None]
 
-    def metrics_csv(self) -> str:
-        """The step, epoch and evaluation records as CSV text."""
-        from archs.training.events import metrics_csv  # (light; events loads tensorboard only for EventLog)
-
-        return metrics_csv(self.metrics())
-
     def traceback(self) -> str | None:
         return self._row("traceback")["traceback"]
 
@@ -133,29 +118,15 @@ class Run:
         return regular_size(self.path, WEIGHTS_NAME) is not None
 
     def weights_bytes(self) -> bytes:
-        """The saved weights as ``torch.save`` wrote them (the Runs page's download), read without following a
-        link: RunError when there are none, or a link or anything but a regular file stands in their place."""
+        """The saved weights as ``torch.save`` wrote them (the Runs page's download, and what
+        :func:`archs.training.stored.weights_of` loads), read without following a link: RunError when there are
+        none, or a link or anything but a regular file stands in their place."""
         try:
             return read_regular(self.path, WEIGHTS_NAME)
         except FileNotFoundError:
             raise RunError(f"run {self.id} has no saved weights") from None
         except UnsafeFile as error:
             raise RunError(f"run {self.id}'s weights cannot be read safely: {error}") from None
-
-    def weights(self) -> dict:
-        import io
-
-        import torch  # heavy
-
-        return torch.load(io.BytesIO(self.weights_bytes()), map_location="cpu", weights_only=True)
-
-    def load_model(self):
-        """The trained network: ``build_model(spec)`` with the saved weights, in eval mode."""
-        from archs.builder import build_model  # heavy
-
-        model = build_model(self.spec())
-        model.load_state_dict(self.weights())
-        return model.eval()
 
     def stop_request(self) -> str | None:
         """Why someone asked the run to stop (``"stopped"`` if they gave no reason), or None if no one has."""
@@ -185,19 +156,18 @@ class Run:
                          (*_status_columns(data), self.id))
             if fields.get("status") not in (None, "queued"):
                 conn.execute("UPDATE runs SET queue_seq = NULL, claimed_by = NULL WHERE id = ?", (self.id,))
-        if fields.get("status") in FINAL_STATUSES and "events" in self.__dict__:
-            self.events.close()  # the run is over: flush its event file
         return data
 
-    def append_metric(self, record: dict) -> None:
-        self.append_metrics([record])
+    def append_metric(self, record: dict) -> list[dict]:
+        return self.append_metrics([record])
 
-    def append_metrics(self, records: list[dict]) -> None:
-        """Records appended to the run's metrics, and to its TensorBoard event files. A run keeps at most
-        :data:`MAX_RECORDS_PER_RUN` records and :data:`MAX_RECORD_BYTES_PER_RUN` bytes of them (the training loop
-        records far fewer: ``archs.training.config.MAX_STEP_RECORDS``); records past either are dropped."""
+    def append_metrics(self, records: list[dict]) -> list[dict]:
+        """Records appended to the run's metrics; returns those kept (a recorder copies them to the run's
+        TensorBoard event files). A run keeps at most :data:`MAX_RECORDS_PER_RUN` records and
+        :data:`MAX_RECORD_BYTES_PER_RUN` bytes of them (the training loop records far fewer:
+        ``archs.training.config.MAX_STEP_RECORDS``); records past either are dropped."""
         if not records:
-            return
+            return []
         rows = [(self.id, str(r.get("kind")), dumps(r)) for r in records]
         with self.store.db.write() as conn:
             if self._recorded is None:  # counted once per handle (one worker records a run), then kept here
@@ -215,14 +185,7 @@ class Run:
                 kept.append(row)
                 kept_records.append(record)
             conn.executemany("INSERT INTO metrics (run_id, kind, record) VALUES (?, ?, ?)", kept)
-        self.events.write(kept_records)  # the event files are bounded alike
-
-    @functools.cached_property
-    def events(self):
-        """This handle's TensorBoard writer (one per process that records the run)."""
-        from archs.training.events import EventLog  # heavy: tensorboard
-
-        return EventLog(self.path)
+        return kept_records
 
     def write_spec(self, spec) -> None:
         with self.store.db.write() as conn:
@@ -232,15 +195,10 @@ class Run:
         with self.store.db.write() as conn:
             conn.execute("UPDATE runs SET traceback = ? WHERE id = ?", (str(text), self.id))
 
-    def save_weights(self, state_dict: dict) -> None:
-        """The weights, written to a fresh temporary file and renamed to ``weights.pt`` (see :mod:`.files`)."""
-        import torch  # heavy
-
-        cpu = {k: v.detach().cpu() for k, v in state_dict.items()}
-        replace_file(self.path, WEIGHTS_NAME, lambda handle: torch.save(cpu, handle))
-
     def save_weights_file(self, data: bytes) -> None:
-        """Weights already serialised by ``torch.save`` (sent back by a remote worker)."""
+        """Weights already serialised by ``torch.save`` (sent back by a remote worker), written to a fresh temporary
+        file and renamed to ``weights.pt`` (see :mod:`.files`); :func:`archs.training.stored.save_weights` writes
+        a state dict."""
         replace_file(self.path, WEIGHTS_NAME, lambda handle: handle.write(data))
 
     def request_stop(self, reason: str | None = None) -> None:

@@ -20,13 +20,10 @@ import re
 import secrets
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from archs.training.store.db import RunError, dumps, loads
+from archs.training.store.db import RunError, Store, dumps, loads
 from archs.training.store.processes import process_alive
-
-if TYPE_CHECKING:
-    from archs.training.store.runs import RunStore
 
 __all__ = ["STUDY_STATUSES", "TRIAL_STATUSES", "StudyRecords"]
 
@@ -48,7 +45,7 @@ def _slug(text: str) -> str:
 class StudyRecords:
     """The studies of one run store."""
 
-    def __init__(self, store: RunStore):
+    def __init__(self, store: Store):
         self.store, self.db = store, store.db
 
     # ----- creating
