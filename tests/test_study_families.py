@@ -15,6 +15,8 @@ from archs.studies.families import (
     CLAIMS,
     CONVERGENCE_RULE,
     DEGRADATION_NETS,
+    MATCHED_SIZE,
+    MAX_GAP,
     RESIDUAL_STEPS,
     VERDICTS,
     Budget,
@@ -42,25 +44,38 @@ EXPECTED = {
         ("residual", "56"): ("cifar-resnet56", 852_730, 95_853_418),
     },
     "dense": {
-        ("dense", "k6"): ("densenet-bc-k6", 31_882, 1_337_998),
-        ("dense", "k8"): ("densenet-bc-k8", 55_530, 2_339_930),
-        ("dense", "k12"): ("densenet-bc-k12", 122_362, 5_177_698),
-        ("dense", "k16"): ("densenet-bc-k16", 215_242, 9_127_338),
-        ("residual", "w4"): ("resnet20-w4", 17_254, 556_066),
-        ("residual", "w8"): ("resnet20-w8", 67_906, 2_166_778),
-        ("residual", "w12"): ("resnet20-w12", 151_966, 4_832_146),
-        ("residual", "w16"): ("resnet20-w16", 269_434, 8_552_170),
+        ("dense", "k6"): ("densenet-bc-k6", 31_882, 1_822_630),
+        ("dense", "k8"): ("densenet-bc-k8", 55_530, 3_189_978),
+        ("dense", "k12"): ("densenet-bc-k12", 122_362, 7_064_386),
+        ("dense", "k16"): ("densenet-bc-k16", 215_242, 12_458_410),
+        ("residual", "w4"): ("resnet20-w4", 17_254, 664_066),
+        ("residual", "w5"): ("resnet20-w5", 26_785, 1_025_920),
+        ("residual", "w7"): ("resnet20-w7", 52_111, 1_984_636),
+        ("residual", "w9"): ("resnet20-w9", 85_789, 3_256_696),
+        ("residual", "w12"): ("resnet20-w12", 151_966, 5_752_306),
+        ("residual", "w16"): ("resnet20-w16", 269_434, 10_176_490),
     },
     "inception": {
-        ("inception", "w2"): ("inception-w2", 28_178, 741_694),
-        ("inception", "w4"): ("inception-w4", 109_938, 2_851_250),
-        ("inception", "w6"): ("inception-w6", 245_290, 6_328_678),
-        ("residual", "w4"): ("resnet20-w4", 17_254, 556_066),
-        ("residual", "w8"): ("resnet20-w8", 67_906, 2_166_778),
-        ("residual", "w16"): ("resnet20-w16", 269_434, 8_552_170),
-        ("plain", "w4"): ("plain20-w4", 17_254, 556_066),
-        ("plain", "w8"): ("plain20-w8", 67_906, 2_166_778),
-        ("plain", "w16"): ("plain20-w16", 269_434, 8_552_170),
+        ("inception", "w2"): ("inception-w2", 28_178, 1_055_006),
+        ("inception", "w4"): ("inception-w4", 109_938, 4_069_938),
+        ("inception", "w6"): ("inception-w6", 245_290, 9_044_806),
+        ("residual", "w4"): ("resnet20-w4", 17_254, 664_066),
+        ("residual", "w5"): ("resnet20-w5", 26_785, 1_025_920),
+        ("residual", "w7"): ("resnet20-w7", 52_111, 1_984_636),
+        ("residual", "w9"): ("resnet20-w9", 85_789, 3_256_696),
+        ("residual", "w12"): ("resnet20-w12", 151_966, 5_752_306),
+        ("residual", "w16"): ("resnet20-w16", 269_434, 10_176_490),
+        ("plain", "w4"): ("plain20-w4", 17_254, 664_066),
+        ("plain", "w5"): ("plain20-w5", 26_785, 1_025_920),
+        ("plain", "w7"): ("plain20-w7", 52_111, 1_984_636),
+        ("plain", "w9"): ("plain20-w9", 85_789, 3_256_696),
+        ("plain", "w12"): ("plain20-w12", 151_966, 5_752_306),
+        ("plain", "w16"): ("plain20-w16", 269_434, 10_176_490),
+        ("plain-14", "w6"): ("plain14-w6", 24_628, 968_278),
+        ("plain-14", "w8"): ("plain14-w8", 43_490, 1_696_538),
+        ("plain-14", "w11"): ("plain14-w11", 81_773, 3_169_088),
+        ("plain-14", "w15"): ("plain14-w15", 151_465, 5_842_120),
+        ("plain-14", "w20"): ("plain14-w20", 268_550, 10_323_890),
     },
 }
 
@@ -80,14 +95,15 @@ def test_the_claims_and_their_nets():
         assert [n.spec.name for n in claim.nets] == [v[0] for v in EXPECTED[name].values()]
         for net in claim.nets:
             assert isinstance(net, ClaimNet) and isinstance(net.spec, NetSpec)
-            assert (net.spec.in_channels, net.spec.input_size, net.spec.num_classes) == (1, 28, 10)
+            size = 28 if name == "residual" else MATCHED_SIZE   # the matched claims' nets take 32 x 32
+            assert (net.spec.in_channels, net.spec.input_size, net.spec.num_classes) == (1, size, 10)
             net.spec.plan()
             assert NetSpec.from_json(net.spec.to_json()) == net.spec
     assert (CLAIMS["dense"].subject, CLAIMS["dense"].baselines, CLAIMS["dense"].objective_x) == (
         "dense", ("residual",), "params")
     assert (CLAIMS["inception"].subject, CLAIMS["inception"].baselines, CLAIMS["inception"].objective_x) == (
-        "inception", ("plain", "residual"), "mult_adds")
-    assert CLAIMS["inception"].families == ("inception", "residual", "plain")
+        "inception", ("plain", "residual", "plain-14"), "mult_adds")
+    assert CLAIMS["inception"].families == ("inception", "residual", "plain", "plain-14")
     assert [c.kind for c in CLAIMS.values()] == ["depth", "matched", "matched"]
     assert CLAIMS["dense"].net("dense", "k8").spec == dense_net(8)
     with pytest.raises(KeyError, match="claim 'dense' has no net dense k7"):
@@ -103,17 +119,91 @@ def test_exact_sizes(claim, costs):
 
 
 def test_parameter_counts_match_the_built_networks():
-    for spec in (dense_net(6), inception_net(2), residual_net(4), residual_net(4, skip=False)):
-        assert sum(p.numel() for p in build_model(spec).parameters()) == spec.num_params()
+    """Every claim net's exact parameter count, counted on the built network, and its output for a batch."""
+    import torch
+
+    built = {}
+    for claim, nets in EXPECTED.items():
+        for net in CLAIMS[claim].nets:
+            if net.spec not in built:
+                model = build_model(net.spec)
+                built[net.spec] = sum(p.numel() for p in model.parameters())
+                if claim != "residual":
+                    with torch.no_grad():
+                        out = model.eval()(torch.zeros(2, 1, net.spec.input_size, net.spec.input_size))
+                    assert tuple(out.shape) == (2, 10), net.label
+            assert built[net.spec] == nets[(net.family, net.size)][1] == net.spec.num_params(), net.label
 
 
 def test_shapes_of_the_families():
-    assert [p.out_size for p in dense_net(12).plan()] == [(14, 14), (7, 7), (3, 3), (3, 3), (1, 1)]
-    assert [p.out_size for p in inception_net(4).plan()] == [(14, 14), (7, 7), (3, 3), (3, 3), (1, 1)]
-    assert [p.out_size for p in residual_net(8).plan()] == [(14, 14), (14, 14), (7, 7), (4, 4), (1, 1)]
+    assert [p.out_size for p in dense_net(12).plan()] == [(16, 16), (8, 8), (4, 4), (4, 4), (1, 1)]
+    assert [p.out_size for p in inception_net(4).plan()] == [(16, 16), (8, 8), (4, 4), (4, 4), (1, 1)]
+    assert [p.out_size for p in residual_net(8).plan()] == [(16, 16), (16, 16), (8, 8), (4, 4), (1, 1)]
+    assert [p.out_size for p in residual_net(8, skip=False, blocks=2).plan()] == [
+        (16, 16), (16, 16), (8, 8), (4, 4), (1, 1)]
     assert [p.out_channels for p in dense_net(12).plan()][:4] == [24, 24, 36, 132]  # halved, halved
     assert [p.out_channels for p in inception_net(4).plan()][:4] == [16, 32, 64, 128]  # 8u per module
     assert residual_net(8, skip=False) == dataclasses.replace(residual_net(8).without_skips(), name="plain20-w8")
+
+
+@pytest.mark.parametrize("claim", list(EXPECTED))
+def test_every_claim_net_keeps_every_row_and_column(claim):
+    """Issue 19: every reduction of every claim net halves its map exactly (nothing dropped, nothing padded in), and
+    the matched claims' families all end on the same map: 32 -> 16 -> 8 -> 4 before the global pool."""
+    for net in CLAIMS[claim].nets:
+        sizes = [(net.spec.input_size, net.spec.input_size)] + [p.out_size for p in net.spec.plan()]
+        assert sizes[-1] == (1, 1), net.label                         # the head's global pool
+        for before, after in zip(sizes[:-2], sizes[1:-1]):
+            assert after == before or (2 * after[0], 2 * after[1]) == before, (net.label, before, after)
+        if claim != "residual":
+            assert sorted(set(sizes[1:-1]), reverse=True) == [(16, 16), (8, 8), (4, 4)], net.label
+        else:                                                          # the degradation nets: 28 -> 14 -> 7
+            assert sorted(set(sizes[1:-1]), reverse=True) == [(28, 28), (14, 14), (7, 7)], net.label
+
+
+@pytest.mark.parametrize("claim", list(EXPECTED))
+def test_no_comparison_interpolates_across_more_than_a_2x_gap(claim, costs):
+    """Issue 19: each subject net is compared with baseline nets at most 2x apart in x on either side of it, and the
+    baseline grids have no gap wider than 2x. The residual claim compares nets of equal size (plain and residual at
+    20 and at 56 layers, paired), so it interpolates nothing."""
+    c = CLAIMS[claim]
+    if c.kind == "depth":
+        assert {(n.family, n.size) for n in c.nets} == {(f, d) for f in ("plain", "residual") for d in ("20", "56")}
+        for depth in ("20", "56"):
+            assert costs[c.net("plain", depth).spec] == costs[c.net("residual", depth).spec]
+        return
+    index = 0 if c.objective_x == "params" else 1
+    for baseline in c.baselines:
+        xs = sorted(costs[n.spec][index] for n in c.nets if n.family == baseline)
+        assert all(b / a <= MAX_GAP == 2.0 for a, b in zip(xs, xs[1:])), (baseline, xs)
+        positions = curve_positions(c, baseline, costs)
+        assert all(p is not None for p in positions), baseline      # every subject net inside the range
+        for lo, hi, _ in positions:
+            assert xs[hi] / xs[lo] <= 2.0, (baseline, xs[lo], xs[hi])
+
+
+def test_the_inception_claim_has_a_depth_matched_plain_control():
+    """Issue 19: the Inception nets are 14 weighted layers deep along their longest path (stem, two per module:
+    a 1x1 reduction then a 3x3 or 5x5, and the classifier); plain-14 has the same depth and no branches or skips."""
+    from archs.stages import InceptionSpec, ResidualSpec
+
+    def depth(spec):
+        layers = len(spec.stem) + 1                                   # the stem's conv and the classifier
+        for stage in spec.stages:
+            if isinstance(stage, InceptionSpec):
+                layers += 2 * stage.modules
+            else:
+                assert isinstance(stage, ResidualSpec)
+                layers += 2 * stage.blocks
+        return layers
+
+    nets = CLAIMS["inception"].nets
+    assert {depth(n.spec) for n in nets if n.family == "inception"} == {14}
+    controls = [n for n in nets if n.family == "plain-14"]
+    assert len(controls) == 5 and {depth(n.spec) for n in controls} == {14}
+    assert all(not stage.skip for n in controls for stage in n.spec.stages)
+    assert {depth(n.spec) for n in nets if n.family in ("plain", "residual")} == {20}
+    assert controls[0].spec == residual_net(6, skip=False, blocks=2) and controls[0].spec.name == "plain14-w6"
 
 
 def test_ranges_overlap_so_nets_can_be_matched(costs):
@@ -124,7 +214,7 @@ def test_ranges_overlap_so_nets_can_be_matched(costs):
     assert min(residual) < 20_000 and max(residual) > 250_000          # about 20k to 300k parameters
     assert all(min(residual) < p < max(residual) for p in dense)       # every dense net can be compared
     incep = xs("inception", "inception", 1)
-    for family in ("residual", "plain"):
+    for family in ("residual", "plain", "plain-14"):
         base = xs("inception", family, 1)
         assert all(min(base) < m < max(base) for m in incep)
 
@@ -136,23 +226,53 @@ def test_the_residual_claim_is_the_degradation_experiment():
     assert tuple(preset for _, _, preset in DEGRADATION_NETS) == DEGRADATION_PRESETS
     assert [(n.spec.name, n.spec) for n in CLAIMS["residual"].nets] == degradation_plan(settings)
     budget = CLAIMS["residual"].budget  # the experiment's settings, on a shorter budget to run 3 seeds
-    for seed in (0, 2):
-        assert budget.train_config(seed) == DegradationSettings(seed=seed, steps=RESIDUAL_STEPS).train_config()
-    assert budget.data_config() == settings.data_config()
+    for seed in (0, 2):   # at the claim's one fixed precision and layout
+        assert budget.train_config(seed) == dataclasses.replace(
+            DegradationSettings(seed=seed, steps=RESIDUAL_STEPS).train_config(), amp="off", channels_last="off")
+    assert budget.data_config() == dataclasses.replace(settings.data_config(), test_limit=None)  # the full test set
 
 
 def test_budgets_and_runs():
     budget = CLAIMS["dense"].budget
-    assert budget == Budget(steps=CLAIM_STEPS, test_limit=2000) == CLAIMS["inception"].budget and budget.seeds == 3
+    assert budget == Budget(steps=CLAIM_STEPS) == CLAIMS["inception"].budget and budget.seeds == 3
     config = budget.train_config(2)
     assert config == TrainConfig(epochs=1000, max_steps=CLAIM_STEPS, batch_size=64, lr=1e-3, optimizer="adam",
-                                 schedule="cosine", augment="none", grad_every=0, seed=2)
-    assert budget.data_config("/data") == DataConfig(name="fashion-mnist", root="/data", test_limit=2000)
+                                 schedule="cosine", augment="none", grad_every=0, seed=2, amp="off",
+                                 channels_last="off")
+    assert budget.data_config("/data") == DataConfig(name="fashion-mnist", root="/data", test_limit=None)
     runs = CLAIMS["dense"].runs()
-    assert len(runs) == 3 * 8
-    assert [(net.label, seed) for net, seed, _ in runs[:9]] == [(n.label, 0) for n in CLAIMS["dense"].nets] + [
+    assert len(runs) == 3 * 10
+    assert [(net.label, seed) for net, seed, _ in runs[:11]] == [(n.label, 0) for n in CLAIMS["dense"].nets] + [
         ("dense k6", 1)]
     assert all(config.seed == seed for _, seed, config in runs)
+
+
+def test_one_precision_and_layout_per_claim_in_the_rule_and_the_stored_definition():
+    """Issue 19: no timing probe chooses bf16 or fp32, NCHW or channels-last per network: each claim fixes one for
+    every net, says so in its rule, and the study's stored definition records it and applies it to every trial."""
+    from archs.studies.definition import StudyDefinition, trial_request
+
+    for name, claim in CLAIMS.items():
+        assert (claim.budget.amp, claim.budget.channels_last) == ("off", "off")
+        assert {(c.amp, c.channels_last) for _, _, c in claim.runs()} == {("off", "off")}
+        assert claim.budget.precision_text in claim.rule and "float32" in claim.rule and "NCHW" in claim.rule
+        assert "Adam at 1e-3" in claim.rule and "SGD" in claim.rule        # one optimizer, and why
+        assert "whole test set" in claim.rule and claim.budget.test_limit is None
+        d = StudyDefinition(kind="claim", name=name, claim=name, seeds=2, train={"amp": "auto", "channels_last":
+                                                                                "auto"})
+        stored = d.to_dict()
+        assert (stored["amp"], stored["channels_last"]) == ("off", "off")
+        assert StudyDefinition.from_dict(stored) == d
+        for net in claim.nets[:2]:
+            request = trial_request(d, {"family": net.family, "size": net.size, "train.seed": 1}, study_id="s",
+                                    owner="o", owner_name=None)
+            assert (request.train.amp, request.train.channels_last) == ("off", "off")   # the page's "auto" too
+    bf16 = StudyDefinition(kind="claim", name="x", claim="dense", amp="bf16")
+    assert bf16.to_dict()["amp"] == "bf16" and bf16.channels_last == "off"
+    with pytest.raises(Exception, match="amp"):
+        StudyDefinition(kind="claim", name="x", claim="dense", amp="auto")
+    with pytest.raises(ValueError, match="fixed"):
+        Budget(amp="auto")
 
 
 # --------------------------------------------------------------------------------------------- judging
@@ -177,10 +297,10 @@ def results(claim, means, sd=0.005, seeds=3, with_costs=True, **extra):
     return rows
 
 
-RESIDUAL_CURVE = {("residual", "w4"): 0.80, ("residual", "w8"): 0.84, ("residual", "w12"): 0.86,
-                  ("residual", "w16"): 0.87}
+RESIDUAL_CURVE = {("residual", "w4"): 0.80, ("residual", "w5"): 0.815, ("residual", "w7"): 0.83,
+                  ("residual", "w9"): 0.845, ("residual", "w12"): 0.86, ("residual", "w16"): 0.87}
 DENSE_X = {"k6": 31_882, "k8": 55_530, "k12": 122_362, "k16": 215_242}
-RESIDUAL_X = [(17_254, "w4"), (67_906, "w8"), (151_966, "w12"), (269_434, "w16")]
+RESIDUAL_X = [(17_254, "w4"), (26_785, "w5"), (52_111, "w7"), (85_789, "w9"), (151_966, "w12"), (269_434, "w16")]
 
 
 def log_interp(x, x0, y0, x1, y1):
@@ -214,7 +334,7 @@ def test_dense_holds_when_the_dense_nets_are_above_the_residual_curve():
     assert verdict["rule_version"] == 2 and verdict["verdict"] in VERDICTS
     assert [c["outcome"] for c in verdict["comparisons"]] == ["above"] * 4
     first = verdict["comparisons"][0]
-    expected = log_interp(31_882, 17_254, 0.80, 67_906, 0.84)
+    expected = log_interp(31_882, 26_785, 0.815, 52_111, 0.83)
     assert first["net"] == "dense k6" and first["against"] == "residual" and first["x"] == 31_882
     assert first["baseline_accuracy"] == pytest.approx(expected, abs=1e-12)
     assert first["difference"] == pytest.approx(0.03, abs=1e-12) and first["n"] == 3
@@ -222,14 +342,14 @@ def test_dense_holds_when_the_dense_nets_are_above_the_residual_curve():
     primary = verdict["primary"]["residual"]
     assert primary["mean"] == pytest.approx(0.025) and primary["sizes"] == ["k6", "k8", "k12", "k16"]
     assert primary["seeds"] == [0, 1, 2] and primary["lower"] > 0
-    assert verdict["runs"] == 24 and verdict["failed"] == [] and verdict["ignored"] == 0
+    assert verdict["runs"] == 30 and verdict["failed"] == [] and verdict["ignored"] == 0
     nets = {n["label"]: n for n in verdict["nets"]}
     assert nets["dense k6"]["seeds"] == 3 and nets["dense k6"]["failed"] == 0
     assert nets["residual w16"]["params"] == 269_434 and nets["residual w16"]["train_seconds"] == 11.0
     text = verdict["statement"]
     assert text == verdict_text(verdict)
     assert text.startswith(CLAIMS["dense"].question + " Verdict: the claim holds at this budget. " + BUDGET_150)
-    assert "Runs: 24 over 3 seeds; none failed or diverged." in text
+    assert "Runs: 30 over 3 seeds; none failed or diverged." in text
     assert "dense minus residual (paired by seed, averaged over k6, k8, k12 and k16): +2.5 points, 95 % CI" in text
     assert "Per size (Holm across 4): above at k6 (+3.0 points, 95 % CI" in text
     assert "Student t" in verdict["rule"] and "Holm" in verdict["rule"] and "chance" in verdict["rule"]
@@ -254,8 +374,8 @@ def test_differences_within_the_seed_noise_are_not_decided():
 def test_the_dense_case_of_issue_19_never_holds_in_part():
     """Issue 19: no DenseNet above the ResNet curve at any size (+0.2 and +0.3 points within the spread, -1.4 and
     -2.4 below it) was called "mixed: the claim holds in part only"."""
-    curve = {("residual", "w4"): 0.62, ("residual", "w8"): 0.73, ("residual", "w12"): 0.775,
-             ("residual", "w16"): 0.80}
+    curve = {("residual", "w4"): 0.62, ("residual", "w5"): 0.66, ("residual", "w7"): 0.71, ("residual", "w9"): 0.74,
+             ("residual", "w12"): 0.775, ("residual", "w16"): 0.80}
     means = dense_by_difference(0.002, 0.003, -0.014, -0.024, curve=curve)
     verdict = judge("dense", results("dense", means, sd=0.006))
     assert verdict["verdict"] in ("does not hold", "not decided")
@@ -276,16 +396,16 @@ def test_sizes_that_disagree_are_named():
 
 
 def test_interpolation_is_in_log_parameters_per_seed():
-    # dense k6 (31,882) lies 45 % of the way from w4 to w8 in log space but 29 % in linear
+    # dense k6 (31,882) lies 26 % of the way from w5 to w7 in log space but 20 % in linear
     verdict = judge("dense", results("dense", dense_means(0.815, 0.90, 0.90, 0.90), sd=0.001))
-    assert verdict["comparisons"][0]["baseline_accuracy"] == pytest.approx(0.81793, abs=1e-5)
+    assert verdict["comparisons"][0]["baseline_accuracy"] == pytest.approx(0.815 + 0.26190 * 0.015, abs=1e-5)
     rows = results("dense", dense_means(0.9, 0.9, 0.9, 0.9), sd=0.0)
-    for row in rows:                                      # seed 1's w4 is 10 points lower: only seed 1 moves
-        if (row["size"], row["seed"]) == ("w4", 1):
+    for row in rows:                                      # seed 1's w5 is 10 points lower: only seed 1 moves
+        if (row["size"], row["seed"]) == ("w5", 1):
             row["test_accuracy"] -= 0.10
     k6 = judge("dense", rows)["comparisons"][0]
-    t = math.log(31_882 / 17_254) / math.log(67_906 / 17_254)
-    assert k6["difference"] == pytest.approx(0.9 - log_interp(31_882, 17_254, 0.80, 67_906, 0.84)
+    t = math.log(31_882 / 26_785) / math.log(52_111 / 26_785)
+    assert k6["difference"] == pytest.approx(0.9 - log_interp(31_882, 26_785, 0.815, 52_111, 0.83)
                                              + (1 - t) * 0.10 / 3)
 
 
@@ -324,24 +444,24 @@ def test_failed_and_diverged_runs_count_at_chance_and_are_shown():
     rows.append({"family": "vgg", "size": "16", "seed": 0, "test_accuracy": 0.99})
     verdict = judge(CLAIMS["dense"], rows)
     assert verdict["failed"] == ["dense k8 seed 1", "dense k12 seed 2"] and verdict["ignored"] == 1
-    assert verdict["runs"] == 24 and {n["label"]: n["failed"] for n in verdict["nets"]}["dense k8"] == 1
+    assert verdict["runs"] == 30 and {n["label"]: n["failed"] for n in verdict["nets"]}["dense k8"] == 1
     k8 = verdict["comparisons"][1]
     assert k8["difference"] == pytest.approx((2 * (residual_at(55_530) + 0.02) + 0.1) / 3 - residual_at(55_530),
                                              abs=0.005)
     assert verdict["verdict"] != "holds"                 # without the failed runs it held
-    assert ("Runs: 24 over 3 seeds; 2 failed or diverged (dense k8 seed 1, dense k12 seed 2), counted at chance "
+    assert ("Runs: 30 over 3 seeds; 2 failed or diverged (dense k8 seed 1, dense k12 seed 2), counted at chance "
             "accuracy (10.0 %).") in verdict["statement"]
     # the baseline failing instead: the family that fails more is worse at this budget
     rows = results("dense", dense_by_difference(0.0, 0.0, 0.0, 0.0, curve=RESIDUAL_CURVE), sd=0.002)
     for row in rows:
-        if row["size"] in ("w8", "w12"):
+        if row["size"] in ("w7", "w9", "w12"):
             row["test_accuracy"] = None
     verdict = judge("dense", rows)
-    assert verdict["verdict"] == "holds" and len(verdict["failed"]) == 6
+    assert verdict["verdict"] == "holds" and len(verdict["failed"]) == 9
     rows = [r for r in results("dense", dense_by_difference(0.03, 0.02, 0.02, 0.03)) if r["size"] != "w12"]
     verdict = judge("dense", rows)                        # a net with no runs at all: the curve skips it
     assert verdict["comparisons"][2]["baseline_accuracy"] == pytest.approx(
-        log_interp(122_362, 67_906, 0.84, 269_434, 0.87))
+        log_interp(122_362, 85_789, 0.845, 269_434, 0.87))
     with pytest.raises(ValueError, match="unknown claim 'sparse' \\(known: residual, dense, inception\\)"):
         judge("sparse", [])
 
@@ -353,15 +473,15 @@ def test_the_budget_and_convergence_are_stated():
         row["converged"] = row["seed"] != 0
     verdict = judge("dense", rows)
     assert verdict["budget"] == {"steps": 600, "batch_size": 64, "images": 38_400, "data": "fashion-mnist",
-                                 "train_size": 60_000, "epochs": pytest.approx(0.64), "converged": 16,
-                                 "not_converged": 8, "convergence_unknown": 0}
+                                 "train_size": 60_000, "epochs": pytest.approx(0.64), "converged": 20,
+                                 "not_converged": 10, "convergence_unknown": 0}
     text = verdict["statement"]
     assert ("Budget: 600 steps at batch 64 per run, 38,400 images seen, 0.64 epochs of the 60,000 Fashion-MNIST "
             "training images.") in text
-    assert ("Converged (train loss no longer falling over the last fifth of training): 16 of 24 runs. The paper's "
+    assert ("Converged (train loss no longer falling over the last fifth of training): 20 of 30 runs. The paper's "
             "claim is about converged nets.") in text
     done = judge("dense", results("dense", means, converged=True))
-    assert "24 of 24 runs." in done["statement"] and "about converged nets" not in done["statement"]
+    assert "30 of 30 runs." in done["statement"] and "about converged nets" not in done["statement"]
     digits = judge("dense", results("dense", means, steps=2, batch_size=16, train_size=1_000, data="digits"))
     assert "Budget: 2 steps at batch 16 per run, 32 images seen, 0.032 epochs of the 1,000 digits" in \
         digits["statement"]
@@ -379,7 +499,7 @@ def test_the_convergence_test():
 
 
 def test_the_papers_readouts():
-    # dense k6 at the residual curve's accuracy at three times its parameters (95,646: between w8 and w12)
+    # dense k6 at the residual curve's accuracy at three times its parameters (95,646: between w9 and w12)
     means = dense_means(residual_at(3 * 31_882), 0.95, 0.75, 0.86)
     verdict = judge("dense", results("dense", means))
     readout = verdict["readout"]
@@ -390,14 +510,14 @@ def test_the_papers_readouts():
     assert nets[3]["baseline_x"] == pytest.approx(151_966) and nets[3]["ratio"] == pytest.approx(215_242 / 151_966)
     assert "against residual: k6 0.33x, k8 not read: outside the baseline's accuracy range" in verdict["statement"]
     assert "Huang et al.: about 1/3 of the parameters" in verdict["statement"]
-    inception = judge("inception", results("inception", inception_means((0.84, 0.87, 0.89), (0.78, 0.82, 0.85),
-                                                                        (0.86, 0.90, 0.92))))
+    inception = judge("inception", results("inception", inception_means((0.84, 0.87, 0.89), PLAIN20, RESIDUAL20)))
     plain = inception["readout"]["against"]["plain"]["nets"]
     assert inception["readout"]["quantity"] == "mult-add ratio at equal accuracy"
     assert plain[0]["ratio"] is not None and plain[2]["ratio"] is None      # w6 is above plain-20 w16
     residual = inception["readout"]["against"]["residual"]["nets"]
-    x = math.exp(math.log(556_066) + (0.87 - 0.86) / 0.04 * math.log(2_166_778 / 556_066))
-    assert residual[1]["baseline_x"] == pytest.approx(x) and residual[1]["ratio"] == pytest.approx(2_851_250 / x)
+    # inception w4 (0.87) a third of the way from residual w5 (0.865) to w7 (0.88), in log mult-adds
+    x = math.exp(math.log(1_025_920) + (0.87 - 0.865) / 0.015 * math.log(1_984_636 / 1_025_920))
+    assert residual[1]["baseline_x"] == pytest.approx(x) and residual[1]["ratio"] == pytest.approx(4_069_938 / x)
     deep = judge("residual", results("residual", residual_means(0.85, 0.80, 0.85, 0.87)))
     gaps = deep["readout"]["gaps"]
     assert gaps["20"]["mean"] == pytest.approx(0.0, abs=1e-12) and gaps["56"]["mean"] == pytest.approx(-0.07)
@@ -405,34 +525,47 @@ def test_the_papers_readouts():
     assert "at 56 layers -7.0 points, 95 % CI" in deep["statement"]
 
 
-def inception_means(inception, plain, residual):
+# baseline accuracies by size: ResNet-20 and plain-20 at w4, w5, w7, w9, w12, w16; plain-14 at w6, w8, w11, w15, w20
+PLAIN20 = (0.78, 0.79, 0.81, 0.82, 0.84, 0.85)
+RESIDUAL20 = (0.86, 0.865, 0.88, 0.90, 0.91, 0.92)
+PLAIN14_CURVE = (0.77, 0.79, 0.81, 0.83, 0.845)
+
+
+def inception_means(inception, plain, residual, plain14=PLAIN14_CURVE):
+    """Means by net; a baseline given as one number is level at every size."""
     out = {}
-    for family, values, sizes in (("inception", inception, ("w2", "w4", "w6")), ("plain", plain, ("w4", "w8", "w16")),
-                                  ("residual", residual, ("w4", "w8", "w16"))):
+    for family, values in (("inception", inception), ("plain", plain), ("residual", residual), ("plain-14", plain14)):
+        sizes = [n.size for n in CLAIMS["inception"].nets if n.family == family]
+        values = (values,) * len(sizes) if isinstance(values, float) else values
+        assert len(values) == len(sizes), family
         out.update({(family, size): v for size, v in zip(sizes, values)})
     return out
 
 
 def test_inception_is_judged_against_each_baseline():
-    means = inception_means((0.84, 0.87, 0.89), plain=(0.78, 0.82, 0.85), residual=(0.86, 0.90, 0.92))
+    means = inception_means((0.84, 0.87, 0.89), plain=PLAIN20, residual=RESIDUAL20)
     verdict = judge("inception", results("inception", means))
-    assert verdict["against"] == {"plain": "holds", "residual": "does not hold"}
+    assert verdict["against"] == {"plain": "holds", "residual": "does not hold", "plain-14": "holds"}
     assert verdict["verdict"] == "does not hold"           # it does not hold against one baseline
     assert [(c["net"], c["against"], c["outcome"]) for c in verdict["comparisons"]] == [
         ("inception w2", "plain", "above"), ("inception w4", "plain", "above"), ("inception w6", "plain", "above"),
         ("inception w2", "residual", "below"), ("inception w4", "residual", "below"),
-        ("inception w6", "residual", "below")]
+        ("inception w6", "residual", "below"), ("inception w2", "plain-14", "above"),
+        ("inception w4", "plain-14", "above"), ("inception w6", "plain-14", "above")]
     w4 = verdict["comparisons"][1]
-    assert w4["x"] == 2_851_250
-    assert w4["baseline_accuracy"] == pytest.approx(log_interp(2_851_250, 2_166_778, 0.82, 8_552_170, 0.85))
+    assert w4["x"] == 4_069_938
+    assert w4["baseline_accuracy"] == pytest.approx(log_interp(4_069_938, 3_256_696, 0.82, 5_752_306, 0.84))
     assert ("Against the plain nets at equal mult-adds, inception minus plain (paired by seed, averaged over w2, w4 "
             "and w6):") in verdict["statement"]
     assert "; against them the claim holds. Per size (Holm across 3): above at w2" in verdict["statement"]
-    assert "CI (ends at one-sided 2.5 % and 1.25 %)" in verdict["statement"]
-    both = judge("inception", results("inception", inception_means((0.95,) * 3, (0.8,) * 3, (0.8,) * 3)))
-    assert both["verdict"] == "holds" and both["against"] == {"plain": "holds", "residual": "holds"}
-    level = judge("inception", results("inception", inception_means((0.9,) * 3, (0.8,) * 3, (0.9,) * 3), sd=0.01))
-    assert level["against"] == {"plain": "holds", "residual": "not decided"} and level["verdict"] == "not decided"
+    assert "Against the plain-14 nets at equal mult-adds, inception minus plain-14" in verdict["statement"]
+    assert "CI (ends at one-sided 2.5 % and 0.833 %)" in verdict["statement"]     # Bonferroni over 3 baselines
+    both = judge("inception", results("inception", inception_means((0.95,) * 3, 0.8, 0.8, 0.8)))
+    assert both["verdict"] == "holds" and both["against"] == {"plain": "holds", "residual": "holds",
+                                                              "plain-14": "holds"}
+    level = judge("inception", results("inception", inception_means((0.9,) * 3, 0.8, 0.9, 0.8), sd=0.01))
+    assert level["against"] == {"plain": "holds", "residual": "not decided", "plain-14": "holds"}
+    assert level["verdict"] == "not decided"
 
 
 def residual_means(plain20, plain56, residual20, residual56):

@@ -6,7 +6,8 @@ A definition is stored with the study (JSON), so a driver that starts again read
 - ``search``: ``trials`` trials sampled by Optuna from the ranges in ``vary`` (each ``{"path", "low", "high"}``,
   or ``{"path", "values"}``: a categorical choice among those values), for one or several ``objectives``;
 - ``claim``: one of the seed articles' claims (``residual``, ``dense``, ``inception``): its networks, each
-  with ``seeds`` seeds, on its fixed budget (:mod:`archs.studies.families`).
+  with ``seeds`` seeds, on its fixed budget (:mod:`archs.studies.families`), at one precision and memory layout
+  for every net (``amp``, ``channels_last``: the claim's, stored with the definition).
 
 A trial is an assignment ``{path: value, ..., "train.seed": n}`` (a claim's trial names its net instead:
 ``{"family", "size", "train.seed"}``); :func:`trial_request` turns it into a run request, raising
@@ -54,6 +55,10 @@ class StudyDefinition:
     claim: str | None = None
     steps: int | None = None                 # a claim's training steps per run (default: the claim's budget)
     run_kind: str = "train"                  # what each trial runs: "train", or "gradients" (norms at init)
+    # a claim's one precision and memory layout for every net (TrainConfig's amp and channels_last, never
+    # "auto"): the claim's Budget's unless given, recorded here so the stored study says what its runs used
+    amp: str | None = None
+    channels_last: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,7 +87,19 @@ class StudyDefinition:
         if self.run_kind not in ("train", "gradients"):
             raise _bad("run_kind", f"must be train or gradients, got {self.run_kind!r}")
         if self.kind == "claim":
-            claim_of(self)
+            budget = claim_of(self).budget
+            if self.amp is None:
+                object.__setattr__(self, "amp", budget.amp)
+            if self.channels_last is None:
+                object.__setattr__(self, "channels_last", budget.channels_last)
+            if self.amp not in ("off", "bf16"):
+                raise _bad("amp", f"a claim trains every net at one fixed precision: off or bf16, got {self.amp!r}")
+            if self.channels_last not in ("off", "on"):
+                raise _bad("channels_last", "a claim trains every net in one fixed memory layout: off or on, got "
+                                            f"{self.channels_last!r}")
+        elif self.amp is not None or self.channels_last is not None:
+            raise _bad("amp", "only a claim fixes its precision and layout here (a sweep or search sets them in "
+                              "train)")
         elif self.spec is None or not self.vary:
             raise _bad("vary", f"a {self.kind} varies at least one field of a network")
 
@@ -190,6 +207,8 @@ def trial_request(definition: StudyDefinition, params: dict, *, study_id: str, o
         data = DataConfig.from_dict(definition.data) if definition.data else budget.data_config()
         train = (TrainConfig.from_dict({**definition.train, "seed": seed}) if definition.train
                  else budget.train_config(seed))  # a page's own settings, else the claim's budget
+        # the claim's one precision and layout, the same for every net (no per-network probe)
+        train = dataclasses.replace(train, amp=definition.amp, channels_last=definition.channels_last)
         spec = _fitted(net.spec, data)
         return RunRequest(spec, train, data, label=f"{net.label} · seed {seed}", group=study_id, owner=owner,
                           owner_name=owner_name)
