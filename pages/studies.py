@@ -98,7 +98,9 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
                                      format_func=lambda p: p or "(none)")
             text = cols[1].text_input("Range LOW:HIGH, or values V1,V2" if search else "Values V1,V2,…",
                                       key=f"{prefix}_values{n}", disabled=not path, max_chars=2000,
-                                      placeholder="empty: the field's own range" if search else "e.g. 8,12,16")
+                                      placeholder="empty: the field's own range" if search else "e.g. 8,12,16",
+                                      help="A range may say its scale: 1e-4:1e-1:log (log-uniform), 0.1:0.9:linear, "
+                                           "8:64:8 (steps of 8)." if search else None)
             if path:
                 rows.append(f"{path}={text.strip()}" if text.strip() else path)
         return rows
@@ -116,8 +118,7 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
         items = []
         for text in texts:
             v = parse_vary(text, spec)
-            items.append({"path": v.path, "values": list(v.values)} if v.is_list else
-                         {"path": v.path, "low": v.low, "high": v.high})
+            items.append(v.to_dict())  # a range keeps its scale (log, linear) or step
         return items
 
     with sweep_tab:

@@ -415,6 +415,25 @@ def test_a_search_of_an_all_infeasible_space_ends_with_a_message(tmp_path):
                                     "0 feasible")
 
 
+def test_the_command_line_keeps_a_range_s_scale_and_step():
+    import argparse
+
+    from archs.studies.cli import _definition, add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["study", "search", "seed002-inception", "--vary", "train.lr=1e-4:1e-1:log", "--vary",
+                              "stages[*].branch1x1=4:16:4", "--vary", "train.momentum=0.5:0.9:linear", "--trials",
+                              "2", "--seeds", "2", "--data", "digits"])
+    d = _definition(args)
+    assert list(d.vary) == [{"path": "train.lr", "low": 1e-4, "high": 0.1, "scale": "log"},
+                            {"path": "stages[*].branch1x1", "low": 4, "high": 16, "step": 4},
+                            {"path": "train.momentum", "low": 0.5, "high": 0.9, "scale": "linear"}] and d.seeds == 2
+    spec, train, _ = StudyDefinition.from_dict(d.to_dict()).base()
+    lr, width, momentum = d.domains(spec, train)
+    assert lr.log and (width.step, width.log) == (4, False) and not momentum.log
+
+
 def test_the_command_line(tmp_path):
     runs = str(tmp_path / "runs")
 

@@ -229,6 +229,12 @@ def test_domain_contains():
     ("name=a,b", Vary("name", values=("a", "b"))),
     ("stages[*].blocks=1:9", Vary("stages[*].blocks", low=1, high=9)),
     ("train.lr=1e-4:1e-1", Vary("train.lr", low=1e-4, high=0.1)),
+    ("train.lr=1e-4:1e-1:log", Vary("train.lr", low=1e-4, high=0.1, scale="log")),
+    ("train.lr=1e-4:1e-1: LOG ", Vary("train.lr", low=1e-4, high=0.1, scale="log")),
+    ("train.lr=1e-4:1e-1:linear", Vary("train.lr", low=1e-4, high=0.1, scale="linear")),
+    ("stages[*].channels=8:64:8", Vary("stages[*].channels", low=8, high=64, step=8)),
+    ("stages[*].blocks=1:9:log", Vary("stages[*].blocks", low=1, high=9, scale="log")),
+    ("train.lr=0:1:0.25", Vary("train.lr", low=0.0, high=1.0, step=0.25)),
     ("train.lr", Vary("train.lr")),
     ("stages[*].blocks", Vary("stages[*].blocks")),
 ])
@@ -255,7 +261,19 @@ def test_parse_vary_reads_choices_by_their_own_type():
     ("stages[*].blocks=", "stages[*].blocks: no values after '='"),
     ("stages[*].blocks=1,,2", "stages[*].blocks: an empty value in '1,,2'"),
     ("stages[*].blocks=9:1", "stages[*].blocks: the range's low end 9 is above its high end 1"),
-    ("stages[*].blocks=1:2:3", "stages[*].blocks: a range is LOW:HIGH, got '1:2:3'"),
+    ("stages[*].blocks=1:2:3", "stages[*].blocks: the range 1:2 is not a whole number of steps of 3 (e.g. 1:4:3)"),
+    ("stages[*].channels=8:60:8", "stages[*].channels: the range 8:60 is not a whole number of steps of 8 (e.g. "
+                                  "8:56:8 or 8:64:8)"),
+    ("stages[*].channels=8:64:2.5", "stages[*].channels: a range's step must be a whole number above 0, got '2.5'"),
+    ("stages[*].channels=8:64:0", "stages[*].channels: a range's step must be a whole number above 0, got '0'"),
+    ("stages[*].channels=8:64:-8", "stages[*].channels: a range's step must be a whole number above 0"),
+    ("stages[*].channels=8:64:cubic", "stages[*].channels: a range's scale is log, linear or a step (a number), "
+                                      "got 'cubic'"),
+    ("stages[*].channels=8:64:", "stages[*].channels: a range's scale is log, linear or a step (a number), got ''"),
+    ("train.lr=0:1e-1:log", "train.lr: a log range needs a low end above 0, got 0"),
+    ("train.lr=1:2:3:4", "train.lr: a range is LOW:HIGH or LOW:HIGH:SCALE (log, linear or a step), got '1:2:3:4'"),
+    ("train.lr=0:1:0.3", "train.lr: the range 0:1 is not a whole number of steps of 0.3"),
+    ("train.lr=1e-3:1e-1:" + "9" * 200, "train.lr: a range's scale is log, linear or a step (a number), got '999"),
     ("stages[*].blocks=none", "stages[*].blocks: must be an integer, got 'none'"),
     ("train.lr=nan", "train.lr: must be a number, got 'nan'"),
     ("train.lr=inf", "train.lr: must be a number, got 'inf'"),
@@ -274,6 +292,54 @@ def test_bad_vary_names_the_path(text, message):
     with pytest.raises(StudyError) as info:
         parse_vary(text, RESNET)
     assert str(info.value).startswith(message)
+
+
+def test_a_range_says_its_scale():
+    lr = parse_vary("train.lr=1e-3:5e-2:log").domain(RESNET)   # under two decades: linear unless it says log
+    assert lr.log and not parse_vary("train.lr=1e-3:5e-2").domain(RESNET).log
+    assert not parse_vary("train.lr=1e-4:1e-1:linear").domain(RESNET).log
+    channels = parse_vary("stages[*].channels=8:64:8").domain(RESNET)
+    assert (channels.kind, channels.low, channels.high, channels.step, channels.log) == ("int", 8, 64, 8, False)
+    assert parse_vary("stages[*].blocks=1:9:log").domain(RESNET).log
+    with pytest.raises(StudyError, match=r"^train\.lr: a range has a step or a log scale, not both"):
+        domain(RESNET, "train.lr", low=1e-3, high=1e-1, scale="log", step=0.01)
+    with pytest.raises(StudyError, match=r"^stages\[\*\]\.channels: a range's scale is log, linear or a step"):
+        domain(RESNET, "stages[*].channels", low=8, high=64, scale="cubic")
+    # stored with a study definition and read back the same
+    from archs.studies.definition import StudyDefinition
+    vary = [parse_vary(t, RESNET) for t in ("train.lr=1e-4:1e-1:log", "stages[*].channels=8:64:8",
+                                             "train.momentum=0.5:0.9:linear")]
+    assert [v.to_dict() for v in vary] == [
+        {"path": "train.lr", "low": 1e-4, "high": 0.1, "scale": "log"},
+        {"path": "stages[*].channels", "low": 8, "high": 64, "step": 8},
+        {"path": "train.momentum", "low": 0.5, "high": 0.9, "scale": "linear"}]
+    d = StudyDefinition.from_dict({"kind": "search", "name": "s", "spec": RESNET.to_dict(), "trials": 2,
+                                   "vary": [v.to_dict() for v in vary]})
+    assert d.varies(RESNET) == vary
+    with pytest.raises(SpecError, match=r"^stages\[\*\]\.channels: the range 8:60 is not a whole number"):
+        StudyDefinition.from_dict({**d.to_dict(), "vary": [{"path": "stages[*].channels", "low": 8, "high": 60,
+                                                              "step": 8}]})
+
+
+def test_log_and_step_ranges_draw_as_they_say():
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    domains = [parse_vary(t, RESNET).domain(RESNET) for t in ("train.lr=1e-4:1e-1:log", "stages[*].channels=8:64:8",
+                                                               "train.weight_decay=0:1e-2:1e-3")]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = []
+    for _ in range(300):
+        trial = study.ask()
+        drawn.append({d.path: d.suggest(trial) for d in domains})
+        study.tell(trial, 0.0)
+    dist = study.trials[0].distributions
+    assert dist["train.lr"].log and dist["stages[*].channels"].step == 8 and dist["train.weight_decay"].step == 1e-3
+    lrs = [a["train.lr"] for a in drawn]
+    assert all(1e-4 <= v <= 1e-1 for v in lrs)
+    assert 0.4 < sum(v < 10 ** -2.5 for v in lrs) / len(lrs) < 0.6  # log-uniform: half below the geometric middle
+    channels = {a["stages[*].channels"] for a in drawn}
+    assert channels == set(range(8, 65, 8))  # every multiple of the step, nothing between
+    assert all(abs(a["train.weight_decay"] / 1e-3 - round(a["train.weight_decay"] / 1e-3)) < 1e-9 for a in drawn)
 
 
 def test_a_vary_gives_its_domain():

@@ -3,7 +3,8 @@
 ::
 
     python -m archs study sweep SPEC --vary FIELD=V1,V2[,...] [--vary ...] [--seeds N] [train options] [--json]
-    python -m archs study search SPEC --vary FIELD[=LOW:HIGH] [--vary ...] --objectives accuracy,params --trials N
+    python -m archs study search SPEC --vary FIELD[=LOW:HIGH[:log|:linear|:STEP]] [--vary ...] --trials N
+                                      [--objectives accuracy,params] [--seeds N]
     python -m archs study claim residual|dense|inception [--data NAME] [--seeds N] [--json]
     python -m archs study show STUDY_ID [--json]
     python -m archs study list [--json]
@@ -60,8 +61,9 @@ def add_parser(subparsers) -> None:
     common(sweep)
     search = sub.add_parser("search", help="an Optuna search over fields, for one or several objectives")
     search.add_argument("spec", help="a preset name or a JSON spec file")
-    search.add_argument("--vary", action="append", required=True, metavar="FIELD[=LOW:HIGH]",
-                        help="a field and its range (default: the field's own range), or FIELD=V1,V2 for a choice")
+    search.add_argument("--vary", action="append", required=True, metavar="FIELD[=LOW:HIGH[:SCALE]]",
+                        help="a field and its range (default: the field's own range), its scale :log, :linear or a "
+                             "step (train.lr=1e-4:1e-1:log, stages[*].channels=8:64:8), or FIELD=V1,V2 for a choice")
     search.add_argument("--objectives", default="accuracy", help=f"comma-separated, among {', '.join(OBJECTIVES)} "
                                                                  "(accuracy is maximised, the rest minimised)")
     search.add_argument("--trials", type=int, required=True, help="how many trials")
@@ -121,8 +123,7 @@ def _definition(args):
     vary = []
     for text in args.vary:
         v = parse_vary(text, spec)
-        vary.append({"path": v.path, "values": list(v.values)} if v.is_list else
-                    {"path": v.path, "low": v.low, "high": v.high})
+        vary.append(v.to_dict())  # a range keeps its scale (log, linear) or step
     train = train_config(args, keep_records=True)
     objectives = tuple(o.strip() for o in getattr(args, "objectives", "accuracy,params").split(",") if o.strip())
     return StudyDefinition(kind=args.study_command, name=args.name or f"{args.study_command} of {spec.name}",

@@ -4,7 +4,8 @@ A definition is stored with the study (JSON), so a driver that starts again read
 
 - ``sweep``: every combination of the listed values (``vary``, each ``{"path", "values"}``), ``seeds`` times;
 - ``search``: ``trials`` trials sampled by Optuna from the ranges in ``vary`` (each ``{"path", "low", "high"}``,
-  or ``{"path", "values"}``: a categorical choice among those values), for one or several ``objectives``;
+  with ``"scale": "log"`` or ``"linear"`` or a ``"step"`` where given, or ``{"path", "values"}``: a categorical
+  choice among those values), for one or several ``objectives``, each configuration once per seed (``seeds``);
 - ``claim``: one of the seed articles' claims (``residual``, ``dense``, ``inception``): its networks, each
   with ``seeds`` seeds, on its fixed budget (:mod:`archs.studies.families`), at one precision and memory layout
   for every net (``amp``, ``channels_last``: the claim's, stored with the definition).
@@ -162,6 +163,9 @@ class StudyDefinition:
                 out.append(listed(path, item["values"], spec))     # each value checked now, not at its trial
             else:
                 text = path.text if item.get("low") is None else f"{path.text}={item['low']}:{item['high']}"
+                scale = item.get("step") if item.get("step") is not None else item.get("scale")
+                if scale is not None and item.get("low") is not None:  # the range's scale: log, linear or a step
+                    text += f":{scale}"
                 out.append(parse_vary(text, spec))
         if len({v.path for v in out}) != len(out):
             raise _bad("vary", "a field is varied twice")

@@ -29,12 +29,13 @@ starts with the path, e.g. ``stages[99].blocks: the network has 3 stages (stages
 Values
 ------
 :func:`parse_vary` reads the command line's ``FIELD=V1,V2,...`` (a list, each value parsed by the field's
-kind), ``FIELD=LOW:HIGH`` (a range, for a search) and a bare ``FIELD`` (the range from the field's
-metadata, see :func:`domain`). :func:`apply` sets an assignment ``{path: value}`` on a spec and a
-TrainConfig and validates the result exactly as the project does everywhere (each changed part's own
-checks when it is made, then :meth:`archs.NetSpec.plan` for the whole network), so an infeasible trial
-raises the project's own SpecError message. :func:`grid` expands lists into assignments and
-:func:`trial_label` names one.
+kind), ``FIELD=LOW:HIGH`` (a range, for a search), ``FIELD=LOW:HIGH:SCALE`` (a range that says its scale:
+``train.lr=1e-4:1e-1:log`` searched log-uniformly, ``:linear`` uniformly, ``stages[*].channels=8:64:8`` in steps
+of 8, so 8, 16, ..., 64) and a bare ``FIELD`` (the range from the field's metadata, see :func:`domain`).
+:func:`apply` sets an assignment ``{path: value}`` on a spec and a TrainConfig and validates the result exactly
+as the project does everywhere (each changed part's own checks when it is made, then :meth:`archs.NetSpec.plan`
+for the whole network), so an infeasible trial raises the project's own SpecError message. :func:`grid` expands
+lists into assignments and :func:`trial_label` names one.
 """
 
 from __future__ import annotations
@@ -314,15 +315,16 @@ def _checked(info: FieldInfo, value: Any, path: str) -> Any:
 @dataclass(frozen=True)
 class Domain:
     """Where a search may take a field. ``kind`` is ``int``, ``float``, ``categorical`` or ``bool``; ``low``
-    and ``high`` bound the numbers (inclusive), ``log`` suggests a log-scale search, ``step`` the int step,
-    ``choices`` the categorical (and bool) values; ``default`` is the field's current value."""
+    and ``high`` bound the numbers (inclusive), ``log`` a log-scale search, ``step`` the step (an int's; a
+    float range's where given), ``choices`` the categorical (and bool) values; ``default`` is the field's
+    current value."""
 
     path: str
     kind: str
     low: int | float | None = None
     high: int | float | None = None
     log: bool = False
-    step: int | None = None
+    step: int | float | None = None
     choices: tuple | None = None
     default: Any = None
 
@@ -337,8 +339,12 @@ class Domain:
         """A value from an Optuna ``trial`` (duck-typed: nothing here imports optuna)."""
         name = name or self.path
         if self.kind == "int":
+            if self.log:
+                return trial.suggest_int(name, self.low, self.high, log=True)
             return trial.suggest_int(name, self.low, self.high, step=self.step or 1)
         if self.kind == "float":
+            if self.step is not None:
+                return trial.suggest_float(name, self.low, self.high, step=self.step)
             return trial.suggest_float(name, self.low, self.high, log=self.log)
         return trial.suggest_categorical(name, list(self.choices))
 
@@ -358,7 +364,8 @@ def _current(path: FieldPath, spec: NetSpec, train: TrainConfig | None, info: Fi
 
 
 def domain(spec: NetSpec, path: str | FieldPath, train: TrainConfig | None = None, *,
-           low: int | float | None = None, high: int | float | None = None) -> Domain:
+           low: int | float | None = None, high: int | float | None = None, scale: str | None = None,
+           step: int | float | None = None) -> Domain:
     """The search domain of a field of ``spec`` (training settings: of ``train``, default TrainConfig()).
 
     - ``low``/``high`` come from the field's metadata unless given (given ones are checked against it).
@@ -370,6 +377,8 @@ def domain(spec: NetSpec, path: str | FieldPath, train: TrainConfig | None = Non
     - ``log`` is suggested for a float range whose low end is positive and which spans at least
       ``LOG_DECADES`` (2) decades: ``train.lr=1e-4:1e-1`` is searched in log space; bare ``train.lr`` is
       its metadata's 0..10, linear (a low end of 0 cannot be log-scaled), so give a range for it.
+    - ``scale`` says it instead: ``"log"`` (log-uniform; the low end must be above 0) or ``"linear"``; ``step``
+      a step (ints: a multiple of the field's own step; the range a whole number of steps; not with log).
     - Choices are categorical; a bool field is ``bool`` with choices (False, True). ``train.recipe``'s
       choices are the recipe names. A free-text field (``name``) has no domain: give it a list.
     """
@@ -397,19 +406,51 @@ def domain(spec: NetSpec, path: str | FieldPath, train: TrainConfig | None = Non
         lo, hi = float(lo), float(hi)
     if lo > hi:
         raise _error(path.text, f"the range's low end {lo:g} is above its high end {hi:g}")
-    log = info.kind == "float" and lo > 0 and hi / lo >= 10 ** LOG_DECADES
-    step = int(info.step or 1) if info.kind == "int" else None
-    return Domain(path.text, info.kind, lo, hi, log=log, step=step, default=current)
+    if scale not in (None, "log", "linear"):
+        raise _error(path.text, f"a range's scale is log, linear or a step, got {_shown(scale)!r}")
+    if scale == "log":
+        if lo <= 0:
+            raise _error(path.text, f"a log range needs a low end above 0, got {lo:g}")
+        log = True
+    else:
+        log = scale is None and info.kind == "float" and lo > 0 and hi / lo >= 10 ** LOG_DECADES and step is None
+    own = int(info.step or 1) if info.kind == "int" else None
+    if step is not None:
+        if log:
+            raise _error(path.text, "a range has a step or a log scale, not both")
+        step = _checked_step(info, step, lo, hi, own, path.text)
+    return Domain(path.text, info.kind, lo, hi, log=log, step=step if step is not None else own, default=current)
+
+
+def _checked_step(info: FieldInfo, step: Any, lo: int | float, hi: int | float, own: int | None, path: str
+                  ) -> int | float:
+    """A range's given step: of the field's kind, above 0, a multiple of an int field's own step, and the range a
+    whole number of steps (``8:64:8`` is 8, 16, ..., 64; ``8:60:8`` is refused rather than cut short)."""
+    whole = info.kind == "int"
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or (whole and not isinstance(step, int)) \
+            or not math.isfinite(step) or step <= 0:
+        raise _error(path, f"a range's step must be a {'whole ' if whole else ''}number above 0, got {_shown(step)!r}")
+    if whole and own and step % own:
+        raise _error(path, f"a range's step must be a multiple of the field's step {own}, got {step}")
+    count = (hi - lo) / step
+    if abs(count - round(count)) > 1e-9 * max(1.0, abs(count)):
+        ends = [lo + n * step for n in (math.floor(count), math.ceil(count)) if lo + n * step > lo]
+        raise _error(path, f"the range {lo:g}:{hi:g} is not a whole number of steps of {step:g} (e.g. "
+                           f"{' or '.join(f'{lo:g}:{end:g}:{step:g}' for end in ends)})")
+    return int(step) if whole else float(step)
 
 
 @dataclass(frozen=True)
 class Vary:
-    """One ``--vary`` argument: ``values`` for a list, ``low``/``high`` for a range, neither for a bare field."""
+    """One ``--vary`` argument: ``values`` for a list, ``low``/``high`` for a range (with its ``scale``, ``log`` or
+    ``linear``, or its ``step`` where given), neither for a bare field."""
 
     path: str
     values: tuple | None = None
     low: int | float | None = None
     high: int | float | None = None
+    scale: str | None = None
+    step: int | float | None = None
 
     @property
     def is_list(self) -> bool:
@@ -419,12 +460,26 @@ class Vary:
         """The search domain: this range, or the metadata's for a bare field (a list has no domain)."""
         if self.values is not None:
             raise _error(self.path, "is a list of values: a search needs a range (FIELD=LOW:HIGH) or a bare FIELD")
-        return domain(spec, self.path, train, low=self.low, high=self.high)
+        return domain(spec, self.path, train, low=self.low, high=self.high, scale=self.scale, step=self.step)
+
+    def to_dict(self) -> dict:
+        """As a stored study definition holds it: ``{"path", "values"}`` or ``{"path", "low", "high"}`` with
+        ``scale`` and ``step`` where given."""
+        if self.values is not None:
+            return {"path": self.path, "values": list(self.values)}
+        out = {"path": self.path, "low": self.low, "high": self.high}
+        if self.scale is not None:
+            out["scale"] = self.scale
+        if self.step is not None:
+            out["step"] = self.step
+        return out
 
 
 def parse_vary(text: str, spec: NetSpec | None = None) -> Vary:
     """``FIELD=V1,V2,...`` (a list: each value parsed and range-checked by the field's kind, no repeats),
-    ``FIELD=LOW:HIGH`` (a range of a number field, both ends included) or a bare ``FIELD``. With ``spec``
+    ``FIELD=LOW:HIGH`` (a range of a number field, both ends included), ``FIELD=LOW:HIGH:SCALE`` (``log``,
+    ``linear`` or a step of the field's kind: ``train.lr=1e-4:1e-1:log``, ``stages[*].channels=8:64:8``) or a
+    bare ``FIELD``. With ``spec``
     the path must name a field of that network (see :func:`parse_path`)."""
     if not isinstance(text, str):
         raise StudyError(f"vary: must be text, got {type(text).__name__}")
@@ -441,15 +496,31 @@ def parse_vary(text: str, spec: NetSpec | None = None) -> Vary:
     if not rest:
         raise _error(path.text, "no values after '=' (FIELD=V1,V2 or FIELD=LOW:HIGH)")
     if ":" in rest and info.kind in ("int", "float"):
-        low_text, _, high_text = rest.partition(":")
-        if ":" in high_text:
-            raise _error(path.text, f"a range is LOW:HIGH, got {_shown(rest)!r}")
+        if rest.count(":") > 2:
+            raise _error(path.text, f"a range is LOW:HIGH or LOW:HIGH:SCALE (log, linear or a step), "
+                                    f"got {_shown(rest)!r}")
+        low_text, _, tail = rest.partition(":")
+        high_text, _, scale_text = tail.partition(":")
         low, high = parse_value(info, low_text, path.text), parse_value(info, high_text, path.text)
         if low is None or high is None:
             raise _error(path.text, "a range needs two numbers")
         if low > high:
             raise _error(path.text, f"the range's low end {low:g} is above its high end {high:g}")
-        return Vary(path.text, low=low, high=high)
+        scale = step = None
+        if ":" in tail:
+            word = scale_text.strip().lower()
+            if word in ("log", "linear"):
+                scale = word
+            else:
+                if len(scale_text) > MAX_VALUE_CHARS or not _is_number(word, whole=False):
+                    raise _error(path.text, f"a range's scale is log, linear or a step (a number), "
+                                            f"got {_shown(scale_text.strip())!r}")
+                step = int(word) if info.kind == "int" and _is_number(word, whole=True) else float(word)
+                step = _checked_step(info, step, low, high, int(info.step or 1) if info.kind == "int" else None,
+                                     path.text)
+            if scale == "log" and low <= 0:
+                raise _error(path.text, f"a log range needs a low end above 0, got {low:g}")
+        return Vary(path.text, low=low, high=high, scale=scale, step=step)
     if ":" in rest and info.kind in ("choice", "bool"):
         raise _error(path.text, "a range needs a number field; give a list of values (FIELD=A,B)")
     items = rest.split(",")
