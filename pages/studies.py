@@ -43,7 +43,8 @@ st.caption("Each study's runs go through the executor like any run (" + runs.lim
 # ------------------------------------------------------------------------------------------ starting one
 def paths_for(net) -> list[str]:
     """The fields a study can vary on this network: every stage's numeric and choice fields (one stage, or every
-    stage that has it), the head's, and the main training settings."""
+    stage that has it), the width multiplier (every stage's channels at once, the pyramid kept), the head's, and
+    the main training settings."""
     out = []
     seen: dict[str, int] = {}
     for index, stage in enumerate(net.stages):
@@ -54,7 +55,7 @@ def paths_for(net) -> list[str]:
     wildcards = [f"stages[*].{name}" for name, n in seen.items() if n > 1]
     head = [f"head.{i.name}" for i in archs.spec_fields(archs.HeadSpec) if i.kind in ("int", "float", "bool")]
     train = ["train.lr", "train.batch_size", "train.recipe", "train.weight_decay", "train.optimizer", "train.epochs"]
-    return wildcards + out + head + train
+    return wildcards + ["width"] + out + head + train
 
 
 def start(definition: StudyDefinition) -> None:

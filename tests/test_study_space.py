@@ -342,6 +342,31 @@ def test_log_and_step_ranges_draw_as_they_say():
     assert all(abs(a["train.weight_decay"] / 1e-3 - round(a["train.weight_decay"] / 1e-3)) < 1e-9 for a in drawn)
 
 
+def test_a_width_multiplier_scales_every_width_and_keeps_the_pyramid():
+    assert parse_path("width").text == "width" and field_info("width").kind == "float"
+    half, _ = apply(RESNET, None, {"width": 0.5})
+    assert [s.channels for s in RESNET.stages] == [16, 32, 64] and [s.channels for s in half.stages] == [8, 16, 32]
+    assert half.stem[0].channels == 8 and [s.blocks for s in half.stages] == [3, 3, 3]   # depth untouched
+    double, _ = apply(RESNET, None, {"width": 2.0})
+    assert [s.channels for s in double.stages] == [32, 64, 128]
+    assert half.num_params() < RESNET.num_params() < double.num_params()
+    dense, _ = apply(DENSENET, None, {"width": 1.5})
+    assert [s.growth_rate for s in dense.stages] == [round(s.growth_rate * 1.5) for s in DENSENET.stages]
+    off = dataclasses.replace(INCEPTION.stages[0], branch5x5_reduce=0, branch5x5=0)
+    inception = dataclasses.replace(INCEPTION, stages=(off, *INCEPTION.stages[1:]))
+    wide, _ = apply(inception, None, {"width": 2})
+    assert (wide.stages[0].branch5x5, wide.stages[0].branch1x1) == (0, 2 * off.branch1x1)  # a branch off stays off
+    # a width set by its own path wins over the multiplier, whatever the order
+    mixed, _ = apply(RESNET, None, {"stem[0].channels": 16, "width": 2.0})
+    assert mixed.stem[0].channels == 16 and [s.channels for s in mixed.stages] == [32, 64, 128]
+    assert parse_vary("width=0.5:2", RESNET).domain(RESNET) == Domain("width", "float", 0.5, 2.0, default=1.0)
+    assert parse_vary("width=0.5:2:log", RESNET).domain(RESNET).log
+    assert parse_vary("width=0.5,1,2", RESNET).values == (0.5, 1.0, 2.0)
+    assert trial_label({"width": 1.5, "train.lr": 0.01}) == "width=1.5 lr=0.01"
+    with pytest.raises(StudyError, match=r"^width: must be >= 0.125"):
+        parse_vary("width=0:2", RESNET)
+
+
 def test_a_vary_gives_its_domain():
     assert parse_vary("train.lr=1e-4:1e-1").domain(RESNET) == Domain("train.lr", "float", 1e-4, 0.1, log=True,
                                                                        default=0.001)

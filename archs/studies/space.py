@@ -14,6 +14,10 @@ Paths
                           ``init``, ``norm_eps``, ``num_classes``, ``name``)
 ``train.lr``              any :class:`~archs.training.config.TrainConfig` field (``train.batch_size``,
                           ``train.seed``, ...)
+``width``                 a width multiplier: every stage's and stem part's channel widths (``channels``,
+                          ``growth_rate``, an Inception stage's branch widths) times it, rounded (at least 1; a
+                          0 branch stays off), so the network keeps its channel pyramid where
+                          ``stages[*].channels`` flattens it; a width set by its own path wins over it
 ``train.recipe``          a recipe of :data:`archs.training.recipes.RECIPES` by name: applying it sets the
                           TrainConfig fields the recipe sets, before any other ``train.*`` value (an
                           explicit ``train.batch_size`` beside ``train.recipe`` wins, as a flag beside
@@ -72,10 +76,17 @@ _PART = re.compile(rf"(?P<scope>stem|stages)\[(?P<index>[^\]]*)\]\.(?P<name>{_NA
 _DOTTED = re.compile(rf"(?P<scope>head|train)\.(?P<name>{_NAME})")
 _TOP = re.compile(_NAME)
 _INDEX = re.compile(r"\*|0|[1-9][0-9]{0,5}")
-_EXAMPLES = "e.g. stages[2].growth_rate, stages[*].blocks, stem[0].channels, head.dropout, input_size, train.lr"
+_EXAMPLES = ("e.g. stages[2].growth_rate, stages[*].blocks, stem[0].channels, head.dropout, input_size, width, "
+             "train.lr")
 
 RECIPE_INFO = FieldInfo("recipe", "choice", None, "A named training recipe: sets the TrainConfig fields it names.",
                         choices=tuple(RECIPES))
+WIDTH = "width"
+WIDTH_INFO = FieldInfo(WIDTH, "float", 1.0, "A width multiplier: every stage's and stem part's channel widths times "
+                       "it, keeping the network's channel pyramid.", 0.125, 8.0)
+# the fields a width multiplier scales: each stage type's (and a stem part's) channel widths
+WIDTH_FIELDS = frozenset({"channels", "growth_rate", "branch1x1", "branch3x3_reduce", "branch3x3", "branch5x5_reduce",
+                          "branch5x5", "double3x3_reduce", "double3x3", "branch_pool_projection"})
 
 
 class StudyError(SpecError):
@@ -97,8 +108,9 @@ def _shown(text: Any) -> str:
 # --------------------------------------------------------------------------------------------- paths
 @dataclass(frozen=True)
 class FieldPath:
-    """One parsed path. ``scope`` is ``net`` (a top-level NetSpec field), ``stem``, ``stages``, ``head`` or
-    ``train``; ``index`` is a stem/stage index, ``"*"`` for every one that has the field, else None."""
+    """One parsed path. ``scope`` is ``net`` (a top-level NetSpec field), ``stem``, ``stages``, ``head``,
+    ``train`` or ``scale`` (the width multiplier ``width``); ``index`` is a stem/stage index, ``"*"`` for every
+    one that has the field, else None."""
 
     scope: str
     name: str
@@ -161,6 +173,8 @@ def parse_path(text: str | FieldPath, spec: NetSpec | None = None) -> FieldPath:
         elif name != "recipe" and name not in _infos(TrainConfig):
             raise _error(text, f"unknown training setting (known: recipe, {', '.join(_infos(TrainConfig))})")
         return path
+    if text == WIDTH:
+        return FieldPath("scale", WIDTH)
     if _TOP.fullmatch(text):
         if text in ("stem", "stages"):
             raise _error(text, f"name a field of one part, e.g. {text}[0].channels or {text}[*].channels")
@@ -209,6 +223,8 @@ def field_info(path: str | FieldPath, spec: NetSpec | None = None) -> FieldInfo:
     ``spec``, may match several stage types: their ranges are intersected (``stages[*].layers`` over
     dense (1..128) and plain (1..64) stages is 1..64), and they must agree on the kind."""
     path = parse_path(path, spec)
+    if path.scope == "scale":
+        return WIDTH_INFO
     if path.scope == "net":
         return _infos(NetSpec)[path.name]
     if path.scope == "head":
@@ -350,6 +366,8 @@ class Domain:
 
 
 def _current(path: FieldPath, spec: NetSpec, train: TrainConfig | None, info: FieldInfo) -> Any:
+    if path.scope == "scale":
+        return 1.0
     if path.scope == "net":
         return getattr(spec, info.name)
     if path.scope == "head":
@@ -564,7 +582,8 @@ def apply(spec: NetSpec, train: TrainConfig | None, assignment: Mapping[str | Fi
     step), which runs its own checks; then :meth:`NetSpec.plan` checks the whole network, the same checks
     :meth:`NetSpec.from_dict` runs (feature maps that vanish, channels that do not fit, the parameter
     limit). Wildcards set every stage that has the field; a path with an index wins over a wildcard for
-    that stage, whatever the order. ``train.recipe`` is applied first, then the other ``train.*`` values.
+    that stage, whatever the order. ``width`` scales every channel width first; a width's own path wins over it.
+    ``train.recipe`` is applied first, then the other ``train.*`` values.
 
     Everything raises a :class:`~archs.SpecError` with the project's own message, named by the path: a bad
     path or a value outside its field's range or type a StudyError (``stages[2].growth_rate: must be >= 1,
@@ -591,8 +610,12 @@ def apply(spec: NetSpec, train: TrainConfig | None, assignment: Mapping[str | Fi
     parts: dict[str, dict[int, dict[str, Any]]] = {"stem": {}, "stages": {}}
     settings: dict[str, Any] = {}
     recipe = None
+    if WIDTH in parsed:  # scaled first, so that a width set by its own path (wildcard or indexed) wins
+        _scale_widths(spec, parsed[WIDTH][1], parts)
     # wildcards first, so that an indexed path overrides them
     for path, value in sorted(parsed.values(), key=lambda item: not item[0].wildcard):
+        if path.scope == "scale":
+            continue
         if path.scope == "net":
             net[path.name] = value
         elif path.scope == "head":
@@ -622,6 +645,17 @@ def apply(spec: NetSpec, train: TrainConfig | None, assignment: Mapping[str | Fi
     except SpecError as error:  # ConfigError naming the bare field: name it as the study does
         raise ConfigError(f"train.{error}", f"train.{error.path}") from None
     return new_spec, new_train
+
+
+def _scale_widths(spec: NetSpec, width: float, parts: dict[str, dict[int, dict[str, Any]]]) -> None:
+    """Every stem part's and stage's channel widths (:data:`WIDTH_FIELDS`) times ``width``, rounded to the nearest
+    whole number, at least 1 (a 0, an Inception branch that is off, stays 0): the channel pyramid kept."""
+    for scope in ("stem", "stages"):
+        for i, part in enumerate(_parts(spec, scope)):
+            for name in WIDTH_FIELDS & set(_infos(type(part))):
+                value = getattr(part, name)
+                if isinstance(value, int) and value > 0:
+                    parts[scope].setdefault(i, {})[name] = max(1, round(value * width))
 
 
 def _remade(part: Any, updates: dict[str, Any] | None, prefix: str) -> Any:
