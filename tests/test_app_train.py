@@ -175,7 +175,10 @@ def test_a_missing_torchvision_data_set_shows_where_it_looked(runs_dir, tmp_path
 
 def stored_run(runs_dir, final: str | None, records: list[dict]):
     """A run of this session's owner written into the run store as a worker would leave it (no training)."""
+    from archs.training.store.files import make_run_folder
+
     run_ = RunStore(runs_dir).create(RunRequest(tiny_spec(), owner=owner_of_token(SESSION)))
+    make_run_folder(run_.path)  # the supervisor makes it before the worker starts (records no longer need it)
     for record in records:
         run_.append_metric(record)
     if final is not None:
