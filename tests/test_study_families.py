@@ -35,6 +35,16 @@ from archs.studies.families import (
 )
 from archs.training.config import DataConfig, TrainConfig
 
+# the ResNet-20 baseline grid of the dense and inception claims: (family, size) -> (name, params, mult-adds)
+RESNET20 = {
+    ("residual", "w4"): ("resnet20-w4", 17_254, 664_066),
+    ("residual", "w5"): ("resnet20-w5", 26_785, 1_025_920),
+    ("residual", "w7"): ("resnet20-w7", 52_111, 1_984_636),
+    ("residual", "w9"): ("resnet20-w9", 85_789, 3_256_696),
+    ("residual", "w12"): ("resnet20-w12", 151_966, 5_752_306),
+    ("residual", "w16"): ("resnet20-w16", 269_434, 10_176_490),
+}
+
 # (family, size) -> (spec name, parameters, mult-adds per image), per claim
 EXPECTED = {
     "residual": {
@@ -48,23 +58,13 @@ EXPECTED = {
         ("dense", "k8"): ("densenet-bc-k8", 55_530, 3_189_978),
         ("dense", "k12"): ("densenet-bc-k12", 122_362, 7_064_386),
         ("dense", "k16"): ("densenet-bc-k16", 215_242, 12_458_410),
-        ("residual", "w4"): ("resnet20-w4", 17_254, 664_066),
-        ("residual", "w5"): ("resnet20-w5", 26_785, 1_025_920),
-        ("residual", "w7"): ("resnet20-w7", 52_111, 1_984_636),
-        ("residual", "w9"): ("resnet20-w9", 85_789, 3_256_696),
-        ("residual", "w12"): ("resnet20-w12", 151_966, 5_752_306),
-        ("residual", "w16"): ("resnet20-w16", 269_434, 10_176_490),
+        **RESNET20,
     },
     "inception": {
         ("inception", "w2"): ("inception-w2", 28_178, 1_055_006),
         ("inception", "w4"): ("inception-w4", 109_938, 4_069_938),
         ("inception", "w6"): ("inception-w6", 245_290, 9_044_806),
-        ("residual", "w4"): ("resnet20-w4", 17_254, 664_066),
-        ("residual", "w5"): ("resnet20-w5", 26_785, 1_025_920),
-        ("residual", "w7"): ("resnet20-w7", 52_111, 1_984_636),
-        ("residual", "w9"): ("resnet20-w9", 85_789, 3_256_696),
-        ("residual", "w12"): ("resnet20-w12", 151_966, 5_752_306),
-        ("residual", "w16"): ("resnet20-w16", 269_434, 10_176_490),
+        **RESNET20,
         ("plain", "w4"): ("plain20-w4", 17_254, 664_066),
         ("plain", "w5"): ("plain20-w5", 26_785, 1_025_920),
         ("plain", "w7"): ("plain20-w7", 52_111, 1_984_636),
