@@ -398,31 +398,17 @@ class StudyDriver:
             return None
         # one more than run at once waits in the queue, so a slot never idles while the driver notices a run ended
         slots = self.parallel + 1 - len(in_flight)
-        waiting_on_queue = self.waiting_on_queue = False
-        for trial in pending:
-            if slots <= 0:
-                break
-            started = self._start(trial)
-            if started is None:
-                waiting_on_queue = self.waiting_on_queue = True
-                break
-            slots -= started
+        self.waiting_on_queue = False
+        slots = self._start_some(pending, slots)
         search, rejected = self.definition.kind == "search", 0
-        while not waiting_on_queue and slots > 0 and search and rejected < INFEASIBLE_DRAWS_PER_STEP:
+        while not self.waiting_on_queue and slots > 0 and search and rejected < INFEASIBLE_DRAWS_PER_STEP:
             asked, infeasible = self._drawn(self.store.studies.trials(self.study_id))
             if asked >= self.definition.trials or infeasible >= self._max_infeasible():
                 break
             if self._queue_full():  # no trial asked for a queue with no room: it would only wait
                 self.waiting_on_queue = True
                 break
-            for trial in self._ask()["group"]:
-                if slots <= 0:  # the other seeds wait, pending, for the next pass
-                    break
-                started = self._start(trial)
-                if started is None:
-                    waiting_on_queue = self.waiting_on_queue = True
-                    break
-                slots -= started
+            slots = self._start_some(self._ask()["group"], slots)  # seeds beyond the slots wait, pending
             rejected += self._drawn(self.store.studies.trials(self.study_id))[1] - infeasible
         trials = self.store.studies.trials(self.study_id)
         if not all(t["status"] in TRIAL_FINAL for t in trials):
@@ -437,6 +423,19 @@ class StudyDriver:
                                                                               asked))
             return self._finish("completed" if asked else "failed")
         return None
+
+    def _start_some(self, trials: list[dict], slots: int) -> int:
+        """Start ``trials`` in order while ``slots`` last; the slots left. A full queue stops it and sets
+        :attr:`waiting_on_queue`; the trials not started stay pending for the next pass."""
+        for trial in trials:
+            if slots <= 0:
+                break
+            started = self._start(trial)
+            if started is None:
+                self.waiting_on_queue = True
+                break
+            slots -= started
+        return slots
 
     def _start(self, trial: dict) -> int | None:
         """Submit a pending trial's run: 1 if it started, 0 if it is infeasible or a repeat (answered from its twin,
