@@ -84,6 +84,26 @@ def test_a_worker_that_ignores_a_stop_is_killed_after_the_grace_period(executor)
     assert status["exit_code"] == -9  # SIGTERM ignored: SIGKILL
 
 
+def test_a_worker_that_hangs_before_its_run_begins_is_killed_and_the_run_says_why(tmp_path, monkeypatch):
+    """No clock of the run's own is running yet (it starts when the worker records the start), so the supervisor
+    holds a worker to ARCHS_WORKER_START_SECONDS from its launch."""
+    monkeypatch.setenv("ARCHS_STOP_GRACE_SECONDS", "1")
+    monkeypatch.setenv("ARCHS_WORKER_START_SECONDS", "3")
+    monkeypatch.setenv("ARCHS_WORKER_SETUP", "stuck_setup")  # tests/stuck_setup.py: never returns
+    ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1, spare=False)
+    run_id = ex.submit(request())
+    asked = time.monotonic()
+    status = recorded(ex, run_id)  # before: its slot held for ever, the run "queued" or "running" with no end
+    assert time.monotonic() - asked < 60
+    assert status["status"] == "stopped" and status["killed"] is True
+    assert status["message"].startswith("its worker had not begun the run 3 s after it was launched")
+    assert "did not stop within 1 s and was killed" in status["message"]
+    # SIGTERM while still importing torch (a busy machine), or SIGKILL 5 s on once stuck_setup ignores SIGTERM
+    assert status["exit_code"] in (-15, -9)
+    after = ex.submit(request(label="after"))  # its slot was given back (one at a time): the next one is held too
+    assert recorded(ex, after)["status"] == "stopped"
+
+
 # ------------------------------------------------------------------------------------------ memory
 def test_a_run_over_its_memory_cap_fails_clearly_and_the_supervisor_survives(executor, monkeypatch):
     monkeypatch.setenv("ARCHS_MAX_WORKER_MEMORY", "2G")

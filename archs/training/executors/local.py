@@ -16,11 +16,12 @@ it, and a Ctrl-C in the server's terminal) that
   kill) leaves its run ``failed`` with the signal or exit code, its metrics kept;
 - bounds its workers where they run (:class:`_Bounds`): a worker asked to stop (its stop flag, or its time limit,
   ``ARCHS_MAX_RUN_SECONDS`` or the run's own ``max_seconds``) that has not ended ``ARCHS_STOP_GRACE_SECONDS``
-  later (default 30) gets SIGTERM, then SIGKILL 5 s on, and its run records why; each worker runs under a memory
-  cap (the run's ``max_memory_bytes``, at most ``ARCHS_MAX_WORKER_MEMORY``, default three quarters of this
-  machine's memory) that the OS enforces with ``RLIMIT_AS`` in the worker (not where a GPU is visible to it:
-  CUDA reserves address space far beyond what it uses), and that the supervisor enforces by resident memory
-  for every worker (SIGKILL over the cap);
+  later (default 30) gets SIGTERM, then SIGKILL 5 s on, and its run records why (so does one that has not
+  begun its run ``ARCHS_WORKER_START_SECONDS`` after its launch, default 120: hung in an import); each worker
+  runs under a memory cap (the run's ``max_memory_bytes``, at most ``ARCHS_MAX_WORKER_MEMORY``, default three
+  quarters of this machine's memory) that the OS enforces with ``RLIMIT_AS`` in the worker (not where a GPU is
+  visible to it: CUDA reserves address space far beyond what it uses), and that the supervisor enforces by
+  resident memory for every worker (SIGKILL over the cap);
 - counts the live workers of an earlier supervisor after a restart, puts back in line the runs a dead
   supervisor took but never started, and exits when it has had nothing to do for ``ARCHS_SUPERVISOR_IDLE``
   seconds (default 60);
@@ -63,6 +64,7 @@ BEAT_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
 BOUNDS_SECONDS = 0.5  # how often stop flags, deadlines and workers' memory are looked at
 STOP_GRACE_SECONDS = 30.0  # after a stop flag or a time limit, before SIGTERM
+START_LIMIT_SECONDS = 120.0  # from a worker's launch until it records that its run began (imports, setup module)
 KILL_AFTER_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 MEMORY_FRACTION = 0.75  # of this machine's memory: a worker's cap when none is set
 # a worker's resident memory before its run (the interpreter, torch, the library; a CUDA context's host side):
@@ -97,7 +99,8 @@ class LocalExecutor(Executor):
 
         threads = self._threads or max(1, cpu_count() // self.limits.max_concurrent)
         return {"max_concurrent": self.limits.max_concurrent, "threads": threads, "gpus": gpu_count(),
-                "spare": self.spare, "stop_grace": stop_grace_seconds(), "max_worker_memory": max_worker_memory()}
+                "spare": self.spare, "stop_grace": stop_grace_seconds(), "max_worker_memory": max_worker_memory(),
+                "start_limit": _env_number("ARCHS_WORKER_START_SECONDS") or START_LIMIT_SECONDS}
 
     def _start(self, run: Run, request) -> None:
         self.ensure_supervisor()
@@ -182,6 +185,7 @@ class _Bounds:
         self.pid, self.memory = pid, memory
         self.deadline: float | None = None  # monotonic; counted from when the worker recorded the run started,
         self.max_seconds = max_seconds      # as the worker's own clock (StopWatch) counts it
+        self.launched = time.monotonic()    # a worker that never records its start is held to its limit from here
         self.asked_at: float | None = None   # when it was asked to stop (its flag seen, or its deadline passed)
         self.asked_why: str | None = None
         self.term_at: float | None = None    # when SIGTERM was sent
@@ -220,7 +224,7 @@ class _Supervisor:
     def __init__(self, root: Path, config: dict, idle_seconds: float):
         self.store = RunStore(root)
         self.config = {"max_concurrent": 1, "threads": 1, "gpus": 0, "spare": True, "stop_grace": STOP_GRACE_SECONDS,
-                       "max_worker_memory": None, **config}
+                       "start_limit": START_LIMIT_SECONDS, "max_worker_memory": None, **config}
         self.idle_seconds = idle_seconds
         self.context = multiprocessing.get_context("spawn")
         self.identity = process_identity()
@@ -312,6 +316,7 @@ class _Supervisor:
             return
         self.last_bounds = now
         grace = float(self.config["stop_grace"])
+        start_limit = float(self.config["start_limit"])
         states = self.store.stop_states(list(self.bounds))
         for run_id, bounds in list(self.bounds.items()):
             if bounds.pid is None or not self.still_running(run_id):
@@ -327,6 +332,12 @@ class _Supervisor:
                     bounds.asked_at = now
                     bounds.asked_why = (f"stopped after {bounds.max_seconds:g} s, this server's limit per run "
                                         "(ARCHS_MAX_RUN_SECONDS)")
+                elif not isinstance(started, (int, float)) and now - bounds.launched >= start_limit:
+                    # hung before its run began (the operator's setup module, an import, a stuck file system):
+                    # no clock of the run's own is running yet, so it is held to a limit from its launch
+                    bounds.asked_at = now
+                    bounds.asked_why = (f"its worker had not begun the run {start_limit:g} s after it was launched "
+                                        "(ARCHS_WORKER_START_SECONDS)")
             rss = _resident_bytes(bounds.pid) if bounds.memory else None
             if rss is not None and rss > bounds.memory + WORKER_BASE_BYTES and not bounds.killed:
                 bounds.final = "failed"
