@@ -88,6 +88,29 @@ def test_a_queued_ray_run_is_cancelled_and_a_failing_one_recorded(ray_executor):
                what="the task's last words in the run's log")
 
 
+def test_a_ray_task_past_its_time_that_ignores_the_stop_is_killed_and_one_over_its_memory_cap_fails(
+        ray_executor, monkeypatch):
+    """The local supervisor's bounds, kept on Ray (issue 18): the deaf network (tests/faults.py) ignores its stop
+    flag from step 2, so only a forced cancel ends its task; the hog asks for 64 GiB under the run's 2 GiB budget."""
+    monkeypatch.setenv("ARCHS_STOP_GRACE_SECONDS", "1")
+    executor = ray_executor(max_concurrent=2, cpus_per_run=1)
+    deaf = executor.submit(request(spec=replace(request().spec, name="fault-deaf"), max_seconds=2,
+                                   train=replace(request().train, epochs=50, max_steps=None, log_every=1,
+                                                 grad_every=0)))
+    hog = executor.submit(request(spec=replace(request().spec, name="fault-hog"), max_memory_bytes=2 << 30))
+    assert executor.wait(timeout=120)  # before: the deaf task ran for ever, the hog's allocation was granted
+    status = executor.status(deaf)
+    assert status["status"] == "stopped" and status["killed"] is True
+    assert status["message"].startswith("stopped after 2 s, this server's limit per run (ARCHS_MAX_RUN_SECONDS); "
+                                        "its Ray task did not stop within 1 s and was cancelled")
+    assert not executor.store.get(deaf).has_weights()
+    status = executor.status(hog)
+    assert status["status"] == "failed"
+    assert status["error"].startswith("the run needed more memory than its cap of 2.0"), status["error"]
+    wait_until(lambda: "memory cap 2.0 GiB" in executor.logs(hog, owner=ME), what="the cap in the hog's log")
+    assert executor.relay_error is None
+
+
 def _print_and_warn(channel) -> None:
     """A Ray task that prints and warns while its output goes to a run's log."""
     recorder = ChannelRecorder(channel, "r")

@@ -25,6 +25,12 @@ block-level stop); a run that has not started yet is cancelled. Ray ties tasks t
 submitted them: if the server stops, Ray cancels its runs, and the store shows them ``interrupted``
 (the relay that recorded them is gone).
 
+Bounds, as the local supervisor keeps them: each task runs in a worker process of its own (``max_calls=1``)
+under a memory cap that the OS enforces (``RLIMIT_AS``: the run's ``max_memory_bytes``, at most
+``ARCHS_MAX_WORKER_MEMORY``, default three quarters of the node's memory; not where a GPU is visible), and a task
+asked to stop (its flag, or past its time limit) that has not ended ``ARCHS_STOP_GRACE_SECONDS`` later is
+cancelled with force (Ray kills its worker), its run recording why.
+
 Nothing from the channel is trusted more than a stored record: the relay applies only the operations a
 recorder makes (status, metric records, a spec, a traceback, log text, weights bytes saved as a file without
 being loaded), and a request sent to a task is plain JSON (no code is named in it).
@@ -46,7 +52,9 @@ from archs.training.request import RunRequest
 from archs.training.store import Run, RunError, RunStore, process_identity
 from archs.training.store.files import append_fd
 from archs.training.stored import RunRecorder
-from archs.training.worker import LOG_NAME, carry_out, configure
+from archs.training.worker import LOG_NAME, CappedRecorder, carry_out, configure, limit_memory
+
+from .local import max_worker_memory, stop_grace_seconds
 
 __all__ = ["ChannelRecorder", "RayExecutor"]
 
@@ -168,9 +176,16 @@ def _remote_run(request_json: str, run_id: str, channel, threads: int) -> dict:
     configure(threads, None)  # Ray itself sets CUDA_VISIBLE_DEVICES for a task that asked for a GPU
     ray = _ray()
     recorder = ChannelRecorder(channel, run_id)
+    # this worker process serves this task only (max_calls=1), so its cap ends with it
+    caps = [c for c in (RunRequest.from_json(request_json).max_memory_bytes, max_worker_memory()) if c]
+    cap = min(caps) if caps else None
+    limited = limit_memory(cap, os.environ.get("CUDA_VISIBLE_DEVICES") or None)
     try:
         with recorder.output_to_log():
-            status = carry_out(run_id, recorder, lambda: RunRequest.from_json(request_json),
+            if limited:
+                print(f"memory cap {cap / 2**30:.1f} GiB (address space {limited / 2**30:.1f} GiB)")
+            status = carry_out(run_id, CappedRecorder(recorder, cap) if limited else recorder,
+                               lambda: RunRequest.from_json(request_json),
                                should_stop=lambda: ray.get(channel.should_stop.remote(run_id)))
     finally:
         recorder.flush()
@@ -190,8 +205,9 @@ class RayExecutor(Executor):
         self.where = f"Ray ({self.address or 'local Ray instance'})"
         if not ray.is_initialized():
             package = str(Path(__file__).resolve().parents[2])
-            env_vars = {k: os.environ[k] for k in ("ARCHS_WORKER_SETUP", "ARCHS_DATA_DIR", "PYTHONPATH")
-                        if os.environ.get(k)}  # the data folder the dashboard's folder: names resolve in
+            # the data folder the dashboard's folder names resolve in; the workers' memory cap
+            env_vars = {k: os.environ[k] for k in ("ARCHS_WORKER_SETUP", "ARCHS_DATA_DIR", "PYTHONPATH",
+                                                   "ARCHS_MAX_WORKER_MEMORY") if os.environ.get(k)}
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                      runtime_env={"py_modules": [package], "env_vars": env_vars})
         from archs.training.device import cpu_count  # heavy: torch (Ray has loaded much already)
@@ -202,9 +218,13 @@ class RayExecutor(Executor):
                                              else max(1, cores // self.limits.max_concurrent))
         self.has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         self.channel = ray.remote(num_cpus=0)(RunChannel).remote()
-        self.task = ray.remote(_remote_run)
+        self.task = ray.remote(max_calls=1)(_remote_run)  # a worker process per task: its memory cap ends with it
         self.refs: dict[str, object] = {}
         self.stopping: set[str] = set()
+        self.grace = stop_grace_seconds()
+        self.asked: dict[str, tuple[float, str]] = {}  # run id -> (monotonic time it was asked to stop, why)
+        self.killed: dict[str, str] = {}  # run id -> why its task was cancelled with force
+        self.max_seconds: dict[str, float] = {}
         self.submitted: set[str] = set()  # runs whose records this process relays
         self.handles: dict[str, RunRecorder] = {}
         self.lock = threading.Lock()
@@ -230,6 +250,8 @@ class RayExecutor(Executor):
         options = {"num_cpus": self.cpus_per_run, "num_gpus": 1 if wants_gpu and request.kind == "train" else 0,
                    "max_retries": 0, "name": f"archs-run-{run.id}"}
         self.submitted.add(run.id)
+        if request.max_seconds:
+            self.max_seconds[run.id] = float(request.max_seconds)
         with self.lock:
             self.refs[run.id] = self.task.options(**options).remote(request.to_json(), run.id, self.channel,
                                                                     self.cpus_per_run)
@@ -249,6 +271,26 @@ class RayExecutor(Executor):
                 ray.cancel(refs[run_id])
             ray.get(self.channel.request_stop.remote(run_id, reason))
 
+    def _enforce(self, ray) -> None:
+        """A task asked to stop (its flag, or its time limit counted from the start its worker recorded) that has
+        not ended ``ARCHS_STOP_GRACE_SECONDS`` later is cancelled with force: Ray kills its worker process."""
+        with self.lock:
+            refs = dict(self.refs)
+        running = [i for i in refs if i not in self.killed]
+        now = time.monotonic()
+        for run_id, state in self.store.stop_states(running).items():
+            if run_id not in self.asked:
+                why = state.get("stop")
+                limit, started = self.max_seconds.get(run_id), state.get("started_at")
+                if not why and limit and isinstance(started, (int, float)) and time.time() - started >= limit:
+                    why = f"stopped after {limit:g} s, this server's limit per run (ARCHS_MAX_RUN_SECONDS)"
+                if why:
+                    self.asked[run_id] = (now, why)
+            elif now - self.asked[run_id][0] >= self.grace:
+                self.killed[run_id] = (f"{self.asked[run_id][1]}; its Ray task did not stop within {self.grace:g} s "
+                                       "and was cancelled (its worker killed), so no weights were saved")
+                ray.cancel(refs[run_id], force=True)
+
     # ----- the relay
     def _relay_loop(self) -> None:
         ray = _ray()
@@ -257,6 +299,7 @@ class RayExecutor(Executor):
                 return  # Ray was shut down: calling it now would start a new instance (its auto-init hook)
             try:
                 self._forward_stops(ray)
+                self._enforce(ray)
                 self._apply(ray.get(self.channel.drain.remote()))
                 self._collect_finished(ray)
             except Exception as error:  # noqa: BLE001 - keep relaying; say what went wrong
@@ -334,17 +377,22 @@ class RayExecutor(Executor):
                 error = ("stopped", "stopped while queued")
             except Exception as exc:  # noqa: BLE001 - a crashed worker, a lost node
                 error = ("failed", f"the Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            killed = self.killed.pop(run_id, None)
             try:
                 run = self.store.get(run_id)
                 if run.stored_status().get("status") in ACTIVE_STATUSES:
-                    status, message = error or ("failed", "the Ray task ended without recording a result")
+                    status, message = ("stopped", killed) if killed else error or (
+                        "failed", "the Ray task ended without recording a result")
                     key = "message" if status == "stopped" else "error"
-                    run.write_status(status=status, finished_at=time.time(), **{key: message})
+                    run.write_status(status=status, finished_at=time.time(), **{key: message},
+                                     **({"killed": True} if killed else {}))
             except RunError:
                 pass
             with self.lock:
                 self.refs.pop(run_id, None)
             self.stopping.discard(run_id)
+            self.asked.pop(run_id, None)
+            self.max_seconds.pop(run_id, None)
             handle = self.handles.pop(run_id, None)
             if handle is not None:
                 handle.events.close()
