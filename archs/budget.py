@@ -316,6 +316,8 @@ def _head(spec: NetSpec, c: int, size: Size, t: _Tally) -> None:
         t.out(c * _area(size), 1 + norm, weighted=norm)
     pooled = c * _area(head.out_size(size))
     t.out(pooled, (head.pool != "flatten") + 1 + (head.dropout > 0))  # pool, flatten, dropout
+    if head.norm_after_pool and norm:
+        t.out(pooled, weighted=1)                                     # the norm after the pool
     t.out(spec.num_classes, weighted=1)                               # the classifier
 
 

@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from .spec import NetSpec
+from .stages.base import LayerNorm2d
 
 __all__ = ["Network", "build_model"]
 
 
 class Head(nn.Sequential):
-    """(norm, act,) pool, flatten, (dropout,) linear."""
+    """(norm, act,) pool, (norm,) flatten, (dropout,) linear."""
 
 
 class Stem(nn.Sequential):
@@ -67,6 +68,8 @@ def _build_head(spec: NetSpec, channels: int, plan) -> nn.Module:
         layers["pool"] = nn.AdaptiveAvgPool2d(1)
     elif head.pool == "avg":
         layers["pool"] = nn.AvgPool2d(head.pool_kernel)
+    if head.norm_after_pool and spec.context.has_norm:
+        layers["pool_norm"] = spec.context.norm_layer(channels)
     layers["flatten"] = nn.Flatten(1)
     if head.dropout > 0:
         layers["dropout"] = nn.Dropout(head.dropout)
@@ -94,6 +97,6 @@ def initialize(model: nn.Module, scheme: str) -> None:
                 nn.init.trunc_normal_(module.weight, mean=0.0, std=0.01, a=-2, b=2)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
+        elif isinstance(module, (nn.BatchNorm2d, LayerNorm2d)):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)

@@ -65,6 +65,7 @@ class FieldInfo:
     choices: tuple | None = None
     optional: bool = False      # None is allowed (e.g. "no limit")
     max_length: int = 100       # for strings: names are short, paths may be long
+    added: bool = False         # a field added after specs were stored: JSON without it reads as the default
 
     @property
     def label(self) -> str:
@@ -73,10 +74,12 @@ class FieldInfo:
 
 def param(default: Any, help: str, *, range: tuple | None = None, step: float | None = None,
           choices: tuple | None = None, kind: str | None = None, optional: bool = False,
-          max_length: int = 100) -> Any:
+          max_length: int = 100, added: bool = False) -> Any:
     """A spec field with the metadata a generic form and the validator read. ``kind`` is inferred
     from the default unless given (needed when the default is None); ``optional`` allows None; either
-    end of ``range`` may be None (open); ``max_length`` bounds a string."""
+    end of ``range`` may be None (open); ``max_length`` bounds a string; ``added`` marks a field added
+    after specs were stored and shared: a JSON object without it takes the default (every other field must
+    be present)."""
     if kind is not None:
         pass
     elif choices is not None:
@@ -90,7 +93,7 @@ def param(default: Any, help: str, *, range: tuple | None = None, step: float | 
     else:
         kind = "str"
     metadata = {"kind": kind, "help": help, "range": range, "step": step, "choices": choices,
-                "optional": optional, "max_length": max_length}
+                "optional": optional, "max_length": max_length, "added": added}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -103,7 +106,8 @@ def spec_fields(spec: Any) -> list[FieldInfo]:
             continue  # nested specs (stem, stages, head) are not controls
         lo, hi = meta["range"] or (None, None)
         infos.append(FieldInfo(f.name, meta["kind"], f.default, meta["help"], lo, hi, meta["step"],
-                               meta["choices"], meta.get("optional", False), meta.get("max_length", 100)))
+                               meta["choices"], meta.get("optional", False), meta.get("max_length", 100),
+                               meta.get("added", False)))
     return infos
 
 
@@ -177,6 +181,8 @@ def fields_from_dict(cls: type, data: Any, path: str, nested: dict[str, Any] | N
     values = {}
     for name, info in infos.items():
         if name not in data:
+            if info.added:
+                continue
             raise field_error(join_path(path, name), "missing field")
         value = _json_float(info.kind, data[name], join_path(path, name))
         check_value(info, value, join_path(path, name))

@@ -18,7 +18,7 @@ from typing import Any
 from . import budget as _budget
 from .fields import SpecError, check_fields, describe, field_error, fields_from_dict, join_path, param
 from .stages import STAGE_TYPES, BuildContext, PlainSpec, ShapeProblem, StageSpec
-from .stages.base import reduce_size
+from .stages.base import ACTIVATIONS, NORMS, reduce_size
 
 __all__ = ["NetSpec", "HeadSpec", "StagePlan", "DEFAULT_MAX_PARAMS", "encode_spec", "decode_spec"]
 
@@ -34,6 +34,7 @@ class HeadSpec:
                       choices=("global_avg", "avg", "flatten"))
     pool_kernel: int = param(2, "Window (and stride) of the fixed-size average pool.", range=(1, 16), step=1)
     norm_activation: bool = param(False, "Norm and activation before the pool (DenseNet's final norm).")
+    norm_after_pool: bool = param(False, "Norm (no activation) after the pool (ConvNeXt's final norm).", added=True)
     dropout: float = param(0.0, "Dropout before the classifier.", range=(0.0, 0.9), step=0.05)
 
     def __post_init__(self) -> None:
@@ -48,7 +49,8 @@ class HeadSpec:
 
     def num_params(self, channels: int, size: tuple[int, int], num_classes: int, ctx: BuildContext) -> int:
         h, w = self.out_size(size)
-        norm = 2 * channels if self.norm_activation and ctx.has_norm else 0
+        norm = 2 * channels * ((self.norm_activation or self.norm_after_pool) and ctx.has_norm)
+        norm += 2 * channels * (self.norm_activation and self.norm_after_pool and ctx.has_norm)
         return norm + channels * h * w * num_classes + num_classes
 
 
@@ -99,11 +101,10 @@ class NetSpec:
     in_channels: int = param(3, "Channels of the input image.", range=(1, 64), step=1)
     num_classes: int = param(10, "Number of output classes.", range=(1, 100000), step=1)
     input_size: int = param(32, "Height and width of the default input.", range=(8, 1024), step=1)
-    norm: str = param("batch", "Normalisation after convs: BatchNorm or none anywhere.",
-                      choices=("batch", "none"))
-    norm_eps: float = param(1e-5, "BatchNorm epsilon.", range=(1e-6, 0.1))
-    activation: str = param("relu", "Activation function used throughout.",
-                            choices=("relu", "leaky_relu", "gelu", "silu", "elu", "tanh"))
+    norm: str = param("batch", "Normalisation after convs: BatchNorm, LayerNorm over the channels (ConvNeXt's), "
+                      "or none anywhere.", choices=(*NORMS, "none"))
+    norm_eps: float = param(1e-5, "The norm's epsilon.", range=(1e-6, 0.1))
+    activation: str = param("relu", "Activation function used throughout.", choices=tuple(ACTIVATIONS))
     init: str = param("default", "Weight initialisation: PyTorch's default, Kaiming normal (fan-out, "
                       "torchvision's ResNet), Xavier uniform, or truncated normal with std 0.01 (GoogLeNet).",
                       choices=("default", "kaiming_normal", "xavier_uniform", "trunc_normal"))
@@ -295,7 +296,10 @@ def decode_spec(text: str) -> NetSpec:
         raise SpecError("url: the spec parameter is empty or too long")
     try:
         packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        raw = zlib.decompressobj().decompress(packed, 1_000_000)
+        stream = zlib.decompressobj()
+        raw = stream.decompress(packed, 1_000_000)
+        if not stream.eof:  # cut short (its checksum missing), or over 1 MB of JSON
+            raise ValueError("incomplete")
     except (binascii.Error, ValueError, zlib.error):
         raise SpecError("url: the spec parameter is not a valid encoded spec") from None
     return NetSpec.from_json(raw)

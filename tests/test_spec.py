@@ -96,7 +96,7 @@ BAD_SPECS = [
     (mutate(["head", "pool"], "max"), "head.pool: must be one of"),
     (mutate(["head", "dropout"], float("nan")), "head.dropout: must be a finite number"),
     (mutate(["num_classes"], 0), "num_classes: must be >= 1, got 0"),
-    (mutate(["norm"], "layer"), "norm: must be one of 'batch', 'none', got 'layer'"),
+    (mutate(["norm"], "group"), "norm: must be one of 'batch', 'layer', 'none', got 'group'"),
     (mutate(["input_size"], 100000), "input_size: must be <= 1024, got 100000"),
     (mutate(["stages"], {"a": 1}), "stages: must be a list"),
     (mutate(["stages", 1], 7), "stages[1]: must be a JSON object"),

@@ -10,7 +10,7 @@ from torch import nn
 
 from archs import STAGE_TYPES, DenseSpec, HeadSpec, InceptionSpec, NetSpec, PlainSpec, ResidualSpec, build_model
 from archs.stages.base import BuildContext
-from archs.stages.residual import ResidualBlock, ZeroPadShortcut
+from archs.stages.residual import ZeroPadShortcut
 
 RESIDUAL_VARIANTS = [
     ResidualSpec(blocks=2, channels=c, block=block, stride=stride, shortcut=shortcut, skip=skip,
@@ -78,7 +78,7 @@ def test_stage_contract(stage, norm):
 
 
 def test_zero_pad_shortcut_subsamples_and_pads_with_zeros():
-    shortcut = ZeroPadShortcut(16, 32, 2)
+    shortcut = ZeroPadShortcut.between(16, 32, 2)
     x = torch.randn(2, 16, 8, 8)
     y = shortcut(x)
     assert y.shape == (2, 32, 4, 4)
@@ -91,18 +91,18 @@ def test_zero_pad_shortcut_subsamples_and_pads_with_zeros():
                                               ("zero_pad", 0), ("conv1x1_bias", 16 * 8 + 16)])
 def test_shortcut_parameters(shortcut, params):
     spec = ResidualSpec(blocks=1, channels=16, stride=2, shortcut=shortcut)
-    block = ResidualBlock(spec, 8, 2, BuildContext())
+    block = spec.make_block(8, 2, BuildContext())
     assert sum(p.numel() for p in block.shortcut.parameters()) == params
 
 
 def test_identity_skip_carries_the_input_when_the_branch_is_silent():
     spec = ResidualSpec(blocks=1, channels=8)
-    block = ResidualBlock(spec, 8, 1, BuildContext(norm="none"))
+    block = spec.make_block(8, 1, BuildContext(norm="none"))
     for p in block.branch.parameters():
         nn.init.zeros_(p)
     x = torch.randn(2, 8, 5, 5)
     assert torch.equal(block(x), torch.relu(x))
-    plain = ResidualBlock(replace(spec, skip=False), 8, 1, BuildContext(norm="none"))
+    plain = replace(spec, skip=False).make_block(8, 1, BuildContext(norm="none"))
     for p in plain.branch.parameters():
         nn.init.zeros_(p)
     assert plain(x).abs().sum() == 0
@@ -110,15 +110,15 @@ def test_identity_skip_carries_the_input_when_the_branch_is_silent():
 
 
 def test_activation_before_add_applies_relu_to_the_branch_too():
-    block = ResidualBlock(ResidualSpec(blocks=1, channels=8, activation_before_add=True), 8, 1, BuildContext())
+    block = ResidualSpec(blocks=1, channels=8, activation_before_add=True).make_block(8, 1, BuildContext())
     names = [type(m).__name__ for m in block.branch]
     assert names == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
-    standard = ResidualBlock(ResidualSpec(blocks=1, channels=8), 8, 1, BuildContext())
+    standard = ResidualSpec(blocks=1, channels=8).make_block(8, 1, BuildContext())
     assert [type(m).__name__ for m in standard.branch][-1] == "BatchNorm2d"
 
 
 def test_preactivation_orders_norm_before_conv_and_has_no_final_activation():
-    block = ResidualBlock(ResidualSpec(blocks=1, channels=8, preactivation=True), 8, 1, BuildContext())
+    block = ResidualSpec(blocks=1, channels=8, preactivation=True).make_block(8, 1, BuildContext())
     assert [type(m).__name__ for m in block.preact] == ["BatchNorm2d", "ReLU"]
     assert [type(m).__name__ for m in block.branch] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
     assert block.act is None

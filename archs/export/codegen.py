@@ -4,78 +4,41 @@ holds it as a ``repr()`` literal (``NAME``), in the docstring only when plain, i
 
 from __future__ import annotations
 
+import functools
+import inspect
 import keyword
 import re
+import textwrap
 
 from torch import nn
 
 from ..builder import build_model
 from ..spec import NetSpec
-from ..stages.dense import DenseLayer
-from ..stages.inception import InceptionModule
-from ..stages.residual import ResidualBlock, ZeroPadShortcut
 from .names import ExportError, check_file_name, escaped, file_stem
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+(?: [A-Za-z0-9_.+-]+)*")
+_BLOCK_PACKAGE = "archs.stages."
 
-# The building blocks a network may contain, as standalone classes: the same forward passes as the
-# classes in archs/stages, taking their parts ready-made instead of a spec.
-BLOCK_SOURCES = {
-    ResidualBlock: '''
-class ResidualBlock(nn.Module):
-    """out = act(branch(x) + shortcut(x)); pre-activation blocks apply preact first and no act after."""
 
-    def __init__(self, branch, shortcut=None, preact=None, act=None, skip=True):
-        super().__init__()
-        self.preact = preact
-        self.branch = branch
-        self.shortcut = shortcut
-        self.skip = skip
-        self.act = act
+def is_block(kind: type) -> bool:
+    """A module class of a stage file (a block, a shortcut, a norm) that the exporter copies into the file.
 
-    def forward(self, x):
-        if self.preact is not None:
-            x = self.preact(x)
-        out = self.branch(x)
-        if self.skip:
-            out = out + (self.shortcut(x) if self.shortcut is not None else x)
-        return out if self.act is None else self.act(out)
-''',
-    ZeroPadShortcut: '''
-class ZeroPadShortcut(nn.Module):
-    """Subsample by the stride and pad the new channels with zeros (no parameters)."""
+    Its source is copied as it stands, so it may use only torch (``torch``, ``nn``, ``F``) and its constructor's
+    parameters must be attributes of the same names (the exporter writes ``Block(param=<the attribute>)``): its
+    parts as modules, the rest as plain values."""
+    return (isinstance(kind, type) and issubclass(kind, nn.Module) and kind.__module__.startswith(_BLOCK_PACKAGE)
+            and not (issubclass(kind, nn.Sequential) and kind.forward is nn.Sequential.forward))
 
-    def __init__(self, stride, pad_front, pad_back):
-        super().__init__()
-        self.stride, self.pad_front, self.pad_back = stride, pad_front, pad_back
 
-    def forward(self, x):
-        x = x[:, :, ::self.stride, ::self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.pad_front, self.pad_back))
-''',
-    DenseLayer: '''
-class DenseLayer(nn.Module):
-    """Its input, concatenated with what its layers make of it (growth rate new channels)."""
+@functools.cache
+def block_source(kind: type) -> str:
+    """The class's own source, as the stage file defines it."""
+    return "\n" + textwrap.dedent(inspect.getsource(kind))
 
-    def __init__(self, layers):
-        super().__init__()
-        self.layers = layers
 
-    def forward(self, x):
-        return torch.cat([x, self.layers(x)], dim=1)
-''',
-    InceptionModule: '''
-class InceptionModule(nn.Module):
-    """Parallel branches on the same input, concatenated along the channels."""
-
-    def __init__(self, branches):
-        super().__init__()
-        self.branches = branches
-
-    def forward(self, x):
-        return torch.cat([branch(x) for branch in self.branches.values()], dim=1)
-''',
-}
+@functools.cache
+def _parameters(kind: type) -> tuple[inspect.Parameter, ...]:
+    return tuple(inspect.signature(kind.__init__).parameters.values())[1:]
 
 
 def _args(*positional, **keywords) -> str:
@@ -130,7 +93,7 @@ def _leaf(module: nn.Module) -> str | None:
         return f"nn.GELU({_args(approximate=(m.approximate, 'none'))})"
     if kind is nn.ELU:
         return f"nn.ELU({_args(alpha=(m.alpha, 1.0))})"
-    if kind in (nn.SiLU, nn.Tanh):
+    if kind in (nn.SiLU, nn.Tanh, nn.ReLU6, nn.Sigmoid, nn.Identity):
         return f"nn.{kind.__name__}()"
     return None
 
@@ -139,7 +102,7 @@ class _Writer:
     """Python source for a module tree, one constructor call per module, indented as the tree."""
 
     def __init__(self):
-        self.blocks: set[type] = set()
+        self.blocks: dict[type, None] = {}   # the block classes met, in order
 
     def module(self, module: nn.Module, path: str, indent: int) -> str:
         pad, inner = " " * indent, " " * (indent + 4)
@@ -147,8 +110,8 @@ class _Writer:
         if leaf is not None and not list(module.children()):
             return leaf
         kind = type(module)
-        if kind in BLOCK_SOURCES:
-            self.blocks.add(kind)
+        if is_block(kind):
+            self.blocks.setdefault(kind, None)
             return self._block(module, kind, path, indent)
         if isinstance(module, nn.Sequential) and kind.forward is nn.Sequential.forward:
             children = list(module.named_children())
@@ -164,29 +127,38 @@ class _Writer:
             items = [f"{name!r}: {self.module(child, f'{path}.{name}', indent + 4)}"
                      for name, child in module.named_children()]
             return "nn.ModuleDict({\n" + "".join(f"{inner}{item},\n" for item in items) + f"{pad}}})"
-        raise ExportError(f"code export: {path or 'the network'} is a {kind.__name__}, which the code exporter "
-                          "does not know; export as onnx, pt or safetensors instead")
+        raise self._unknown(kind, path)
+
+    @staticmethod
+    def _unknown(kind: type, path: str) -> ExportError:
+        return ExportError(f"code export: {path or 'the network'} is a {kind.__name__}, which the code exporter "
+                           "does not know; export as onnx, pt or safetensors instead")
 
     def _block(self, module: nn.Module, kind: type, path: str, indent: int) -> str:
+        """``Kind(arg=…, …)``: each constructor parameter from the attribute of its name, left out where it
+        equals the default; written on one line, positionally, where none is a module."""
         pad, inner = " " * indent, " " * (indent + 4)
-
-        def part(name):
-            child = getattr(module, name)
-            return "None" if child is None else self.module(child, f"{path}.{name}", indent + 4)
-
-        if kind is ZeroPadShortcut:
-            return f"ZeroPadShortcut({module.stride}, {module.pad_front}, {module.pad_back})"
-        if kind is DenseLayer:
-            args = [f"layers={part('layers')}"]
-        elif kind is InceptionModule:
-            args = [f"branches={part('branches')}"]
-        else:
-            args = [f"branch={part('branch')}"]
-            args += [f"{name}={part(name)}" for name in ("shortcut", "preact", "act")
-                     if getattr(module, name) is not None]
-            if not module.skip:
-                args.append("skip=False")
-        return f"{kind.__name__}(\n" + "".join(f"{inner}{a},\n" for a in args) + f"{pad})"
+        args = []
+        for parameter in _parameters(kind):
+            if not hasattr(module, parameter.name) or parameter.kind in (parameter.VAR_POSITIONAL,
+                                                                         parameter.VAR_KEYWORD):
+                raise self._unknown(kind, path)
+            value = getattr(module, parameter.name)
+            if isinstance(value, nn.Module):
+                args.append((parameter.name, self.module(value, f"{path}.{parameter.name}", indent + 4), True))
+            elif value is parameter.default or (not isinstance(value, nn.Module) and value == parameter.default
+                                                 and type(value) is type(parameter.default)):
+                args.append((parameter.name, None, False))
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                args.append((parameter.name, repr(value), False))
+            else:
+                raise self._unknown(kind, path)
+        while args and args[-1][1] is None:
+            args.pop()
+        if not any(is_module for _, _, is_module in args) and all(code is not None for _, code, _ in args):
+            return f"{kind.__name__}({', '.join(code for _, code, _ in args)})"
+        written = [f"{name}={code}" for name, code, _ in args if code is not None]
+        return f"{kind.__name__}(\n" + "".join(f"{inner}{a},\n" for a in written) + f"{pad})"
 
 
 def _identifier(name: str, path: str = "") -> str:
@@ -216,7 +188,7 @@ def generate_code(spec: NetSpec, model: nn.Module | None = None, weights_file: s
         elif name == "head":
             note = f"    # {escaped(plans['head'].label)}: N x {spec.num_classes}\n"
         parts.append((name, note, code))
-    blocks = "".join("\n" + BLOCK_SOURCES[kind] for kind in BLOCK_SOURCES if kind in writer.blocks)
+    blocks = "".join("\n" + block_source(kind) for kind in writer.blocks)
     body = "".join(f"{note}    {name} = {code}\n" for name, note, code in parts)
     names = ", ".join(f"{name}={name}" for name, _, _ in parts)
     size = f"{spec.in_channels} x {spec.input_size} x {spec.input_size}"
@@ -230,6 +202,8 @@ Written by `python -m archs export` from an archs NetSpec; needs only PyTorch.
     model = load()              # the network with the weights exported beside this file, in eval mode
     scores = model(images)      # images: N x {size} float tensor
 """
+
+from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path

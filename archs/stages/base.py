@@ -8,26 +8,88 @@ count, the last one computed without allocating anything. Adding a stage type me
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..fields import check_fields, field_error, param
 
-__all__ = ["StageSpec", "BuildContext", "ShapeProblem", "STAGE_TYPES", "register_stage", "PoolAfter"]
+__all__ = ["StageSpec", "BuildContext", "ShapeProblem", "STAGE_TYPES", "register_stage", "PoolAfter", "NORMS",
+           "ACTIVATIONS", "CONVS", "LayerNorm2d", "register_norm", "register_activation", "register_conv"]
 
 Size = tuple[int, int]
 STAGE_TYPES: dict[str, type[StageSpec]] = {}
 
-ACTIVATIONS = {
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an N x C x H x W map, at every position (ConvNeXt's channels-first norm)."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.num_channels, self.eps = num_channels, eps
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)                                      # N x H x W x C
+        x = F.layer_norm(x, (self.num_channels,), self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)                                   # N x C x H x W
+
+
+# The library's parts, looked up by name (a stage file may register its own with the functions below):
+#   norms: name -> (channels, eps) -> module with 2 x channels parameters; "none" means no norm at all
+#   activations: name -> () -> module
+#   convs: name -> (c_in, c_out, kernel, stride, padding, bias, groups) -> Conv2d; "groups" is ignored by the
+#   kinds that fix it (standard: 1, depthwise: c_in)
+NORMS: dict[str, Callable[[int, float], nn.Module]] = {
+    "batch": lambda channels, eps: nn.BatchNorm2d(channels, eps=eps),
+    "layer": LayerNorm2d,
+}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
     "leaky_relu": lambda: nn.LeakyReLU(0.01),
     "gelu": nn.GELU,
     "silu": nn.SiLU,
     "elu": nn.ELU,
     "tanh": nn.Tanh,
 }
+
+
+def _groups(kind: str, c_in: int, groups: int) -> int:
+    return {"standard": 1, "grouped": groups, "depthwise": c_in}[kind]
+
+
+CONVS: dict[str, Callable[..., nn.Conv2d]] = {
+    kind: (lambda kind: lambda c_in, c_out, kernel, stride=1, padding=None, bias=False, groups=1: nn.Conv2d(
+        c_in, c_out, kernel, stride=stride, padding=kernel // 2 if padding is None else padding, bias=bias,
+        groups=_groups(kind, c_in, groups)))(kind)
+    for kind in ("standard", "grouped", "depthwise")
+}
+
+
+def _register(table: dict, name: str, factory: Callable) -> Callable:
+    if name in table:
+        raise ValueError(f"{name!r} is already registered")
+    table[name] = factory
+    return factory
+
+
+def register_norm(name: str, factory: Callable[[int, float], nn.Module]) -> Callable:
+    """A norm by name, for NetSpec's ``norm`` choice: ``factory(channels, eps)``, 2 x channels parameters."""
+    return _register(NORMS, name, factory)
+
+
+def register_activation(name: str, factory: Callable[[], nn.Module]) -> Callable:
+    return _register(ACTIVATIONS, name, factory)
+
+
+def register_conv(name: str, factory: Callable[..., nn.Conv2d]) -> Callable:
+    return _register(CONVS, name, factory)
 
 
 class ShapeProblem(Exception):
@@ -54,14 +116,14 @@ class BuildContext:
         return self.norm != "none"
 
     def norm_layer(self, channels: int) -> nn.Module:
-        return nn.BatchNorm2d(channels, eps=self.norm_eps)
+        return NORMS[self.norm](channels, self.norm_eps)
 
     def act(self) -> nn.Module:
         return ACTIVATIONS[self.activation]()
 
 
-def conv_params(c_in: int, c_out: int, kernel: int, bias: bool) -> int:
-    return c_out * c_in * kernel * kernel + (c_out if bias else 0)
+def conv_params(c_in: int, c_out: int, kernel: int, bias: bool, groups: int = 1) -> int:
+    return c_out * (c_in // groups) * kernel * kernel + (c_out if bias else 0)
 
 
 def norm_params(ctx: BuildContext, channels: int, used: bool = True) -> int:
@@ -70,11 +132,11 @@ def norm_params(ctx: BuildContext, channels: int, used: bool = True) -> int:
 
 def conv_bn_act(c_in: int, c_out: int, kernel: int, ctx: BuildContext, *, stride: int = 1,
                 padding: int | None = None, bias: bool = False, norm: bool = True,
-                act: bool = True) -> nn.Sequential:
-    """conv (+norm)(+act) as a named Sequential, the unit most stages are made of."""
-    padding = kernel // 2 if padding is None else padding
+                act: bool = True, conv: str = "standard", groups: int = 1) -> nn.Sequential:
+    """conv (+norm)(+act) as a named Sequential, the unit most stages are made of; ``conv`` names a kind in
+    ``CONVS`` (standard, grouped with ``groups``, depthwise)."""
     layers: OrderedDict[str, nn.Module] = OrderedDict(
-        conv=nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias))
+        conv=CONVS[conv](c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, groups=groups))
     if norm and ctx.has_norm:
         layers["norm"] = ctx.norm_layer(c_out)
     if act:
@@ -83,8 +145,8 @@ def conv_bn_act(c_in: int, c_out: int, kernel: int, ctx: BuildContext, *, stride
 
 
 def conv_bn_act_params(c_in: int, c_out: int, kernel: int, ctx: BuildContext, *, bias: bool,
-                       norm: bool = True) -> int:
-    return conv_params(c_in, c_out, kernel, bias) + norm_params(ctx, c_out, norm)
+                       norm: bool = True, groups: int = 1) -> int:
+    return conv_params(c_in, c_out, kernel, bias, groups) + norm_params(ctx, c_out, norm)
 
 
 def reduce_size(size: Size, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> Size:
@@ -111,6 +173,10 @@ class StageSpec:
 
     type_name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    #: what the charts colour a network with this stage by (archs.studies.results.network_family): a network is
+    #: named after the stage of highest ``family_rank`` it holds; a stage whose skips are off counts as "plain"
+    family: ClassVar[str] = "plain"
+    family_rank: ClassVar[int] = 0
 
     def __post_init__(self) -> None:
         check_fields(self)

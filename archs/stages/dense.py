@@ -23,19 +23,12 @@ def _norm_act_conv(c_in: int, c_out: int, kernel: int, ctx: BuildContext, bias: 
 
 
 class DenseLayer(nn.Module):
-    """norm-act-conv (optionally a 1x1 bottleneck first) producing ``growth_rate`` new channels."""
+    """Its input, concatenated with what its layers make of it: norm-act-conv (optionally a 1x1 bottleneck
+    first) producing ``growth_rate`` new channels. Made by :meth:`DenseSpec.make_layer`."""
 
-    def __init__(self, spec: DenseSpec, in_channels: int, ctx: BuildContext):
+    def __init__(self, layers: nn.Module):
         super().__init__()
-        layers: list[nn.Module] = []
-        c = in_channels
-        if spec.bottleneck:
-            layers += _norm_act_conv(c, spec.bn_size * spec.growth_rate, 1, ctx, spec.conv_bias)
-            c = spec.bn_size * spec.growth_rate
-        layers += _norm_act_conv(c, spec.growth_rate, 3, ctx, spec.conv_bias)
-        if spec.dropout > 0:
-            layers.append(nn.Dropout(spec.dropout))
-        self.layers = nn.Sequential(*layers)
+        self.layers = layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, self.layers(x)], dim=1)  # N x (C + growth) x H x W
@@ -50,6 +43,8 @@ class DenseStage(nn.Sequential):
 class DenseSpec(StageSpec):
     type_name: ClassVar[str] = "dense"
     title: ClassVar[str] = "Dense"
+    family: ClassVar[str] = "dense"
+    family_rank: ClassVar[int] = 40
 
     layers: int = param(4, "Number of layers in the dense block.", range=(1, 128), step=1)
     growth_rate: int = param(32, "Channels each layer adds.", range=(1, 512), step=1)
@@ -60,6 +55,17 @@ class DenseSpec(StageSpec):
     transition: bool = param(True, "Norm-act-1x1 conv-2x2 average pool after the block.")
     compression: float = param(0.5, "Fraction of channels the transition keeps (DenseNet-C).",
                                range=(0.1, 1.0), step=0.05)
+
+    def make_layer(self, in_channels: int, ctx: BuildContext) -> DenseLayer:
+        layers: list[nn.Module] = []
+        c = in_channels
+        if self.bottleneck:
+            layers += _norm_act_conv(c, self.bn_size * self.growth_rate, 1, ctx, self.conv_bias)
+            c = self.bn_size * self.growth_rate
+        layers += _norm_act_conv(c, self.growth_rate, 3, ctx, self.conv_bias)
+        if self.dropout > 0:
+            layers.append(nn.Dropout(self.dropout))
+        return DenseLayer(nn.Sequential(*layers))
 
     def _block_channels(self, in_channels: int) -> int:
         return in_channels + self.layers * self.growth_rate
@@ -95,7 +101,7 @@ class DenseSpec(StageSpec):
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c = in_channels
         for i in range(self.layers):
-            blocks[f"layer{i + 1}"] = DenseLayer(self, c, ctx)
+            blocks[f"layer{i + 1}"] = self.make_layer(c, ctx)
             c += self.growth_rate
         if self.transition:
             blocks["transition"] = nn.Sequential(

@@ -19,19 +19,12 @@ from .base import BuildContext, PoolAfter, Size, StageSpec, conv_bn_act, conv_bn
 
 
 class InceptionModule(nn.Module):
-    def __init__(self, spec: InceptionSpec, in_channels: int, ctx: BuildContext):
+    """Parallel branches on the same input, concatenated along the channels. Made by
+    :meth:`InceptionSpec.make_module`."""
+
+    def __init__(self, branches: nn.ModuleDict):
         super().__init__()
-        self.branches = nn.ModuleDict()
-        for name, chain in spec.branch_chains(in_channels):
-            if name == "pool":
-                pool_cls = nn.MaxPool2d if spec.branch_pool_type == "max" else nn.AvgPool2d
-                # ceil_mode as torchvision; with stride 1 and padding 1 it changes nothing
-                layers = [pool_cls(3, stride=1, padding=1, ceil_mode=True)]
-            else:
-                layers = []
-            layers += [conv_bn_act(c_in, c_out, k, ctx, bias=spec.conv_bias, norm=spec.branch_norm,
-                                   act=spec.branch_activation) for c_in, c_out, k in chain]
-            self.branches[name] = nn.Sequential(*layers)
+        self.branches = branches
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches.values()], dim=1)
@@ -46,6 +39,8 @@ class InceptionStage(nn.Sequential):
 class InceptionSpec(PoolAfter, StageSpec):
     type_name: ClassVar[str] = "inception"
     title: ClassVar[str] = "Inception"
+    family: ClassVar[str] = "inception"
+    family_rank: ClassVar[int] = 30
 
     modules: int = param(1, "Number of identical Inception modules.", range=(1, 10), step=1)
     branch1x1: int = param(64, "Width of the 1x1 branch (0: no such branch).", range=(0, 1024), step=1)
@@ -100,6 +95,20 @@ class InceptionSpec(PoolAfter, StageSpec):
             chains.append(("pool", [(in_channels, self.branch_pool_projection, 1)]))
         return chains
 
+    def make_module(self, in_channels: int, ctx: BuildContext) -> InceptionModule:
+        branches = nn.ModuleDict()
+        for name, chain in self.branch_chains(in_channels):
+            if name == "pool":
+                pool_cls = nn.MaxPool2d if self.branch_pool_type == "max" else nn.AvgPool2d
+                # ceil_mode as torchvision; with stride 1 and padding 1 it changes nothing
+                layers = [pool_cls(3, stride=1, padding=1, ceil_mode=True)]
+            else:
+                layers = []
+            layers += [conv_bn_act(c_in, c_out, k, ctx, bias=self.conv_bias, norm=self.branch_norm,
+                                   act=self.branch_activation) for c_in, c_out, k in chain]
+            branches[name] = nn.Sequential(*layers)
+        return InceptionModule(branches)
+
     def out_channels(self, in_channels: int) -> int:
         return sum(chain[-1][1] for _, chain in self.branch_chains(in_channels))
 
@@ -121,7 +130,7 @@ class InceptionSpec(PoolAfter, StageSpec):
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c = in_channels
         for i in range(self.modules):
-            blocks[f"module{i + 1}"] = InceptionModule(self, c, ctx)
+            blocks[f"module{i + 1}"] = self.make_module(c, ctx)
             c = self.out_channels(c)
         pool = self.pool_module()
         if pool is not None:

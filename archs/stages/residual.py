@@ -19,11 +19,15 @@ SHORTCUTS = ("projection", "conv3x3", "zero_pad", "conv1x1_bias")
 class ZeroPadShortcut(nn.Module):
     """He et al.'s option A: subsample by the stride and pad the new channels with zeros (no parameters)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, stride: int, pad_front: int, pad_back: int):
         super().__init__()
-        self.stride = stride
-        self.pad_front = (out_channels - in_channels) // 2
-        self.pad_back = out_channels - in_channels - self.pad_front
+        self.stride, self.pad_front, self.pad_back = stride, pad_front, pad_back
+
+    @classmethod
+    def between(cls, in_channels: int, out_channels: int, stride: int) -> ZeroPadShortcut:
+        """The shortcut from ``in_channels`` to ``out_channels``: the new channels split evenly front and back."""
+        front = (out_channels - in_channels) // 2
+        return cls(stride, front, out_channels - in_channels - front)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, :, ::self.stride, ::self.stride]
@@ -34,43 +38,22 @@ class ZeroPadShortcut(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """out = act(branch(x) + shortcut(x)); variants are chosen by the stage spec.
+    """out = act(branch(x) + shortcut(x)); its parts are made by :meth:`ResidualSpec.make_block`.
 
-    - ``activation_before_add``: the branch ends in an activation too (act applied before and after the add).
-    - ``preactivation``: norm-act-conv ordering (He et al. 2016); no activation after the add, and the
-      shortcut sees the pre-activated input.
-    - ``skip`` off: no shortcut at all, which gives the plain network of He et al.'s Fig. 1.
+    - ``preact`` (pre-activation, He et al. 2016): norm-act applied first, and the shortcut sees its output;
+      such blocks have no ``act`` after the add.
+    - ``shortcut`` None: the identity; ``skip`` False: no shortcut at all, which gives the plain network of
+      He et al.'s Fig. 1.
     """
 
-    def __init__(self, spec: ResidualSpec, in_channels: int, stride: int, ctx: BuildContext):
+    def __init__(self, branch: nn.Module, shortcut: nn.Module | None = None, preact: nn.Module | None = None,
+                 act: nn.Module | None = None, skip: bool = True):
         super().__init__()
-        width, out_channels = spec.channels, spec.out_channels(0)
-        bias, pre = spec.conv_bias, spec.preactivation
-        if spec.block == "basic":
-            convs = [(in_channels, width, 3, stride), (width, out_channels, 3, 1)]
-        else:  # bottleneck, stride on the 3x3 conv as in torchvision (ResNet v1.5)
-            convs = [(in_channels, width, 1, 1), (width, width, 3, stride), (width, out_channels, 1, 1)]
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        for i, (c_in, c_out, k, s) in enumerate(convs, start=1):
-            last = i == len(convs)
-            if pre:
-                if i > 1:  # the first norm-act lives in self.preact: the shortcut reads its output
-                    if ctx.has_norm:
-                        layers[f"norm{i}"] = ctx.norm_layer(c_in)
-                    layers[f"act{i}"] = ctx.act()
-                layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, k, stride=s, padding=k // 2, bias=bias)
-            else:
-                layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, k, stride=s, padding=k // 2, bias=bias)
-                if ctx.has_norm:
-                    layers[f"norm{i}"] = ctx.norm_layer(c_out)
-                if not last or spec.activation_before_add:
-                    layers[f"act{i}"] = ctx.act()
-        self.preact = nn.Sequential(ctx.norm_layer(in_channels), ctx.act()) if pre and ctx.has_norm else (
-            nn.Sequential(ctx.act()) if pre else None)
-        self.branch = nn.Sequential(layers)
-        self.shortcut = spec.shortcut_module(in_channels, stride, ctx) if spec.skip else None
-        self.skip = spec.skip
-        self.act = None if pre else ctx.act()
+        self.preact = preact
+        self.branch = branch
+        self.shortcut = shortcut
+        self.skip = skip
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preact is not None:
@@ -90,6 +73,8 @@ class ResidualStage(nn.Sequential):
 class ResidualSpec(StageSpec):
     type_name: ClassVar[str] = "residual"
     title: ClassVar[str] = "Residual"
+    family: ClassVar[str] = "residual"
+    family_rank: ClassVar[int] = 10
 
     blocks: int = param(2, "Number of residual blocks in the stage.", range=(1, 200), step=1)
     channels: int = param(64, "Width of the blocks (a bottleneck block outputs 4x this).",
@@ -126,12 +111,46 @@ class ResidualSpec(StageSpec):
             raise field_error("shortcut", f"zero_pad cannot reduce {in_channels} channels to "
                                           f"{self.out_channels(in_channels)}; use a conv shortcut")
 
+    def make_block(self, in_channels: int, stride: int, ctx: BuildContext) -> ResidualBlock:
+        """One block: the branch's convs, the shortcut, and the activations the variant asks for.
+
+        - ``activation_before_add``: the branch ends in an activation too (act applied before and after the add).
+        - ``preactivation``: norm-act-conv ordering; no activation after the add, and the shortcut sees the
+          pre-activated input.
+        """
+        width, out_channels = self.channels, self.out_channels(0)
+        bias, pre = self.conv_bias, self.preactivation
+        if self.block == "basic":
+            convs = [(in_channels, width, 3, stride), (width, out_channels, 3, 1)]
+        else:  # bottleneck, stride on the 3x3 conv as in torchvision (ResNet v1.5)
+            convs = [(in_channels, width, 1, 1), (width, width, 3, stride), (width, out_channels, 1, 1)]
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for i, (c_in, c_out, k, s) in enumerate(convs, start=1):
+            last = i == len(convs)
+            if pre:
+                if i > 1:  # the first norm-act lives in preact: the shortcut reads its output
+                    if ctx.has_norm:
+                        layers[f"norm{i}"] = ctx.norm_layer(c_in)
+                    layers[f"act{i}"] = ctx.act()
+                layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, k, stride=s, padding=k // 2, bias=bias)
+            else:
+                layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, k, stride=s, padding=k // 2, bias=bias)
+                if ctx.has_norm:
+                    layers[f"norm{i}"] = ctx.norm_layer(c_out)
+                if not last or self.activation_before_add:
+                    layers[f"act{i}"] = ctx.act()
+        preact = None
+        if pre:
+            preact = nn.Sequential(*([ctx.norm_layer(in_channels)] if ctx.has_norm else []), ctx.act())
+        shortcut = self.shortcut_module(in_channels, stride, ctx) if self.skip else None
+        return ResidualBlock(nn.Sequential(layers), shortcut, preact, None if pre else ctx.act(), self.skip)
+
     def shortcut_module(self, in_channels: int, stride: int, ctx: BuildContext) -> nn.Module | None:
         out_channels = self.out_channels(in_channels)
         if not self._needs_shortcut(in_channels, stride):
             return None
         if self.shortcut == "zero_pad":
-            return ZeroPadShortcut(in_channels, out_channels, stride)
+            return ZeroPadShortcut.between(in_channels, out_channels, stride)
         if self.shortcut == "conv1x1_bias":
             return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
         kernel = 3 if self.shortcut == "conv3x3" else 1
@@ -168,7 +187,7 @@ class ResidualSpec(StageSpec):
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         for i in range(self.blocks):
             c_in = in_channels if i == 0 else self.out_channels(in_channels)
-            blocks[f"block{i + 1}"] = ResidualBlock(self, c_in, self.stride if i == 0 else 1, ctx)
+            blocks[f"block{i + 1}"] = self.make_block(c_in, self.stride if i == 0 else 1, ctx)
         return ResidualStage(blocks)
 
     def label(self, in_channels: int) -> str:

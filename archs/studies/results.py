@@ -1,8 +1,9 @@
 """A study's results (or any runs') as points for an accuracy-against-cost chart: one point per setting, its seeds'
 spread, its family, and the Pareto front. Plain data in, plain data out: the page only draws it.
 
-- :func:`network_family` names what a network is made of: ``dense``, ``inception``, ``residual`` or ``plain``
-  (a net of several kinds is named after the first of those it has), so every chart colours by the same families;
+- :func:`network_family` names what a network is made of, from its stage types' ``family`` (``dense``,
+  ``inception``, ``residual``, ``plain``, and whatever a registered stage type declares; a net of several kinds is
+  named after the stage of highest ``family_rank``), so every chart colours by the same families;
 - :func:`setting_points` groups runs that differ only in their seed into one point: the mean test accuracy, its
   standard deviation over the seeds (the error bar) and the costs;
 - :func:`stored_run_points` makes the same points of every stored run, study or not.
@@ -16,25 +17,24 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from archs.stages import STAGE_TYPES
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
 
 __all__ = ["AXES", "FAMILIES", "network_family", "setting_points", "stored_run_points", "study_runs"]
 
-FAMILIES = ("dense", "inception", "residual", "plain")
+# every family a registered stage type declares, highest rank first ("dense", "inception", ..., "plain")
+FAMILIES = tuple(dict.fromkeys(cls.family for cls in sorted(STAGE_TYPES.values(), key=lambda c: -c.family_rank)))
 AXES = ("params", "mult_adds", "train_flops", "train_seconds")  # the costs accuracy is charted against
 
 
 def network_family(spec) -> str:
-    """``dense`` if the network has a dense stage, else ``inception`` if it has an Inception stage, else
-    ``residual`` if it has a residual stage with skips, else ``plain``."""
-    kinds = {stage.type_name: stage for stage in spec.stages}
-    if "dense" in kinds:
-        return "dense"
-    if "inception" in kinds:
-        return "inception"
-    if any(stage.type_name == "residual" and getattr(stage, "skip", True) for stage in spec.stages):
-        return "residual"
-    return "plain"
+    """The family of the network's stage of highest ``family_rank`` (a stage type's class attributes), where a
+    stage whose skips are off (``skip=False``: the plain twin) counts as ``plain``: ``dense`` if the network has a
+    dense stage, else ``inception`` if it has an Inception stage, ..., else ``residual`` if it has a residual stage
+    with skips, else ``plain``."""
+    best = max(((stage.family_rank, stage.family) for stage in spec.stages if getattr(stage, "skip", True)),
+               default=(0, "plain"))
+    return best[1]
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
