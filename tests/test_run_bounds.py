@@ -104,6 +104,24 @@ def test_a_worker_that_hangs_before_its_run_begins_is_killed_and_the_run_says_wh
     assert recorded(ex, after)["status"] == "stopped"
 
 
+def test_the_depth_sweep_s_measurements_are_quick_jobs_bounded_before_they_start(monkeypatch):
+    """Each trial of the Gradients page's depth sweep is a measurement: the quick lane's time limit and memory cap,
+    and the memory budget at its batch checked before it is queued (issue 18 §1), as for the page's own."""
+    from archs.budget import BudgetError
+    from archs.studies.definition import trial_request
+    from archs.studies.experiments import depth_sweep_definition
+
+    monkeypatch.setenv("ARCHS_QUICK_MAX_SECONDS", "42")
+    definition = depth_sweep_definition([8, 56], batch_size=32)
+    trial = {"stages[*].blocks": 9, "stages[*].skip": False}
+    bounded = trial_request(definition, trial, study_id="s", owner=ME, owner_name=None)
+    assert bounded.kind == "gradients" and bounded.max_seconds == 42
+    assert 2 << 30 < bounded.max_memory_bytes < (2 << 30) + (1 << 30)  # twice its pass's estimate, plus 2 GiB
+    monkeypatch.setenv("ARCHS_MAX_MEMORY_MB", "8")
+    with pytest.raises(BudgetError, match="ARCHS_MAX_MEMORY_MB=8"):
+        trial_request(definition, trial, study_id="s", owner=ME, owner_name=None)
+
+
 # ------------------------------------------------------------------------------------------ memory
 def test_a_run_over_its_memory_cap_fails_clearly_and_the_supervisor_survives(executor, monkeypatch):
     monkeypatch.setenv("ARCHS_MAX_WORKER_MEMORY", "2G")

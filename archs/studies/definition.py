@@ -198,7 +198,7 @@ def plan_trials(definition: StudyDefinition) -> list[dict]:
 def trial_request(definition: StudyDefinition, params: dict, *, study_id: str, owner: str, owner_name: str | None):
     """The run request of one trial (the run's group is the study). Raises SpecError (or ConfigError) when the
     values make no valid network or settings: the trial is infeasible."""
-    from archs.training.request import RunRequest
+    from archs.training.request import RunRequest, bound_quick_job
 
     if definition.kind == "claim":
         claim = claim_of(definition)
@@ -218,8 +218,11 @@ def trial_request(definition: StudyDefinition, params: dict, *, study_id: str, o
                           owner_name=owner_name)
     spec, train, data = definition.base()
     spec, train = apply(spec, train, params)
-    return RunRequest(spec, train, data, kind=definition.run_kind, label=trial_label(params), group=study_id,
-                      owner=owner, owner_name=owner_name)
+    request = RunRequest(spec, train, data, kind=definition.run_kind, label=trial_label(params), group=study_id,
+                         owner=owner, owner_name=owner_name)
+    # a measurement (the depth sweep's gradients) is a quick job: checked against the memory budget at its batch
+    # (over it: a SpecError, so the trial is infeasible) and given the quick lane's time limit and memory cap
+    return request if request.kind == "train" else bound_quick_job(request)
 
 
 def _fitted(spec, data: DataConfig):

@@ -31,7 +31,7 @@ from archs.studies.definition import StudyDefinition
 from archs.studies.driver import start_study
 from archs.training.config import ACTIVE_STATUSES, DataConfig, TrainConfig
 from archs.training.data import check_dataset, dataset_info
-from archs.training.request import MemoryRecorder, RunRequest, execute_request
+from archs.training.request import MemoryRecorder, RunRequest, bound_quick_job, execute_request
 from archs.training.store import RunError, RunStore
 from archs.training.stored import spec_of
 
@@ -228,18 +228,24 @@ def run_degradation(settings: DegradationSettings = DegradationSettings(), *,
 def submit_depth_sweep(executor, depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3,
                        norm: str = "batch", *, owner: str, owner_name: str | None = None) -> str:
     """Start the sweep as a study: He et al.'s CIFAR net with ``stages[*].blocks`` at each depth's (6n+2) and
-    ``stages[*].skip`` on and off, one ``gradients`` measurement each. Returns the study's id, its runs' group."""
+    ``stages[*].skip`` on and off, one ``gradients`` measurement each (a quick job, bounded as a page's
+    measurement is). Returns the study's id, its runs' group."""
+    definition = depth_sweep_definition(depths, batch_size, seed, in_channels, norm)
+    return start_study(executor, definition, owner=owner, owner_name=owner_name)
 
+
+def depth_sweep_definition(depths, batch_size: int = 32, seed: int = 0, in_channels: int = 3,
+                           norm: str = "batch") -> StudyDefinition:
+    """The study :func:`submit_depth_sweep` starts."""
     for depth in depths:
         if (depth - 2) % 6 or depth < 8:
             raise ValueError(f"depth must be 6n+2 with n >= 1, got {depth}")
     base = dataclasses.replace(cifar_resnet(8), in_channels=in_channels, norm=norm)
-    definition = StudyDefinition(kind="sweep", name=f"depth sweep {min(depths)}-{max(depths)}", spec=base.to_dict(),
-                                 train=TrainConfig(batch_size=batch_size, seed=seed, device="cpu").to_dict(),
-                                 vary=({"path": "stages[*].blocks", "values": [(d - 2) // 6 for d in depths]},
-                                       {"path": "stages[*].skip", "values": [True, False]}),
-                                 run_kind="gradients", objectives=("accuracy", "params"))
-    return start_study(executor, definition, owner=owner, owner_name=owner_name)
+    return StudyDefinition(kind="sweep", name=f"depth sweep {min(depths)}-{max(depths)}", spec=base.to_dict(),
+                           train=TrainConfig(batch_size=batch_size, seed=seed, device="cpu").to_dict(),
+                           vary=({"path": "stages[*].blocks", "values": [(d - 2) // 6 for d in depths]},
+                                 {"path": "stages[*].skip", "values": [True, False]}),
+                           run_kind="gradients", objectives=("accuracy", "params"))
 
 
 def depth_sweep_results(store: RunStore, study_id: str) -> tuple[list[dict], int, int]:
@@ -277,7 +283,7 @@ def measure_run_health(executor, run_id: str, batch_size: int = 64, seed: int = 
     request = RunRequest(spec_of(source), TrainConfig(batch_size=batch_size, seed=seed, device="cpu"), data,
                          kind="health", label=f"activation health of {run_id}", source_run=run_id, owner=owner,
                          owner_name=owner_name)
-    measurement = executor.submit(request)
+    measurement = executor.submit(bound_quick_job(request))  # the budget at its batch, the quick lane's bounds
     if not executor.wait(measurement, timeout=timeout):
         executor.stop(measurement, owner)
         raise RunError(f"measuring run {run_id}'s activations took longer than {timeout:.0f} s")
