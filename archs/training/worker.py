@@ -168,9 +168,6 @@ def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None, 
 def spare_main(connection, threads: int) -> None:
     """Entry point of a spare worker: import torch and the library now, then wait for a run (or None)."""
     configure(threads, None)
-    import sklearn.datasets  # noqa: F401  (the offline default data set)
-    import sklearn.model_selection  # noqa: F401
-
     import archs.builder  # noqa: F401  (heavy, on purpose: the imports that cost a second or two)
     import archs.cost  # noqa: F401  (a page's measurements, quick jobs, start in the spare worker too)
     import archs.health  # noqa: F401
