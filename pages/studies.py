@@ -14,6 +14,7 @@ import streamlit as st
 
 import archs
 from archs import SpecError
+from archs.studies.curves import cost_ratio_at, learning_curves, log_linear_fits
 from archs.studies.definition import StudyDefinition
 from archs.studies.driver import delete_study, ensure_driver, optuna_url, start_study, study_view
 from archs.studies.families import CLAIMS, verdict_text
@@ -234,6 +235,63 @@ def optuna_views(view: dict) -> None:
         cols[1].caption("Parameter importances appear with two completed trials.")
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def study_learning_curves(root: str, study_id: str, runs_of: tuple[tuple[str, tuple[str, ...]], ...]) -> list[dict]:
+    """The learning curves of a study's compared networks: per label, its runs' step records as the store picks
+    them for a chart (a few hundred each, :meth:`~archs.training.store.Run.chart_metrics`). Read once per set of
+    finished runs for every viewer (the runs are part of the key)."""
+    series = {}
+    for label, run_ids in runs_of:
+        series[label] = []
+        for run_id in run_ids:
+            try:
+                series[label].append(store.get(run_id).chart_metrics(("step",)))
+            except RunError:
+                continue  # deleted meanwhile
+    return learning_curves(series)
+
+
+BASELINES = ("residual", "plain")  # what a family's fitted line is read against, first present first
+
+
+def fit_caption(fits: dict, x: str) -> str:
+    """What the dashed lines are, and the cost ratio each family's line gives against a baseline's."""
+    words = AXIS_NAMES[x].lower()
+    text = (f"Dashed: each family's least-squares line of mean test accuracy against log {words} over its "
+            "settings (three at least), shaded: its 95 % confidence band (Student's t, n − 2 degrees of freedom).")
+    readings = []
+    for family, fit in fits.items():
+        base = next((b for b in BASELINES if b in fits and b != family), None)
+        if base is None or family in BASELINES and BASELINES.index(family) < BASELINES.index(base):
+            continue
+        ratio = cost_ratio_at(fit, fits[base])
+        if ratio is not None:
+            readings.append(f"at {ratio[0]:.1%} accuracy, {fmt.plain(family)} needs {ratio[1]:.2g}× the {words} "
+                            f"of {fmt.plain(base)}")
+    if readings:
+        text += (" Read off the lines: " + "; ".join(readings) + ". A reading of fitted lines at this budget, not "
+                 "a test; the verdict above is what decides.")
+    return text
+
+
+def learning_curve_views(view: dict) -> None:
+    """A claim's compared networks' training loss against step, overlaid (mean over seeds, their range shaded)."""
+    if not st.toggle("Learning curves of the compared networks", key=f"study_curves_{view['study_id']}",
+                     help="Training loss against step for each network, the mean over its seeds as a line and the "
+                          "range over its seeds shaded: did training go on improving, and alike for each family?"):
+        return
+    labels: dict[str, list[str]] = {}
+    for trial in view["trials"]:
+        if trial["status"] in ("completed", "stopped", "failed") and trial.get("run_id"):
+            labels.setdefault(f"{trial.get('family')} {trial.get('size')}", []).append(trial["run_id"])
+    if not labels:
+        st.caption("No finished run yet.")
+        return
+    curves = study_learning_curves(str(store.root), view["study_id"],
+                                   tuple((label, tuple(ids)) for label, ids in labels.items()))
+    st.plotly_chart(study_charts.learning_curves(curves), key=f"study_curves_chart_{view['study_id']}")
+
+
 def delete(study_id: str) -> None:
     """The Delete button's callback: it runs before the page does, so the study picker can move on to another."""
     try:
@@ -287,11 +345,16 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
     x = st.segmented_control("Accuracy against", list(AXES), key="studies_x", format_func=AXIS_NAMES.get)
     settings.write_url()  # a fragment's rerun does not reach dashboard.py's: the address keeps the axis all the same
     if points and x:
-        selection = st.plotly_chart(study_charts.accuracy_vs_cost(points, x), key=f"study_chart_{study_id}",
-                                    on_select="rerun", selection_mode=("points", "box"))
+        fits = log_linear_fits(points, x)
+        selection = st.plotly_chart(study_charts.accuracy_vs_cost(points, x, fits=fits),
+                                    key=f"study_chart_{study_id}", on_select="rerun", selection_mode=("points", "box"))
+        if fits:
+            st.caption(fit_caption(fits, x))
         open_selection(points, selection, "study_open")
     elif not points:
         st.caption("No finished trial yet.")
+    if view["kind"] == "claim":
+        learning_curve_views(view)
     st.dataframe(trial_table(view), hide_index=True, width="stretch", column_config={
         "test accuracy": st.column_config.NumberColumn(format="percent"),
         "mean accuracy (seeds)": st.column_config.NumberColumn(format="percent"),

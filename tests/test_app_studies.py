@@ -3,6 +3,7 @@ the chart's axis in the address, and refuse bad values with a message that names
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -98,3 +99,46 @@ def test_opening_someone_else_s_interrupted_study_does_not_start_its_driver_and_
     run(at.button(key="study_delete").click())
     assert [s["id"] for s in store.studies.list()] == [study_id]
     assert not (runs_dir / f".{mine}.lock").exists() and not (runs_dir / f".{mine}.log").exists()
+
+
+def test_a_claim_s_page_fits_a_line_per_family_and_overlays_its_learning_curves(runs_dir):
+    """A claim study as its driver leaves it (trials with objectives and runs with step records), without training:
+    the chart has each family's fitted line and band, the caption reads the cost ratio off them, and the learning
+    curves' toggle draws one line per compared network, the mean over its seeds."""
+    import math
+
+    from test_runs import request
+
+    from ui.identity import browser_identity
+
+    store = RunStore(runs_dir)
+    me = browser_identity("studies-apptest-session-01").owner
+    definition = {"kind": "claim", "name": "dense", "claim": "dense", "spec": None, "vary": [], "trials": 0}
+    nets = [("residual", i, p) for i, p in enumerate((3e4, 1e5, 3e5))] + \
+           [("dense", i, p) for i, p in enumerate((1e4, 3e4, 1e5))]
+    trials = [{"params": {"family": f, "size": size, "train.seed": seed}} for f, size, _ in nets for seed in (0, 1)]
+    study_id = store.studies.create(owner=me, owner_name=None, kind="claim", name="dense", definition=definition,
+                                    executor="local", trials=trials)
+    for number, trial in enumerate(trials):
+        family, size, params = nets[number // 2]
+        seed = trial["params"]["train.seed"]
+        stored = store.create(request(label=f"{family} {size} · seed {seed}"))
+        stored.append_metrics([{"kind": "step", "step": s, "loss": (1 + seed) / s} for s in (10, 20, 30)])
+        # dense reaches residual's accuracy with a third of its parameters: its line is residual's, moved left
+        accuracy = 0.1 + 0.05 * math.log(params) + (0.05 * math.log(3) if family == "dense" else 0) + 0.001 * seed
+        store.studies.update_trial(study_id, number, status="completed", run_id=stored.id,
+                                   objectives={"accuracy": accuracy, "params": params, "mult_adds": params * 10})
+    store.studies.update(study_id, status="completed")
+    at = studies_page(study=study_id)
+    [figure] = [c for c in at.get("plotly_chart") if '"dense: fit"' in c.proto.spec]
+    assert '"residual: fit"' in figure.proto.spec and '"toself"' in figure.proto.spec
+    caption = texts(at.caption)
+    assert "dense needs 0.33× the parameters of residual" in caption and "not a test" in caption
+    assert "(Student's t, n − 2 degrees of freedom)" in caption
+    assert not [c for c in at.get("plotly_chart") if "mean over seeds" in c.proto.spec]  # drawn when asked
+    run(at.toggle(key=f"study_curves_{study_id}").set_value(True))
+    [curves] = [c for c in at.get("plotly_chart") if "mean over seeds" in c.proto.spec]
+    names = [trace.get("name") for trace in json.loads(curves.proto.spec)["data"]]
+    assert [n for n in names if n] == ["residual 0", "residual 1", "residual 2", "dense 0", "dense 1", "dense 2"]
+    means = [t["y"] for t in json.loads(curves.proto.spec)["data"] if t.get("name") == "dense 0"][0]
+    assert means == pytest.approx([0.15, 0.075, 0.05])  # (1/s + 2/s) / 2 at steps 10, 20, 30

@@ -1,5 +1,7 @@
 """Plotly figures for studies: test accuracy against a cost, one colour per network family, the seeds' spread as
-error bars, the Pareto front drawn as a step line. Each takes the points of :mod:`archs.studies.results`."""
+error bars, the Pareto front drawn as a step line, each family's fitted log-linear line with its 95 % band; and the
+compared networks' learning curves overlaid. Each takes the plain data of :mod:`archs.studies.results` and
+:mod:`archs.studies.curves`."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from archs.studies.curves import Fit
 from archs.studies.pareto import OBJECTIVES
 
 from . import fmt
@@ -40,10 +43,31 @@ def _escaped(value):
     return value
 
 
-def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460) -> go.Figure:
+def _rgba(colour: str, alpha: float) -> str:
+    colour = colour.lstrip("#")
+    r, g, b = (int(colour[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def accuracy_vs_cost(points: Sequence[dict], x: str, height: int = 460,
+                     fits: dict[str | None, Fit] | None = None) -> go.Figure:
     """Mean test accuracy (error bars: one standard deviation over the seeds, and the min-max range in the hover)
-    against ``x`` on a log axis. Each point's ``customdata`` is its first run's id (what a selection opens)."""
+    against ``x`` on a log axis. Each point's ``customdata`` is its first run's id (what a selection opens).
+    ``fits`` (:func:`archs.studies.curves.log_linear_fits` of the same points and ``x``): each family's fitted line
+    with its 95 % band, drawn beneath the points."""
     fig = go.Figure()
+    for family, fit in (fits or {}).items():
+        colour = FAMILY_COLOURS.get(family, GREY)
+        name = fmt.chart(family or "runs")
+        fig.add_trace(go.Scatter(x=list(fit.xs) + list(fit.xs)[::-1], y=list(fit.high) + list(fit.low)[::-1],
+                                 fill="toself", fillcolor=_rgba(colour, 0.15), line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False, legendgroup=f"fit {name}"))
+        fig.add_trace(go.Scatter(
+            x=list(fit.xs), y=list(fit.mean), mode="lines", line=dict(color=colour, width=1.5, dash="dash"),
+            name=f"{name}: fit", legendgroup=f"fit {name}",
+            hovertemplate=(f"{name} fit over {fit.n} settings: {fit.per_doubling():+.1%} per doubling of "
+                           f"{AXIS_LABELS[x]}<br>" + AXIS_LABELS[x] + " %{x:,.4g}<br>fitted accuracy %{y:.2%} "
+                           "(95% band shaded)<extra></extra>")))
     drawn = [p for p in points if p.get(x) is not None and p.get("accuracy") is not None]
     for family in dict.fromkeys(p["family"] for p in drawn):
         mine = [p for p in drawn if p["family"] == family]
@@ -74,4 +98,31 @@ def importance_bars(importances: dict[str, float], objective: str, height: int =
                            marker_color=BLUE, hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
     fig.update_xaxes(title=f"importance for {fmt.chart(OBJECTIVES[objective].label)}", rangemode="tozero")
     fig.update_layout(title="Parameter importances")
+    return _layout(fig, height)
+
+
+def learning_curves(curves: Sequence[dict], value: str = "training loss", height: int = 420) -> go.Figure:
+    """The compared networks' learning curves (:func:`archs.studies.curves.learning_curves`): the mean over seeds
+    as a line, the range over seeds shaded, one colour per family (the label's first word), a dash per size."""
+    fig = go.Figure()
+    dashes = ("solid", "dot", "dash", "longdash", "dashdot", "longdashdot")
+    seen: dict[str, int] = {}
+    for curve in curves:
+        label = str(curve["label"])
+        family = label.split(" ")[0]
+        colour = FAMILY_COLOURS.get(family, FAMILY_COLOURS[None])
+        dash = dashes[seen.get(family, 0) % len(dashes)]
+        seen[family] = seen.get(family, 0) + 1
+        name = fmt.chart(label)
+        if curve["runs"] > 1:
+            fig.add_trace(go.Scatter(x=curve["steps"] + curve["steps"][::-1], y=curve["high"] + curve["low"][::-1],
+                                     fill="toself", fillcolor=_rgba(colour, 0.12), line=dict(width=0),
+                                     hoverinfo="skip", showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scatter(x=curve["steps"], y=curve["mean"], mode="lines", name=name, legendgroup=name,
+                                 line=dict(color=colour, dash=dash, width=1.5),
+                                 hovertemplate=f"{name} (mean of {curve['runs']} seed"
+                                               f"{'s' if curve['runs'] != 1 else ''})<br>step %{{x}}<br>{value} "
+                                               "%{y:.4g}<extra></extra>"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title=f"{value} (mean over seeds; shaded: their range)", type="log")
     return _layout(fig, height)
