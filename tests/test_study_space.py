@@ -67,7 +67,7 @@ BAD_PATHS = [
     ("stem[0].growth_rate", None, "stem[0].growth_rate: no stem part type has a field 'growth_rate'"),
     ("train.nope", None, "train.nope: unknown training setting (known: recipe, epochs, max_steps,"),
     ("head.nope", None, "head.nope: unknown field of the head (its fields: pool, pool_kernel, norm_activation, "
-                        "dropout)"),
+                        "norm_after_pool, dropout)"),
     ("nope", None, "nope: unknown field of the network (its fields: name, in_channels,"),
     ("", None, "field path: empty; name a field"),
     ("   ", None, "field path: empty"),
