@@ -192,13 +192,17 @@ def trial_table(view: dict) -> pd.DataFrame:
     table = {"#": [t["number"] for t in rows], "status": [t["status"] for t in rows]}
     for path in varied:
         table[path] = [str(t.get(path, "")) for t in rows]
-    table.update({"seed": [t["seed"] for t in rows], "test accuracy": [t["test_accuracy"] for t in rows],
+    table["seed"] = [t["seed"] for t in rows]
+    if view.get("selected_on") == "validation":  # what the search was told and pruned on; the test set only reported
+        table["validation accuracy"] = [t.get("val_accuracy") for t in rows]
+    table.update({"test accuracy": [t["test_accuracy"] for t in rows],
                   "parameters": [t["params"] for t in rows], "mult-adds": [t["mult_adds"] for t in rows],
                   "training FLOPs": [t["train_flops"] for t in rows], "seconds": [t["train_seconds"] for t in rows],
                   "run": [t["run_id"] or "" for t in rows], "why": [t["error"] or "" for t in rows]})
     spreads = [((t.get("over_seeds") or {}).get("accuracy") or {}) for t in rows]
     if any(s.get("n", 1) > 1 for s in spreads):  # a search with seeds: its configuration's mean over them
-        table.update({"mean accuracy (seeds)": [s.get("mean") for s in spreads],
+        words = "validation" if view.get("selected_on") == "validation" else "test"
+        table.update({f"mean {words} accuracy (seeds)": [s.get("mean") for s in spreads],
                       "SD (seeds)": [s.get("sd") for s in spreads], "n (seeds)": [s.get("n") for s in spreads]})
     return pd.DataFrame(table)
 
@@ -337,6 +341,10 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
                    "opens it.", icon=":material/restart_alt:")
     if view.get("error") and view["status"] != "interrupted":  # e.g. a search whose draws were all infeasible
         st.warning(fmt.plain(view["error"], 1000), icon=":material/warning:")
+    if view.get("selected_on") == "validation":
+        st.caption(f"Its sampler and pruner are told each trial's accuracy on a validation split: "
+                   f"{view['val_split']:.0%} of the training images of each class held out (the same images for "
+                   "every trial), so its test accuracy is reported, never optimised.")
     verdict = (view.get("summary") or {}).get("verdict")
     if verdict:
         st.info(fmt.plain(verdict_text(verdict), 6000), icon=":material/gavel:")
@@ -357,7 +365,9 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
         learning_curve_views(view)
     st.dataframe(trial_table(view), hide_index=True, width="stretch", column_config={
         "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "mean accuracy (seeds)": st.column_config.NumberColumn(format="percent"),
+        "mean test accuracy (seeds)": st.column_config.NumberColumn(format="percent"),
+        "mean validation accuracy (seeds)": st.column_config.NumberColumn(format="percent"),
+        "validation accuracy": st.column_config.NumberColumn(format="percent"),
         "SD (seeds)": st.column_config.NumberColumn(format="percent"),
         "parameters": st.column_config.NumberColumn(format="%d"),
         "seconds": st.column_config.NumberColumn(format="%.1f")})

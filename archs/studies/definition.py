@@ -29,6 +29,8 @@ from archs.training.config import DataConfig, TrainConfig
 __all__ = ["KINDS", "SAMPLERS", "PRUNERS", "StudyDefinition", "claim_of", "plan_trials", "trial_request"]
 
 KINDS = ("sweep", "search", "claim")
+SEARCH_VAL_SPLIT = 0.1  # a search's validation split where its data settings ask for none
+PRUNE_EVALUATIONS = 8   # a search's runs evaluate about this often (where they set no eval_every), for its pruner
 SAMPLERS = ("auto", "tpe", "nsga2", "random")
 PRUNERS = ("median", "none")
 MAX_SEEDS = 20
@@ -136,6 +138,10 @@ class StudyDefinition:
 
         train = TrainConfig.from_dict(self.train)
         data = DataConfig.from_dict(self.data)
+        if self.kind == "search" and not data.val_split:  # selected on held-out images, never on the test set
+            data = dataclasses.replace(data, val_split=SEARCH_VAL_SPLIT)
+        if self.kind == "search" and not train.eval_every and train.max_steps:
+            train = dataclasses.replace(train, eval_every=max(1, train.max_steps // PRUNE_EVALUATIONS))
         if self.kind == "claim":
             return None, train, data
         spec = NetSpec.from_dict(self.spec)
@@ -144,6 +150,10 @@ class StudyDefinition:
         else:
             self.varies(spec)
         return spec, train, data
+
+    @property
+    def selection_metric(self) -> str:
+        return selection_metric(self.kind)
 
     def domains(self, spec, train: TrainConfig) -> list[Domain]:
         """A search's domains, one per varied field: a range's (``FIELD=LOW:HIGH``, or the field's own for a bare
@@ -193,6 +203,13 @@ def plan_trials(definition: StudyDefinition) -> list[dict]:
                 for seed in range(definition.seeds) for net in claim.nets]
     spec, _, _ = definition.base()
     return grid(definition.varies(spec), seeds=definition.seeds)
+
+
+def selection_metric(kind: str) -> str:
+    """What a study of ``kind`` tells its sampler and pruner as accuracy: a search's, the accuracy on its validation
+    split (its data's ``val_split``, or :data:`SEARCH_VAL_SPLIT` of the training images where that is 0), so the test
+    set is reported, never optimised; a sweep or a claim selects nothing and reads the test set."""
+    return "val_accuracy" if kind == "search" else "test_accuracy"
 
 
 def trial_request(definition: StudyDefinition, params: dict, *, study_id: str, owner: str, owner_name: str | None):

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from archs.fields import SpecError
-from archs.studies.definition import StudyDefinition, plan_trials, trial_request
+from archs.studies.definition import SEARCH_VAL_SPLIT, StudyDefinition, plan_trials, selection_metric, trial_request
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
 from archs.training.limits import LimitError, Limits
 from archs.training.store import RunError, RunStore, process_identity
@@ -287,7 +287,10 @@ class StudyDriver:
 
         if self.definition.pruner == "none" or n_objectives > 1:
             return optuna.pruners.NopPruner()
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        # no pruning in a run's first quarter (its early evaluations say little), where its steps are known
+        steps = (self.definition.train or {}).get("max_steps")
+        warmup = steps // 4 if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else 0
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup)
 
     def _ask(self) -> dict:
         """A new trial from Optuna (recorded before anything is submitted, so a restart finds it): one of our
@@ -349,7 +352,8 @@ class StudyDriver:
         handle.set_constraint("infeasible", 0.0)
         state, values_list = optuna.trial.TrialState.FAIL, None
         if statuses <= {"completed", "repeated"}:
-            spread = {o: _spread([t["objectives"].get(o) for t in group]) for o in objectives}
+            told = {"accuracy": "val_accuracy"} if self.definition.selection_metric == "val_accuracy" else {}
+            spread = {o: _spread([t["objectives"].get(told.get(o, o)) for t in group]) for o in objectives}
             if all(s is not None for s in spread.values()):
                 state, values_list = optuna.trial.TrialState.COMPLETE, [spread[o]["mean"] for o in objectives]
                 for t in group:
@@ -532,7 +536,8 @@ class StudyDriver:
             objectives.update({k: result.get(k) for k in ("ratio", "first", "last_conv", "loss")})
         else:
             steps, batch = result.get("steps"), (run.settings().get("train") or {}).get("batch_size")
-            objectives.update(accuracy=result.get("test_accuracy"), train_seconds=result.get("seconds"),
+            objectives.update(accuracy=result.get("test_accuracy"), val_accuracy=result.get("val_accuracy"),
+                              train_seconds=result.get("seconds"),
                               train_flops=train_flops(objectives["mult_adds"], steps * batch)
                               if steps and batch and objectives.get("mult_adds") else None)
         final = "pruned" if trial["error"] == "pruned" else RUN_TO_TRIAL.get(state, "failed")
@@ -567,15 +572,16 @@ class StudyDriver:
                 return None
             self.reported[trial["number"]] = set(frozen.intermediate_values)
         seen = self.reported[trial["number"]]
+        metric = self.definition.selection_metric  # a search's validation accuracy, never the test set's
         fresh = [r for r in run.metrics("eval") + run.metrics("epoch")
-                 if r.get("test_accuracy") is not None and r["step"] not in seen]
+                 if r.get(metric) is not None and r["step"] not in seen]
         if not fresh:
             return None
         handle = optuna.trial.Trial(self.optuna_study, trial_id)
         for record in sorted(fresh, key=lambda r: r["step"]):
             if record["step"] in seen:  # an eval and an epoch record at the same step: the first one counts
                 continue
-            handle.report(float(record["test_accuracy"]), int(record["step"]))
+            handle.report(float(record[metric]), int(record["step"]))
             seen.add(record["step"])
         return handle
 
@@ -669,6 +675,7 @@ def study_view(store: RunStore, study_id: str) -> dict:
         varied = {k: v for k, v in t["params"].items() if k != "train.seed"}
         trials.append({**varied, "number": t["number"], "run_id": t["run_id"], "status": t["status"],
                        "seed": t["params"].get("train.seed"), "error": t["error"], "test_accuracy": o.get("accuracy"),
+                       "val_accuracy": o.get("val_accuracy"),
                        "params": o.get("params"), "mult_adds": o.get("mult_adds"),
                        "train_flops": o.get("train_flops"), "train_seconds": o.get("train_seconds"),
                        "over_seeds": o.get("over_seeds")})
@@ -678,7 +685,11 @@ def study_view(store: RunStore, study_id: str) -> dict:
     front = pareto_front(points, objectives, id_key="id")
     planned = (definition.get("trials") or 0) * (definition.get("seeds") or 1) if record["kind"] == "search" \
         else len(trials)
+    selected_on = selection_metric(record["kind"])
     return {"study_id": study_id, "name": record["name"], "kind": record["kind"], "status": record["status"],
+            "selected_on": "validation" if selected_on == "val_accuracy" else "test",
+            "val_split": ((definition.get("data") or {}).get("val_split") or SEARCH_VAL_SPLIT)
+            if selected_on == "val_accuracy" else None,
             "owner": record["owner"], "objectives": objectives, "planned": planned or len(trials),
             "varied": [v["path"] for v in definition.get("vary", [])],
             "trials": trials, "pareto": front, "summary": record["summary"], "error": record["error"]}

@@ -123,6 +123,10 @@ class DataConfig:
                                     range=(1, None), kind="int", optional=True)
     test_limit: int | None = param(None, "Test on a fixed random subset of this many images.",
                                    range=(1, None), kind="int", optional=True)
+    val_split: float = param(0.0, "Hold out this fraction of the training images as a validation set (the same "
+                                  "images for every run of this data: stratified by class, seed 0), evaluated "
+                                  "beside the test set: a search selects and prunes on it, never on the test set.",
+                             range=(0.0, 0.5), step=0.05, added=True)
 
     def __post_init__(self) -> None:
         _check(self)

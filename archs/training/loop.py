@@ -58,6 +58,8 @@ class TrainResult:
     seconds: float
     message: str = ""
     world_size: int = 1
+    val_loss: float | None = None      # on the validation images held out of the training set (DataConfig.val_split)
+    val_accuracy: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -213,7 +215,8 @@ def _gradient_norm_records(model: nn.Module, inputs: torch.Tensor, targets: torc
 
 
 def train(model: nn.Module, data: TensorData, config: TrainConfig = TrainConfig(), *,
-          on_metrics: MetricsSink | None = None, stop_event: threading.Event | None = None) -> TrainResult:
+          on_metrics: MetricsSink | None = None, stop_event: threading.Event | None = None,
+          validation: TensorData | None = None) -> TrainResult:
     """Train ``model`` in place on ``data``; return a :class:`TrainResult`.
 
     ``on_metrics`` receives plain dicts, each with a ``"kind"``:
@@ -229,16 +232,18 @@ def train(model: nn.Module, data: TensorData, config: TrainConfig = TrainConfig(
     - ``eval`` (every ``eval_every`` steps and at the end when no epoch record covered it):
       step, epoch, test_loss, test_accuracy, elapsed.
 
+    ``validation`` (:meth:`TensorData.hold_out`'s second part: its test split is the held-out images) is evaluated
+    wherever the test set is, adding ``val_loss`` and ``val_accuracy`` to the epoch and eval records and the result.
     Setting ``stop_event`` ends the run within one block's compute with status ``"stopped"``.
     """
-    return _Loop(model, data, config, on_metrics or (lambda record: None), stop_event).run()
+    return _Loop(model, data, config, on_metrics or (lambda record: None), stop_event, validation).run()
 
 
 class _Loop:
     """One training run's state; :meth:`run` is the loop, each other method one part of it."""
 
     def __init__(self, model: nn.Module, data: TensorData, config: TrainConfig, sink: MetricsSink,
-                 stop_event: threading.Event | None):
+                 stop_event: threading.Event | None, validation: TensorData | None = None):
         if data.num_classes < 2:
             raise ConfigError("the data set needs at least two classes")
         self.start_time = time.perf_counter()  # a run's seconds include placing its data and the probe
@@ -249,6 +254,7 @@ class _Loop:
         self.sink = sink if self.dist.is_main else (lambda record: None)
         torch.manual_seed(config.seed)
         self.data = place_data(data, self.device)
+        self.validation = place_data(validation, self.device) if validation is not None else None
         self.order_generator = make_generator(self.data.device, config.seed)  # where the data lives
         self.augment_generator = make_generator(self.device, config.seed + 1 + self.dist.rank)
         self.train_size = self.data.train_size
@@ -390,6 +396,10 @@ class _Loop:
     def evaluate(self, kind: str, extra: dict) -> None:
         test_loss, test_accuracy = evaluate(self.module, self.data, self.runtime, batch_size=max(self.batch, 256),
                                             dist=self.dist)
+        if self.validation is not None:
+            extra = dict(extra)
+            extra["val_loss"], extra["val_accuracy"] = evaluate(self.module, self.validation, self.runtime,
+                                                                batch_size=max(self.batch, 256), dist=self.dist)
         self.last_eval = {"kind": kind, "step": self.step, **extra, "test_loss": test_loss,
                           "test_accuracy": test_accuracy, "elapsed": time.perf_counter() - self.start_time}
         self.sink(self.last_eval)
@@ -411,4 +421,5 @@ class _Loop:
             epochs=self.step / self.per_epoch, train_loss=last.get("loss"), train_accuracy=last.get("train_accuracy"),
             test_loss=evaluated and evaluated["test_loss"], test_accuracy=evaluated and evaluated["test_accuracy"],
             images_per_second=self.run_meter.summary(self.dist)["images_per_second"],
-            seconds=time.perf_counter() - self.start_time, message=self.message, world_size=self.dist.world_size)
+            seconds=time.perf_counter() - self.start_time, message=self.message, world_size=self.dist.world_size,
+            val_loss=evaluated and evaluated.get("val_loss"), val_accuracy=evaluated and evaluated.get("val_accuracy"))

@@ -360,6 +360,12 @@ def _train(request: RunRequest, recorder, stop_event, model_factory, watch: Stop
 
     spec = request.spec
     data = _load_data(request.data, spec)
+    validation = None
+    if request.data.val_split:
+        if not hasattr(data, "hold_out"):
+            raise ConfigError("val_split: a validation split needs a data set held in memory; this image folder is "
+                              "streamed from disk", "val_split")
+        data, validation = data.hold_out(request.data.val_split)
     if spec.num_classes != data.num_classes:
         spec = dataclasses.replace(spec, num_classes=data.num_classes)
         recorder.write_spec(spec)
@@ -381,7 +387,7 @@ def _train(request: RunRequest, recorder, stop_event, model_factory, watch: Stop
                                                     "images_per_second", "lr") if k in record})
             recorder.write_status(progress=dict(progress))
 
-    result = train(model, data, request.train, on_metrics=sink, stop_event=stop_event)
+    result = train(model, data, request.train, on_metrics=sink, stop_event=stop_event, validation=validation)
     if result.status in ("completed", "stopped"):
         recorder.save_weights(model.state_dict())
     message = watch.reason if result.status == "stopped" and watch.reason else result.message

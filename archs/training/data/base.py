@@ -139,6 +139,33 @@ class TensorData(DataSet):
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
                        test_x=self.test_x.to(device), test_y=self.test_y.to(device))
 
+    def hold_out(self, fraction: float, seed: int = 0) -> tuple[TensorData, TensorData]:
+        """(the training images less a validation set, the validation set as a data set whose *test* split it is),
+        the validation set being ``fraction`` of each class's training images (at least one where a class has two),
+        picked by a generator seeded with ``seed``: the same images each time. Normalisation statistics stay the
+        training set's, as they were."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"val_split must be between 0 and 1, got {fraction!r}")
+        generator = torch.Generator().manual_seed(seed)
+        labels = self.train_y.cpu()
+        held = []
+        for label in torch.unique(labels).tolist():
+            members = torch.nonzero(labels == label).flatten()
+            if len(members) < 2:
+                continue
+            count = min(len(members) - 1, max(1, round(fraction * len(members))))
+            held.append(members[torch.randperm(len(members), generator=generator)[:count]])
+        held_index = torch.sort(torch.cat(held)).values if held else torch.zeros(0, dtype=torch.long)
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        keep[held_index] = False
+        kept_index = torch.nonzero(keep).flatten()
+        device = self.train_x.device
+        held_index, kept_index = held_index.to(device), kept_index.to(device)
+        rest = replace(self, train_x=self.train_x[kept_index], train_y=self.train_y[kept_index])
+        validation = replace(self, train_x=self.train_x[:0], train_y=self.train_y[:0],  # shapes kept, no images
+                             test_x=self.train_x[held_index], test_y=self.train_y[held_index])
+        return rest, validation
+
     def train_batches(self, generator, global_batch, local_batch, rank, steps) -> Batches:
         order = torch.randperm(self.train_size, device=self.device, generator=generator)
         for index in range(steps):
