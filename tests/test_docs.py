@@ -335,8 +335,17 @@ def test_the_readme_is_short_and_links_every_docs_page():
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"docs/{page.name}" in readme, f"README.md does not link docs/{page.name}"
     for page in PAGES:
-        for image in re.findall(r"\]\(([^)#]+\.(?:png|md))(?:#[^)]*)?\)", page.read_text()):
-            assert (page.parent / image).is_file(), f"{page.name} links {image}, which does not exist"
+        for target, anchor in re.findall(r"\]\(([^)#:]+\.(?:png|md))(?:#([^)]*))?\)", page.read_text()):
+            linked = page.parent / target
+            assert linked.is_file(), f"{page.name} links {target}, which does not exist"
+            if anchor:
+                assert anchor in _anchors(linked), f"{page.name} links {target}#{anchor}: no such heading"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["RUN"]:
