@@ -65,6 +65,9 @@ class ActivationHealth:
         return cls(blocks, int(values["batch_size"]), bool(values["train_mode"]), str(values["inputs"]))
 
 
+_RELUS = (nn.ReLU, nn.ReLU6)   # activations whose units can die (stay at 0 for every input)
+
+
 def activation_stats(model: nn.Module, inputs: torch.Tensor, train_mode: bool | None = None) -> ActivationHealth:
     """One forward pass of ``inputs`` without autograd; per block (the children of each stage and each stem
     part, as the gradient views use) the mean and std of its output and its ReLU units that stayed at 0.
@@ -90,7 +93,7 @@ def activation_stats(model: nn.Module, inputs: torch.Tensor, train_mode: bool | 
     handles = []
     for name, block in blocks:
         handles.append(block.register_forward_hook(on_block(name)))
-        handles += [m.register_forward_hook(on_relu(name)) for m in block.modules() if type(m) is nn.ReLU]
+        handles += [m.register_forward_hook(on_relu(name)) for m in block.modules() if type(m) in _RELUS]
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         model.train(mode)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .fields import SpecError
 from .spec import HeadSpec, NetSpec
-from .stages import DenseSpec, InceptionSpec, PlainSpec, ResidualSpec
+from .stages import STAGE_TYPES, DenseSpec, InceptionSpec, PlainSpec, ResidualSpec
 
 __all__ = ["PRESETS", "cifar_resnet", "load_spec", "register_preset"]
 
@@ -185,3 +185,14 @@ def speedrun_net(name: str) -> NetSpec:
 
 for _name in ("speedrun-mnist", "speedrun-fashion-mnist"):
     register_preset(_name, speedrun_net(_name))
+
+
+# ----------------------------------------------------------------------------- brought by their stage files
+def _register_reference_networks() -> None:
+    """Each stage type's ``reference_networks()`` (its paper's network, say), in the registry's order."""
+    for cls in STAGE_TYPES.values():
+        for name, values in cls.reference_networks().items():
+            register_preset(name, NetSpec(**{**values, "head": HeadSpec(**values.get("head", {}))}))
+
+
+_register_reference_networks()

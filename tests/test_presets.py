@@ -19,17 +19,30 @@ EXPECTED_PARAMS = {
     # by hand: conv 1->16 (144) + BN (32); conv 16->32 (4,608) + BN (64); conv 32->64 (18,432) + BN (128);
     # linear 64 x 7 x 7 -> 10 (31,370)
     "speedrun-mnist": 54_778, "speedrun-fashion-mnist": 54_778,
+    # brought by their stage files (archs/stages/*.py reference_networks): torchvision's counts, and timm's
+    # seresnet50 (ResNet-50's 25,557,032 + 2,530,992 in the SE modules: 2 x C x C/16 + C/16 + C per block)
+    "resnext50_32x4d": 25_028_904, "mobilenet_v2": 3_504_872, "convnext_tiny": 28_589_128,
+    "se-resnet50": 28_088_024,
 }
 
 TORCHVISION = {
     "resnet18": lambda m: m.resnet18(), "resnet34": lambda m: m.resnet34(), "resnet50": lambda m: m.resnet50(),
     "densenet121": lambda m: m.densenet121(),
     "googlenet": lambda m: m.googlenet(aux_logits=False, init_weights=False),
+    "resnext50_32x4d": lambda m: m.resnext50_32x4d(), "mobilenet_v2": lambda m: m.mobilenet_v2(),
+    "convnext_tiny": lambda m: m.convnext_tiny(),
 }
+# ConvNeXt's linear layers (on channels-last tensors) are 1x1 convs here: the same weights, shaped C x C' x 1 x 1
+SQUEEZED = {"convnext_tiny"}
 
 
-def shapes(model: nn.Module) -> list:
-    return sorted(tuple(p.shape) for p in model.parameters())
+def shapes(model: nn.Module, squeeze: bool = False) -> list:
+    def shape(p):
+        dims = tuple(p.shape)
+        while squeeze and len(dims) > 1 and dims[-1] == 1:
+            dims = dims[:-1]
+        return dims
+    return sorted(shape(p) for p in model.parameters())
 
 
 def test_every_preset_has_an_expected_count():
@@ -67,7 +80,15 @@ def test_torchvision_presets_match_torchvision(name):
     reference = TORCHVISION[name](import_torchvision().models)
     ours = build_model(PRESETS[name], init_weights=False)
     assert sum(p.numel() for p in reference.parameters()) == EXPECTED_PARAMS[name]
-    assert shapes(ours) == shapes(reference)
+    assert shapes(ours, name in SQUEEZED) == shapes(reference, name in SQUEEZED)
+
+
+def test_se_resnet50_is_resnet50_with_an_se_module_per_block():
+    ours = build_model(PRESETS["se-resnet50"], init_weights=False)
+    se = [m for name, m in ours.named_modules() if name.endswith(".se")]
+    assert len(se) == 16 and {(m.channels, m.reduced) for m in se} == {(256, 16), (512, 32), (1024, 64), (2048, 128)}
+    extra = sum(p.numel() for m in se for p in m.parameters())
+    assert EXPECTED_PARAMS["se-resnet50"] == EXPECTED_PARAMS["resnet50"] + extra == 28_088_024
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))

@@ -11,6 +11,7 @@ from torch import nn
 import archs
 from archs import (
     PRESETS,
+    STAGE_TYPES,
     DenseSpec,
     HeadSpec,
     NetSpec,
@@ -246,8 +247,8 @@ def test_an_object_list_or_null_in_place_of_any_value_names_that_field(wrong):
     (("stages", 1), [1], "stages[1]: must be a JSON object, got a list"),
     (("stem", 0), None, "stem[0]: must be a JSON object, got null"),
     (("head",), [], "head: must be a JSON object, got a list"),
-    (("stages", 0, "type"), ["residual"], "stages[0].type: must be a stage type name (dense, inception, plain, "
-                                          "residual), got a list"),
+    (("stages", 0, "type"), ["residual"], f"stages[0].type: must be a stage type name ({', '.join(sorted(STAGE_TYPES))}"
+                                          "), got a list"),
     (("stages", 0, "type"), 3, "stages[0].type: must be a stage type name"),
     (("format",), {"v": 1}, "format: must be 'archs.netspec/1', got an object"),
     (("stages", 0, "channels"), 10**400, "stages[0].channels: must be <= 2048"),

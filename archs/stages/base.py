@@ -7,8 +7,9 @@ count, the last one computed without allocating anything. Adding a stage type me
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -211,6 +212,50 @@ class StageSpec:
     def without_skips(self) -> StageSpec:
         """The same stage with residual skips removed; stages without skips return themselves."""
         return self
+
+    @classmethod
+    def reference_networks(cls) -> dict[str, dict]:
+        """Named networks made of this stage type, registered as presets by archs.presets: name -> NetSpec's
+        keyword arguments, its ``head`` as HeadSpec's keyword arguments (a dict). So a stage file brings its
+        paper's network with it."""
+        return {}
+
+
+_NOT_BLOCKS = ("pool", "act", "transition")     # a stage's children that archs.budget does not count as blocks
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_stage(stage: StageSpec, in_channels: int, ctx: BuildContext) -> nn.Module:
+    with torch.device("meta"):
+        return stage.build(in_channels, ctx)
+
+
+def _leaves(module: nn.Module) -> Iterator[nn.Module]:
+    for child in module.modules():
+        if not list(child.children()):
+            yield child
+
+
+class CountedByBuilding:
+    """For a stage type with no counter of its own in archs.budget: its budget footprint (modules and blocks
+    exactly, the activations of one image as an upper bound) from the stage built on the meta device (no
+    memory, a few ms a stage, cached by stage, incoming channels and context)."""
+
+    def footprint(self, in_channels: int, size: Size, ctx: BuildContext, tally) -> None:
+        stage = _meta_stage(self, in_channels, ctx)
+        leaves = list(_leaves(stage))
+        tally.modules += sum(1 for _ in stage.modules()) - len(leaves)     # containers; out() counts the leaves
+        blocks = sum(1 for name in stage._modules if name not in _NOT_BLOCKS)
+        tally.blocks += blocks
+        out_size = self.out_size(size)
+        area = max(size[0] * size[1], out_size[0] * out_size[1])
+        channels = in_channels
+        for leaf in leaves:
+            channels = getattr(leaf, "out_channels", getattr(leaf, "num_features",
+                                                             getattr(leaf, "num_channels", channels)))
+            tally.out(channels * area, weighted=int(any(True for _ in leaf.parameters(recurse=False))))
+        for _ in range(blocks):
+            tally.join(self.out_channels(in_channels) * out_size[0] * out_size[1])   # the adds
 
 
 @dataclass(frozen=True)
