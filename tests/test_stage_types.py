@@ -10,19 +10,31 @@ the loss, the family, the budget's counts, receptive fields and activation healt
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import pytest
 import torch
 from stage_variants import SIZE, TYPE_DEFAULTS, TYPE_VARIANTS, fitting_channels, net_with
 from torch import nn
 
-from archs import STAGE_TYPES, NetSpec, build_model, decode_spec, encode_spec, summarize
+from archs import (
+    STAGE_TYPES,
+    NetSpec,
+    PlainSpec,
+    SpecError,
+    build_model,
+    decode_spec,
+    encode_spec,
+    gradient_profile,
+    summarize,
+)
 from archs.budget import footprint
 from archs.fields import spec_fields
 from archs.health import activation_health
 from archs.receptive import receptive_fields
 from archs.stages.base import BuildContext
 from archs.studies.results import FAMILIES, network_family
+from archs.studies.space import apply, domain
 
 NORMS = ("batch", "none", "layer")
 TYPES = sorted(TYPE_DEFAULTS)
@@ -176,3 +188,41 @@ def test_receptive_fields_and_activation_health_cover_every_block(name):
     health = activation_health(spec, 4, 0)
     stage_blocks = [b for b in health.blocks if b.stage == "stage1"]
     assert stage_blocks and all(b.std == b.std for b in stage_blocks)   # measured, not NaN
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_every_field_is_a_vary_path(name):
+    """A study can vary each field of the type (``stages[0].<field>``), set to another value of its domain."""
+    stage = TYPE_DEFAULTS[name]
+    spec = net_with(stage, in_channels=fitting_channels(stage))
+    for info in spec_fields(STAGE_TYPES[name]):
+        path = f"stages[0].{info.name}"
+        assert domain(spec, path) is not None
+        current = getattr(stage, info.name)
+        if info.kind == "bool":
+            value = not current
+        elif info.kind == "choice":
+            value = next((c for c in info.choices if c != current), current)
+        else:
+            continue
+        try:
+            varied, _ = apply(spec, None, {path: value})
+        except SpecError:
+            continue                                   # a combination the type refuses, named by its path
+        assert getattr(varied.stages[0], info.name) == value
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_gradients_per_depth_beside_the_plain_twin(name):
+    """The Gradients page's story: block gradient norms of the type and of its plain twin, block for block."""
+    stage = TYPE_DEFAULTS[name]
+    c = fitting_channels(stage)
+
+    def net(s):                                       # a stem, as every network the page shows has one
+        return replace(net_with(s, in_channels=3), stem=(PlainSpec(channels=c),))
+
+    ours, twin = (gradient_profile(net(s), 4, 0) for s in (stage, stage.without_skips()))
+    assert [b.name for b in ours.blocks] == [b.name for b in twin.blocks]
+    for profile in (ours, twin):
+        assert all(b.grad_norm >= 0 and b.grad_norm == b.grad_norm for b in profile.blocks)
+        assert all(g.grad_norm == g.grad_norm for g in profile.layers)
