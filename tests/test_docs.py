@@ -169,8 +169,16 @@ def check_static(command: list[str]) -> str | None:
         return None if (ROOT / args[1]).is_file() and executable("streamlit") else f"cannot run {args[1]}"
     if base in {"ruff", "lint-imports", "tensorboard", "torchrun", "pytest"}:
         return None if executable(base) else f"{base} is not installed"
-    if base in {"docker", "podman"}:
-        return None if (ROOT / "Dockerfile").is_file() else "no Dockerfile"
+    if base in {"docker", "podman"}:                     # what it names must be the Dockerfile's and the code's
+        dockerfile, missing = (ROOT / "Dockerfile").read_text(), []
+        for flag, value in zip(args, args[1:]):
+            if flag == "--build-arg" and f"ARG {value.split('=')[0]}" not in dockerfile:
+                missing.append(value)
+            elif flag == "-v" and f"VOLUME {value.split(':')[-1]}" not in dockerfile:
+                missing.append(value)
+            elif flag == "-e" and value.split("=")[0] not in code_text():
+                missing.append(value)
+        return f"not in the Dockerfile or the code: {missing}" if missing else None
     raise KeyError(program)
 
 
@@ -278,7 +286,7 @@ SHELL = [b for b in BLOCKS if b.lang in {"bash", "sh", "console"}]
 
 
 @pytest.mark.parametrize("block", SHELL, ids=lambda b: b.id)
-def test_commands_run_or_name_what_exists(block, results):
+def test_commands_run_or_name_what_exists(block, request):
     found = commands(block)
     assert found, f"{block.id}: a shell block without a command"
     for n, command in enumerate(found):
@@ -288,8 +296,8 @@ def test_commands_run_or_name_what_exists(block, results):
             pytest.fail(f"{block.id}: {shlex.join(command)!r} is a kind of command test_docs does not know: mark the "
                         "block <!-- not run: why --> and teach check_static to check it")
         assert problem is None, f"{block.id}: {shlex.join(command)}: {problem}"
-        if archs_argv(command) is not None:
-            result = results.get(f"{block.id}#{n}")
+        if archs_argv(command) is not None:             # run (or parsed) in the child: only such blocks wait for it
+            result = request.getfixturevalue("results").get(f"{block.id}#{n}")
             assert result is not None, f"{block.id}: {shlex.join(command)} was not run"
             assert result["ok"], f"{block.id}: {shlex.join(command)}: {_report(result)}"
 
