@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from .builder import build_model
 from .spec import NetSpec
+from .stages.base import LayerNorm2d
 
 __all__ = ["Field", "LayerField", "ReceptiveFields", "receptive_fields"]
 
@@ -265,7 +266,8 @@ def _pass_through(x: torch.Tensor) -> torch.Tensor:
 
 # shape-preserving, single-input modules: on the meta device their Python decompositions cost ~3 ms
 # each only to return the input's shape; passing the input through gives the same field
-_SAME_FIELD = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Dropout)
+_SAME_FIELD = (nn.BatchNorm2d, LayerNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh,
+               nn.Dropout)
 
 
 def receptive_fields(spec: NetSpec, input_size: Iterable[int] | int | None = None) -> ReceptiveFields:

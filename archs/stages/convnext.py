@@ -26,6 +26,7 @@ from torch import nn
 
 from ..fields import field_error, param
 from .base import (
+    CONVS,
     BuildContext,
     CountedByBuilding,
     Size,
@@ -83,7 +84,7 @@ class ConvNeXtSpec(CountedByBuilding, StageSpec):
     kernel_size: int = param(7, "Kernel of the depthwise conv.", choices=(3, 5, 7, 9, 11))
     expansion: int = param(4, "Width of the inverted bottleneck, in multiples of channels.", range=(1, 8), step=1)
     layer_scale: float = param(1e-6, "Initial value of the per-channel layer scale (0: no layer scale).",
-                               range=(0.0, 1.0))
+                               choices=(0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0))
     stochastic_depth: float = param(0.0, "Probability, in training, that an image skips a block's branch.",
                                     range=(0.0, 0.9), step=0.01)
     skip: bool = param(True, "Add the block's input. Off gives the plain network with the same layers.")
@@ -104,7 +105,7 @@ class ConvNeXtSpec(CountedByBuilding, StageSpec):
 
     def make_block(self, ctx: BuildContext) -> ConvNeXtBlock:
         c, wide = self.channels, self.expansion * self.channels
-        return ConvNeXtBlock(nn.Conv2d(c, c, self.kernel_size, padding=self.kernel_size // 2, groups=c),
+        return ConvNeXtBlock(CONVS["depthwise"](c, c, self.kernel_size, bias=True),
                              ctx.norm_layer(c) if ctx.has_norm else None, nn.Conv2d(c, wide, 1), ctx.act(),
                              nn.Conv2d(wide, c, 1), self.layer_scale, self.stochastic_depth, self.skip)
 
