@@ -57,3 +57,35 @@ def _main_module_restored():
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+# ----------------------------------------------------------------------------- one Chromium per test session
+BROWSER_FIXTURE = "browser"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The system Chromium through Playwright, started once for the whole test session (a start costs seconds on a
+    busy 2-core machine); each test opens contexts of its own (their own cookies: browsers of their own)."""
+    from test_browser import CHROMIUM, launch
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH (CI: apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        chromium = launch(p)
+        yield chromium
+        chromium.close()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The modules whose tests use ``browser`` run last, in their usual order, each module whole. Playwright's sync
+    API marks its event loop as running in the main thread while it is open, so a test that runs an asyncio loop
+    there (Ray's client may) must not run while the session's Chromium is: after the first browser test, only
+    browser modules run."""
+    def module(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    browser_modules = {module(item) for item in items if BROWSER_FIXTURE in getattr(item, "fixturenames", ())}
+    items[:] = ([item for item in items if module(item) not in browser_modules]
+                + [item for item in items if module(item) in browser_modules])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 from app_helpers import stop_all
-from test_browser import CHROMIUM, launch
+from test_browser import CHROMIUM
 from test_login import (  # noqa: F401  (fixtures: each page kept where it fails)
     ACTIVE,
     again_if_network_changed,
@@ -54,64 +54,57 @@ def open_at(page, url: str) -> None:
 
 
 @pytest.mark.usefixtures("pages_kept_on_failure")
-def test_a_key_in_a_link_never_makes_its_reader_the_sender(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_key_in_a_link_never_makes_its_reader_the_sender(tmp_path, browser):
     runs_dir = tmp_path / "runs"
     server = Server(runs_dir, tmp_path / "server.log", env={"ARCHS_MAX_CONCURRENT_RUNS": "1", "ARCHS_AUTH": "",
                                                             "ARCHS_ADMINS": ""})
     try:
-        with sync_playwright() as p:
-            chromium = launch(p)
-            try:
-                one, two = new_page(chromium), new_page(chromium)
+        # two browsers: contexts of the session's Chromium (pages_kept_on_failure closes them)
+        one, two = new_page(browser), new_page(browser)
+        # browser 1: a key of its own, in its cookie and not in its address; it starts a run
+        open_at(one, f"{server.url}/")
+        one.wait_for_function(f"() => document.cookie.includes('{COOKIE}=')")  # the page's script wrote it
+        assert key_in(one) and "session=" not in one.url
+        key = key_in(one)
+        start_run(one, server.url, epochs=200)
+        rows = wait_rows(runs_dir, lambda rs: len(rs) == 1, "browser 1's run recorded")
+        [run] = rows
+        assert run["owner"] == owner_of_token(key) and run["status"] in ACTIVE
+        address = one.url
+        assert key not in address
 
-                # browser 1: a key of its own, in its cookie and not in its address; it starts a run
-                open_at(one, f"{server.url}/")
-                one.wait_for_function(f"() => document.cookie.includes('{COOKIE}=')")  # the page's script wrote it
-                assert key_in(one) and "session=" not in one.url
-                key = key_in(one)
-                start_run(one, server.url, epochs=200)
-                rows = wait_rows(runs_dir, lambda rs: len(rs) == 1, "browser 1's run recorded")
-                [run] = rows
-                assert run["owner"] == owner_of_token(key) and run["status"] in ACTIVE
-                address = one.url
-                assert key not in address
+        # browser 2 opens browser 1's full address, then that address carrying browser 1's key
+        for url in (address, f"{server.url}/runs?session={key}", f"{address}&session={key}"):
+            open_at(two, url)
+            assert "session=" not in two.url
+            if "session=" in url:
+                assert two.get_by_text("This link carried someone's session key").count() > 0
+            pick_run(two, server.url, run["id"], fresh=False)  # the session that opened the link, if on Runs
+            assert " · you · " not in picked(two) and buttons(two) == {"stop": False, "delete": False}
+            click_disabled(two, "runs_delete")
+            assert two.locator(".st-key-runs_delete_yes").count() == 0
+        assert key_in(two) not in (None, key)
+        rows = wait_rows(runs_dir, bool, "the run")
+        assert [(r["id"], r["status"] in ACTIVE) for r in rows] == [(run["id"], True)]   # untouched
 
-                # browser 2 opens browser 1's full address, then that address carrying browser 1's key
-                for url in (address, f"{server.url}/runs?session={key}", f"{address}&session={key}"):
-                    open_at(two, url)
-                    assert "session=" not in two.url
-                    if "session=" in url:
-                        assert two.get_by_text("This link carried someone's session key").count() > 0
-                    pick_run(two, server.url, run["id"])
-                    assert " · you · " not in picked(two) and buttons(two) == {"stop": False, "delete": False}
-                    click_disabled(two, "runs_delete")
-                    assert two.locator(".st-key-runs_delete_yes").count() == 0
-                assert key_in(two) not in (None, key)
-                rows = wait_rows(runs_dir, bool, "the run")
-                assert [(r["id"], r["status"] in ACTIVE) for r in rows] == [(run["id"], True)]   # untouched
+        # browser 1, reloaded and in a second tab: the same owner, who stops the run
+        def reload(first: bool):
+            one.reload()
+            settle(one)
 
-                # browser 1, reloaded and in a second tab: the same owner, who stops the run
-                def reload(first: bool):
-                    one.reload()
-                    settle(one)
-
-                again_if_network_changed(one, "reloading browser 1", reload)
-                assert key_in(one) == key
-                pick_run(one, server.url, run["id"])
-                assert picked(one).endswith(f" · you · {run['id']}") and buttons(one) == {"stop": True, "delete": True}
-                tab = one.context.new_page()
-                tab.failed, tab.mark = [], 0
-                open_at(tab, f"{server.url}/runs")
-                pick_run(tab, server.url, run["id"])
-                assert picked(tab).endswith(f" · you · {run['id']}")
-                tab.close()
-                stop_run(one, server.url, run["id"], runs_dir)
-                wait_rows(runs_dir, lambda rs: rs[0]["status"] == "stopped", "browser 1's run stopped by browser 1")
-                assert [r["owner"] for r in wait_rows(runs_dir, bool, "the runs")] == [owner_of_token(key)]
-            finally:
-                chromium.close()
+        again_if_network_changed(one, "reloading browser 1", reload)
+        assert key_in(one) == key
+        pick_run(one, server.url, run["id"])
+        assert picked(one).endswith(f" · you · {run['id']}") and buttons(one) == {"stop": True, "delete": True}
+        tab = one.context.new_page()
+        tab.failed, tab.mark = [], 0
+        open_at(tab, f"{server.url}/runs")
+        pick_run(tab, server.url, run["id"], fresh=False)
+        assert picked(tab).endswith(f" · you · {run['id']}")
+        tab.close()
+        stop_run(one, server.url, run["id"], runs_dir)
+        wait_rows(runs_dir, lambda rs: rs[0]["status"] == "stopped", "browser 1's run stopped by browser 1")
+        assert [r["owner"] for r in wait_rows(runs_dir, bool, "the runs")] == [owner_of_token(key)]
     finally:
         server.stop()
         stop_all(runs_dir)

@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from test_browser import CHROMIUM, EXCEPTION, SHOTS, launch, settle, sync_api  # (skips without chromium)
+from test_browser import CHROMIUM, EXCEPTION, SHOTS, settle  # (skips without chromium)
 from test_serve import Server
 
 from archs.training import RunStore
@@ -15,61 +15,60 @@ from archs.training import RunStore
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
 
 
-def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_path):
+def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_path, browser):
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
     server = Server(runs_dir, tmp_path / "server.log")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1700}).new_page()
-            page.goto(f"{server.url}/studies?preset=seed002-inception")
-            settle(page, timeout=120_000)
-            page.get_by_role("tab", name="Sweep").click()
-            field = page.locator(".st-key-sweep_path0 input")
-            field.click()
-            field.fill("stages[*].branch1x1")  # the list is long: type to find the field
-            page.get_by_role("option", name="stages[*].branch1x1", exact=True).click()
+    context = browser.new_context(viewport={"width": 1400, "height": 1700})  # the test session's Chromium
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/studies?preset=seed002-inception")
+        settle(page, timeout=120_000)
+        page.get_by_role("tab", name="Sweep").click()
+        field = page.locator(".st-key-sweep_path0 input")
+        field.click()
+        field.fill("stages[*].branch1x1")  # the list is long: type to find the field
+        page.get_by_role("option", name="stages[*].branch1x1", exact=True).click()
+        settle(page)
+        values = page.locator(".st-key-sweep_values0 input")
+        values.fill("4,8")
+        values.press("Enter")
+        settle(page)
+        for key, value in (("sweep_steps", 6), ("sweep_batch", 16)):
+            box = page.locator(f".st-key-{key} input")
+            box.fill(str(value))
+            box.press("Enter")
             settle(page)
-            values = page.locator(".st-key-sweep_values0 input")
-            values.fill("4,8")
-            values.press("Enter")
-            settle(page)
-            for key, value in (("sweep_steps", 6), ("sweep_batch", 16)):
-                box = page.locator(f".st-key-{key} input")
-                box.fill(str(value))
-                box.press("Enter")
-                settle(page)
-            page.get_by_role("button", name="Run the sweep").click()
-            settle(page, timeout=120_000)
-            assert page.locator(EXCEPTION).count() == 0
-            [study] = store.studies.list()
-            page.wait_for_url(re.compile(f"study={study['id']}"), timeout=60_000)
-            deadline = time.monotonic() + 300
-            while store.studies.get(study["id"])["status"] == "running":
-                assert time.monotonic() < deadline, "the sweep did not finish"
-                time.sleep(1)
-            assert store.studies.get(study["id"])["status"] == "completed"
-            page.get_by_text("2 of 2 trials ended").first.wait_for(timeout=60_000)
-            chart = page.locator(".js-plotly-plot").first
-            chart.wait_for(timeout=60_000)
-            page.locator(".st-key-studies_x").get_by_text("Mult-adds", exact=True).click()  # a segmented control
-            settle(page)
-            page.wait_for_url(re.compile("sx=mult_adds"), timeout=30_000)
-            assert page.locator(EXCEPTION).count() == 0
-            page.screenshot(path=SHOTS / "studies-sweep.png", full_page=True)
-            box = chart.locator(".scatterlayer .point").first.bounding_box()  # under plotly's drag layer:
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # hover, then click it
-            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # (selects: opens its net)
-            page.get_by_role("button", name="Open on the Build page").wait_for(timeout=60_000)
-            page.get_by_role("button", name="Open on the Build page").click()
-            settle(page, timeout=120_000)
-            page.get_by_role("heading", name="Build").first.wait_for(timeout=60_000)
-            first = store.studies.trials(study["id"])[0]  # the first point drawn: branch1x1 = 4
-            assert first["params"]["stages[*].branch1x1"] == 4
-            page.get_by_text(f"{first['objectives']['params']:,}").first.wait_for(timeout=60_000)  # its parameters
-            assert page.locator(EXCEPTION).count() == 0
-        finally:
-            browser.close()
-            server.stop()
+        page.get_by_role("button", name="Run the sweep").click()
+        settle(page, timeout=120_000)
+        assert page.locator(EXCEPTION).count() == 0
+        [study] = store.studies.list()
+        page.wait_for_url(re.compile(f"study={study['id']}"), timeout=60_000)
+        deadline = time.monotonic() + 300
+        while store.studies.get(study["id"])["status"] == "running":
+            assert time.monotonic() < deadline, "the sweep did not finish"
+            time.sleep(1)
+        assert store.studies.get(study["id"])["status"] == "completed"
+        page.get_by_text("2 of 2 trials ended").first.wait_for(timeout=60_000)
+        chart = page.locator(".js-plotly-plot").first
+        chart.wait_for(timeout=60_000)
+        page.locator(".st-key-studies_x").get_by_text("Mult-adds", exact=True).click()  # a segmented control
+        settle(page)
+        page.wait_for_url(re.compile("sx=mult_adds"), timeout=30_000)
+        assert page.locator(EXCEPTION).count() == 0
+        page.screenshot(path=SHOTS / "studies-sweep.png", full_page=True)
+        box = chart.locator(".scatterlayer .point").first.bounding_box()  # under plotly's drag layer:
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # hover, then click it
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # (selects: opens its net)
+        page.get_by_role("button", name="Open on the Build page").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Open on the Build page").click()
+        settle(page, timeout=120_000)
+        page.get_by_role("heading", name="Build").first.wait_for(timeout=60_000)
+        first = store.studies.trials(study["id"])[0]  # the first point drawn: branch1x1 = 4
+        assert first["params"]["stages[*].branch1x1"] == 4
+        page.get_by_text(f"{first['objectives']['params']:,}").first.wait_for(timeout=60_000)  # its parameters
+        assert page.locator(EXCEPTION).count() == 0
+    finally:
+        context.close()
+        server.stop()

@@ -213,19 +213,6 @@ def server(work, provider, runs_dir) -> str:
         stop_group(proc)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("no chromium on PATH (CI: apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    from test_browser import launch
-
-    with sync_api.sync_playwright() as p:
-        chromium = launch(p)
-        yield chromium
-        chromium.close()
-
-
 # ----------------------------------------------------------------------------- the run store
 def archs_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "archs", *args]
@@ -329,7 +316,8 @@ def new_page(browser):
 
 @pytest.fixture
 def pages_kept_on_failure(work, request):
-    """Where the test fails, each browser's page as HTML and PNG, and its failed requests, beside the logs."""
+    """Where the test fails, each browser's page as HTML and PNG, and its failed requests, beside the logs; then
+    every browser the test opened is closed (its context: the test session's Chromium stays)."""
     failed = request.session.testsfailed
     yield
     for i, page in enumerate(OPENED if request.session.testsfailed > failed else ()):
@@ -338,6 +326,11 @@ def pages_kept_on_failure(work, request):
             (work / f"page-{i}.html").write_text(page.content())
             page.screenshot(path=work / f"page-{i}.png", full_page=True)
         except Exception:  # noqa: BLE001 - a closed page
+            pass
+    for page in OPENED:
+        try:
+            page.context.close()
+        except Exception:  # noqa: BLE001 - closed already
             pass
     OPENED.clear()
 
@@ -411,7 +404,8 @@ def start_run(page, server: str, *, epochs: int, max_steps: int | None = None) -
 
 
 def pick_run(page, server: str, run_id: str, fresh: bool = True) -> None:
-    """Pick one run in the Runs page's "One run" box (``fresh``: in a new session of the page)."""
+    """Pick one run in the Runs page's "One run" box (``fresh``: in a new session of the page; else in the page's
+    own where it is on the Runs page already, a page load saved)."""
     from playwright.sync_api import expect
 
     def attempt(first: bool):

@@ -114,45 +114,44 @@ chromium = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 @pytest.mark.skipif(not (os.environ.get("CHROMIUM") or __import__("shutil").which("chromium")),
                     reason="no chromium on PATH (CI: apt-get install -y chromium)")
-def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path):
-    from test_browser import launch, settle
+def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path, browser):
+    from test_browser import settle
 
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
-    # one browser throughout: its cookie's key makes it the run's owner, across the server's restart
+    # one browser throughout (a context of the test session's Chromium, tests/conftest.py): its cookie's key makes
+    # it the run's owner, across the server's restart
     server = Server(runs_dir, tmp_path / "server.log")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with chromium.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1600})
-            page.goto(f"{server.url}/train?preset=cifar-resnet20")
-            settle(page, timeout=120_000)
-            page.get_by_role("button", name="Start").click()
-            page.get_by_text("running since").first.wait_for(timeout=120_000)
-            deadline = time.monotonic() + 120
-            while not any((r["step"] or 0) >= 5 for r in store.list_runs()):  # it is training: kill the server
-                assert time.monotonic() < deadline, "the run did not start training"
-                time.sleep(0.2)
-            server.kill()
-            [row] = store.list_runs()
-            assert row["status"] == "running" and row["step"] < row["total_steps"]
-            deadline = time.monotonic() + 300
-            while store.list_runs()[0]["status"] == "running":
-                assert time.monotonic() < deadline, "the run did not finish after the server died"
-                time.sleep(0.5)
-            [row] = store.list_runs()
-            assert row["status"] == "completed" and row["step"] == row["total_steps"] == 110
-            server = Server(runs_dir, tmp_path / "server.log")  # restarted
-            page.goto(f"{server.url}/runs")
-            settle(page, timeout=120_000)
-            page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=60_000)
-            page.get_by_text("· completed · you ·").first.wait_for(timeout=60_000)  # the "One run" picker
-            page.screenshot(path=SHOTS / "runs-after-server-restart.png", full_page=True)
-            page.goto(f"{server.url}/train?preset=cifar-resnet20")
-            settle(page, timeout=120_000)
-            page.get_by_text("completed at").first.wait_for(timeout=60_000)
-            assert page.locator('[data-testid="stException"]').count() == 0
-        finally:
-            browser.close()
-            server.stop()
+    page = browser.new_page(viewport={"width": 1440, "height": 1600})
+    try:
+        page.goto(f"{server.url}/train?preset=cifar-resnet20")
+        settle(page, timeout=120_000)
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("running since").first.wait_for(timeout=120_000)
+        deadline = time.monotonic() + 120
+        while not any((r["step"] or 0) >= 5 for r in store.list_runs()):  # it is training: kill the server
+            assert time.monotonic() < deadline, "the run did not start training"
+            time.sleep(0.2)
+        server.kill()
+        [row] = store.list_runs()
+        assert row["status"] == "running" and row["step"] < row["total_steps"]
+        deadline = time.monotonic() + 300
+        while store.list_runs()[0]["status"] == "running":
+            assert time.monotonic() < deadline, "the run did not finish after the server died"
+            time.sleep(0.5)
+        [row] = store.list_runs()
+        assert row["status"] == "completed" and row["step"] == row["total_steps"] == 110
+        server = Server(runs_dir, tmp_path / "server.log")  # restarted
+        page.goto(f"{server.url}/runs")
+        settle(page, timeout=120_000)
+        page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("· completed · you ·").first.wait_for(timeout=60_000)  # the "One run" picker
+        page.screenshot(path=SHOTS / "runs-after-server-restart.png", full_page=True)
+        page.goto(f"{server.url}/train?preset=cifar-resnet20")
+        settle(page, timeout=120_000)
+        page.get_by_text("completed at").first.wait_for(timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.context.close()
+        server.stop()
