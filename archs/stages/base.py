@@ -2,7 +2,19 @@
 
 A stage type is a frozen dataclass (its fields are the sliders) that, given the incoming channels,
 builds its module and reports its outgoing channels, its stride, its output size and its parameter
-count, the last one computed without allocating anything. Adding a stage type means adding one file here.
+count, the last one computed without allocating anything. Adding a stage type means adding one file here:
+
+- the spec class, decorated with ``@register_stage``: ``type_name``, ``title``, ``family`` and ``family_rank``
+  (what the charts colour its networks by), fields made with ``param`` (the Build page's controls), and
+  ``out_channels``, ``out_size``, ``out_stride``, ``num_params``, ``build``, ``label``, ``without_skips`` (and
+  ``check``/``check_input`` for its rules). tests/test_stage_types.py checks the arithmetic against ``build()``
+  for every registered type, so it cannot drift unseen;
+- its block classes (``nn.Module`` subclasses whose constructor takes ready-made parts and plain values and
+  keeps each as an attribute of the same name, using only torch in their code): code export copies their source;
+- ``reference_networks()`` for presets its paper defines, and ``CountedByBuilding`` first among its bases unless
+  archs.budget has a counter for it;
+- norms, activations and conv kinds from the registries below (``NORMS``, ``ACTIVATIONS``, ``CONVS``), or its
+  own added with ``register_norm``/``register_activation``/``register_conv``.
 """
 
 from __future__ import annotations
