@@ -45,6 +45,9 @@ def add_train_options(parser, data_default: str | None = DEFAULT_DATA) -> None:
     parser.add_argument("--download", action="store_true", help="download a missing torchvision data set")
     parser.add_argument("--train-limit", type=int, default=None, help="train on a fixed random subset of N images")
     parser.add_argument("--test-limit", type=int, default=None, help="test on a fixed random subset of N images")
+    parser.add_argument("--val-split", type=float, default=0.0,
+                        help="hold out this fraction of the training images (stratified, seed 0) as a validation set, "
+                             "evaluated beside the test set (a search uses 0.1 where this is 0)")
     parser.add_argument("--recipe", choices=tuple(RECIPES), default=None,
                         help="; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()).replace("%", "%%"))
     settings = parser.add_argument_group("training settings (default: the recipe's, else TrainConfig's)")
@@ -143,7 +146,8 @@ def train_config(args: argparse.Namespace, keep_records: bool) -> TrainConfig:
 
 def data_config(args: argparse.Namespace, default: str = DEFAULT_DATA):
     return DataConfig(name=args.data or default, root=args.data_root, download=args.download,
-                      train_limit=args.train_limit, test_limit=args.test_limit)
+                      train_limit=args.train_limit, test_limit=args.test_limit,
+                      val_split=getattr(args, "val_split", 0.0))
 
 
 def build_request(args: argparse.Namespace):
