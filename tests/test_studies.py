@@ -33,7 +33,9 @@ TIMEOUT = 300
 
 @pytest.fixture
 def executor(tmp_path):
-    ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1)
+    # no spare worker: a study keeps one run queued behind the running one, so a spare was started only when the
+    # queue ran dry at the end, and its import of torch (seconds of CPU) was thrown away when the supervisor left
+    ex = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1), threads=1, spare=False)
     yield ex
     for record in ex.store.studies.list():
         if record["status"] in ("running", "interrupted"):
@@ -245,7 +247,8 @@ def test_a_driver_waiting_on_a_full_queue_reads_it_and_backs_off_without_the_wri
         driver.run(poll=0.25)
     assert delays == [0.5, 1.0, 2.0, 2.0, 2.0]  # backs off to QUEUE_BACKOFF_SECONDS
     assert len(writes) == 1  # claiming the study as its driver, once
-    per_owner = LocalExecutor(store, Limits(max_concurrent=1, max_queued=None, max_queued_per_owner=1), threads=1)
+    per_owner = LocalExecutor(store, Limits(max_concurrent=1, max_queued=None, max_queued_per_owner=1), threads=1,
+                              resume=False)  # only reads the queue: the waiting run is not started (nor left running)
     assert not StudyDriver(store, study_id, per_owner)._queue_full()  # the waiting run is someone else's
 
 
@@ -309,7 +312,8 @@ def test_infeasible_trials_are_recorded_with_their_error_not_a_crash(executor, t
     assert bad["error"].startswith("stage 2 (plain): a 2x2 feature map is smaller than a 5x5 window"), bad["error"]
     assert good["status"] == "completed" and view["status"] == "completed"
     monkeypatch.setenv("ARCHS_MAX_TRAIN_PARAMS", "50000")  # the server's limit, which the study's driver reads
-    capped = LocalExecutor(RunStore(tmp_path / "capped"), Limits(max_concurrent=1, max_params=50_000), threads=1)
+    capped = LocalExecutor(RunStore(tmp_path / "capped"), Limits(max_concurrent=1, max_params=50_000), threads=1,
+                           spare=False)
     study_id = start_study(capped, definition(vary=({"path": "stages[*].branch1x1", "values": [4]},)),
                            owner="session:me")
     [trial] = finished(capped.store, study_id)["trials"]
@@ -317,16 +321,23 @@ def test_infeasible_trials_are_recorded_with_their_error_not_a_crash(executor, t
 
 
 @pytest.mark.parametrize("claim", ["residual", "dense", "inception"])
-def test_each_claim_end_to_end_at_a_tiny_budget(tmp_path, monkeypatch, claim):
+def test_each_claim_end_to_end_at_a_tiny_budget(tmp_path, claim):
+    from executor_for_tests import ThreadExecutor
+
+    from archs.studies.driver import StudyDriver
     from archs.studies.families import CLAIMS
 
-    # two runs at once, one core each: a tiny run is mostly a worker's start, so the 12-27 runs take half the time
-    monkeypatch.setenv("ARCHS_MAX_CONCURRENT_RUNS", "2")
-    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=2), threads=1)
+    # A claim's own plumbing (its nets, two seeds each, the verdict) at 2 steps of 16 images (the whole training
+    # subset: a batch is at most the set), tested on 32. Its 8-40 runs train in threads of this process, driven
+    # here: a run in a worker of its own was mostly that worker's start (torch and its compiler imported again,
+    # ~6 s of CPU), 214 s for the inception claim's 40 on the 2-core box. The local executor's workers and the
+    # detached driver are the sweep's and the search's tests above.
+    executor = ThreadExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=2))
     d = StudyDefinition(kind="claim", name=f"{claim} tiny", claim=claim, seeds=2, steps=2,
-                        data=DataConfig(name="digits", train_limit=128, test_limit=64).to_dict(),
+                        data=DataConfig(name="digits", train_limit=16, test_limit=32).to_dict(),
                         objectives=("accuracy", CLAIMS[claim].objective_x), parallel=2)
-    study_id = start_study(executor, d, owner="session:me")
+    study_id = start_study(executor, d, owner="session:me", start_driver=False)
+    StudyDriver(executor.store, study_id, executor).run(poll=0.05)
     view = finished(executor.store, study_id, timeout=600)
     assert view["status"] == "completed"
     assert [t["status"] for t in view["trials"]] == ["completed"] * 2 * len(CLAIMS[claim].nets)
@@ -374,7 +385,8 @@ def test_infeasible_draws_are_constraint_violations_outside_the_trial_budget(tmp
     from archs.studies.driver import StudyDriver, optuna_url
 
     # branch1x1=64 is 130,514 parameters, over this server's limit; 4 is 88,994
-    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1, max_params=100_000), threads=1)
+    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1, max_params=100_000), threads=1,
+                             spare=False)
     d = definition(kind="search", objectives=("accuracy",), trials=2, pruner="none",
                    vary=({"path": "stages[*].branch1x1", "values": [4, 64]},
                          {"path": "train.lr", "low": 1e-3, "high": 3e-2}))
@@ -403,7 +415,8 @@ def test_infeasible_draws_are_constraint_violations_outside_the_trial_budget(tmp
 def test_a_search_of_an_all_infeasible_space_ends_with_a_message(tmp_path):
     from archs.studies.driver import INFEASIBLE_DRAWS_PER_TRIAL, StudyDriver
 
-    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1, max_params=1_000), threads=1)
+    executor = LocalExecutor(RunStore(tmp_path / "runs"), Limits(max_concurrent=1, max_params=1_000), threads=1,
+                             spare=False)
     d = definition(kind="search", objectives=("accuracy",), trials=2,
                    vary=({"path": "train.lr", "low": 1e-3, "high": 3e-2},))
     study_id = start_study(executor, d, owner="session:me", start_driver=False)
