@@ -207,7 +207,7 @@ def test_the_server_started_as_the_readme_says_watches_no_files(served, page):
 
 
 def test_gradient_sweep_shows_progress_then_a_chart(server, page):
-    page.goto(f"{server}/gradients?preset=cifar-resnet20&gbatch=4")  # batch 4: the plumbing is tested, not the sizes
+    page.goto(f"{server}/gradients?preset=cifar-resnet20")
     settle(page, timeout=120_000)
     page.get_by_role("button", name="Run the sweep").click()
     page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
@@ -232,18 +232,11 @@ def test_a_broken_link_shows_a_warning_not_a_traceback(server, page):
 TABS = '[data-testid="stTabs"]'
 
 
-ENTERED: set[str] = set()  # the servers whose entry page a test has opened
-
-
 def entry_first(page, server) -> None:
-    """Open the entry page once per server: until some session has run dashboard.py, a fresh server runs a page
-    file on its own (Streamlit's older multipage mode), without the navigation and the wide layout. Once is
-    enough (a fresh load costs seconds of Chromium's time on a busy machine)."""
-    if server in ENTERED:
-        return
+    """Open the entry page once: until some session has run dashboard.py, a fresh server runs a page file on
+    its own (Streamlit's older multipage mode), without the navigation and the wide layout."""
     page.goto(f"{server}/?preset=cifar-resnet20")
     settle(page, timeout=120_000)
-    ENTERED.add(server)
 
 
 def open_tab(page, name: str) -> None:
