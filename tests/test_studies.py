@@ -447,14 +447,28 @@ def test_the_command_line_keeps_a_range_s_scale_and_step():
     assert lr.log and (width.step, width.log) == (4, False) and not momentum.log
 
 
-def test_the_command_line(tmp_path):
+def test_the_command_line(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from archs.cli import main
+
     runs = str(tmp_path / "runs")
 
-    def cli(*args):
+    def command(*args):  # `python -m archs study ...` in a process of its own, as typed in a shell
         return subprocess.run([sys.executable, "-m", "archs", "study", *args, "--runs-dir", runs], cwd=ROOT,
                               capture_output=True, text=True, timeout=TIMEOUT)
 
-    out = cli("sweep", "seed002-inception", "--vary", "train.lr=0.001,0.003", "--data", "digits", "--train-limit",
+    def cli(*args):
+        """The same command line run in this process (the study's driver and workers are still processes of their
+        own): a process per command imported torch again, ~4 s of CPU each, seven times."""
+        try:
+            code = main(["study", *args, "--runs-dir", runs])
+        except SystemExit as exit_:
+            code = exit_.code
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    out = command("sweep", "seed002-inception", "--vary", "train.lr=0.001,0.003", "--data", "digits", "--train-limit",
               "128", "--test-limit", "64", "--max-steps", "4", "--batch-size", "16", "--json")
     assert out.returncode == 0, out.stderr
     view = json.loads(out.stdout)
