@@ -106,7 +106,7 @@ def test_a_search_asks_optuna_tells_it_and_prunes(executor):
     for trial, frozen in zip(view["trials"], optuna_study.trials):
         assert frozen.params["train.lr"] == trial["train.lr"]
         if frozen.state.name == "COMPLETE":
-            assert frozen.values == [trial["test_accuracy"]]
+            assert frozen.values == [trial["val_accuracy"]]  # selected on held-out training images, never the test set
             assert frozen.intermediate_values  # each evaluation was reported as it came
     importances = executor.store.studies.get(study_id)["summary"]["importances"]  # stored by the driver
     assert importances["finished"] == states.count("COMPLETE") and set(importances["values"]) == {"train.lr"}
@@ -178,7 +178,7 @@ def test_a_search_answers_a_repeated_configuration_from_its_stored_trial(executo
     assert len(executor.store.list_runs(group=study_id)) == 1  # trained once
     told = optuna.load_study(study_name=study_id, storage=optuna_url(executor.store)).trials
     assert [t.state.name for t in told] == ["COMPLETE"] * 3 and {t.values[0] for t in told} == {
-        first["test_accuracy"]}
+        first["val_accuracy"]}  # a search is told its validation accuracy, never the test set's
     assert view["pareto"] == [first["run_id"]]
 
 
