@@ -73,15 +73,19 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def _groups(kind: str, c_in: int, groups: int) -> int:
-    return {"standard": 1, "grouped": groups, "depthwise": c_in}[kind]
+def _conv_kind(groups_of: Callable[[int, int], int]) -> Callable[..., nn.Conv2d]:
+    """A conv factory whose groups come from ``groups_of(c_in, groups)``; padding keeps the size at stride 1."""
+    def make(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int | None = None, bias: bool = False,
+             groups: int = 1) -> nn.Conv2d:
+        return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2 if padding is None else padding,
+                         bias=bias, groups=groups_of(c_in, groups))
+    return make
 
 
 CONVS: dict[str, Callable[..., nn.Conv2d]] = {
-    kind: (lambda kind: lambda c_in, c_out, kernel, stride=1, padding=None, bias=False, groups=1: nn.Conv2d(
-        c_in, c_out, kernel, stride=stride, padding=kernel // 2 if padding is None else padding, bias=bias,
-        groups=_groups(kind, c_in, groups)))(kind)
-    for kind in ("standard", "grouped", "depthwise")
+    "standard": _conv_kind(lambda c_in, groups: 1),
+    "grouped": _conv_kind(lambda c_in, groups: groups),      # ResNeXt's cardinality
+    "depthwise": _conv_kind(lambda c_in, groups: c_in),      # one filter per channel (MobileNet, ConvNeXt)
 }
 
 
