@@ -62,57 +62,6 @@ def part_editor(section: str, part: draft.Part, index: int, count: int, title: s
         form.spec_form(STAGE_TYPES[part.type_name], part.values, part.key)
 
 
-with left:
-    settings.sticky("start_from", None)
-    st.selectbox("Start from", [draft.EMPTY, *PRESETS], key="start_from", placeholder="Choose a preset…",
-                 on_change=draft.load_choice,
-                 help="Loads a whole network: torchvision's ResNets, DenseNet-121 and GoogLeNet, the d2l.ai "
-                      "book's nets, He et al.'s CIFAR-10 ResNets and their plain twins, or nothing at all.")
-    upload_error = st.session_state.get("upload_error")
-    with st.expander("Save or load as JSON", icon=":material/save:", expanded=bool(upload_error)):
-        st.caption("The address bar always holds this network, so copying it is enough to share it. "
-                   "Or keep it as a file:")
-        st.download_button("Download spec (JSON)", spec.to_json(), file_name=f"{spec.name or 'network'}.json",
-                           mime="application/json", icon=":material/download:", key="download",
-                           on_click="ignore")
-        st.file_uploader("Load a spec (JSON)", type=["json"], key="upload", on_change=draft.upload,
-                         help="A file saved here or written by hand; it is checked before anything changes.")
-        if upload_error:
-            st.error(upload_error)  # escaped in draft.read_upload
-
-    st.subheader("Network", divider="gray")
-    if checked.errors.get("net"):
-        st.error(fmt.plain(checked.errors["net"]))
-    main_fields = ("in_channels", "input_size", "num_classes", "norm", "activation")
-    form.spec_form(NetSpec, d.net, d.net_key, only=main_fields)
-    with st.expander("Name, initialisation, norm epsilon"):
-        form.spec_form(NetSpec, d.net, d.net_key, only=("name", "init", "norm_eps"))
-
-    st.subheader("Stem", divider="gray")
-    if not d.stem:
-        st.caption("No stem: the first stage reads the input directly.")
-    for i, part in enumerate(d.stem):
-        part_editor("stem", part, i, len(d.stem), f"Stem {i + 1}")
-    st.button("Add a stem conv", icon=":material/add:", key="add_stem", on_click=draft.add_part, args=("stem",))
-
-    st.subheader("Stages", divider="gray")
-    if not d.stages:
-        st.caption("No stages yet: add one below.")
-    for i, part in enumerate(d.stages):
-        part_editor("stages", part, i, len(d.stages), f"Stage {i + 1}")
-    add_type, add_button = st.columns([3, 2], vertical_alignment="bottom")
-    settings.sticky("add_type", "residual")
-    add_type.selectbox("New stage type", list(STAGE_TYPES), key="add_type",
-                       format_func=lambda t: STAGE_TYPES[t].title)
-    add_button.button("Add stage", icon=":material/add:", key="add_stage", on_click=draft.add_part,
-                      args=("stages",), width="stretch")
-
-    st.subheader("Head", divider="gray")
-    if checked.errors.get("head"):
-        st.error(fmt.plain(checked.errors["head"]))
-    form.spec_form(HeadSpec, d.head, d.head_key)
-
-
 # ------------------------------------------------------------------------------------------ results
 def layers_tab(shown: NetSpec, summary) -> None:
     table = compute.layer_table(shown)
@@ -203,3 +152,55 @@ with right:
         with tabs["Export"]:
             inspect_views.export(shown)
 
+
+# the editor, drawn after the results so a fresh session's numbers reach the browser first (the columns keep
+# their places): a page's first metric waited for the whole form of 50-odd widgets before
+with left:
+    settings.sticky("start_from", None)
+    st.selectbox("Start from", [draft.EMPTY, *PRESETS], key="start_from", placeholder="Choose a preset…",
+                 on_change=draft.load_choice,
+                 help="Loads a whole network: torchvision's ResNets, DenseNet-121 and GoogLeNet, the d2l.ai "
+                      "book's nets, He et al.'s CIFAR-10 ResNets and their plain twins, or nothing at all.")
+    upload_error = st.session_state.get("upload_error")
+    with st.expander("Save or load as JSON", icon=":material/save:", expanded=bool(upload_error)):
+        st.caption("The address bar always holds this network, so copying it is enough to share it. "
+                   "Or keep it as a file:")
+        st.download_button("Download spec (JSON)", spec.to_json(), file_name=f"{spec.name or 'network'}.json",
+                           mime="application/json", icon=":material/download:", key="download",
+                           on_click="ignore")
+        st.file_uploader("Load a spec (JSON)", type=["json"], key="upload", on_change=draft.upload,
+                         help="A file saved here or written by hand; it is checked before anything changes.")
+        if upload_error:
+            st.error(upload_error)  # escaped in draft.read_upload
+
+    st.subheader("Network", divider="gray")
+    if checked.errors.get("net"):
+        st.error(fmt.plain(checked.errors["net"]))
+    main_fields = ("in_channels", "input_size", "num_classes", "norm", "activation")
+    form.spec_form(NetSpec, d.net, d.net_key, only=main_fields)
+    with st.expander("Name, initialisation, norm epsilon"):
+        form.spec_form(NetSpec, d.net, d.net_key, only=("name", "init", "norm_eps"))
+
+    st.subheader("Stem", divider="gray")
+    if not d.stem:
+        st.caption("No stem: the first stage reads the input directly.")
+    for i, part in enumerate(d.stem):
+        part_editor("stem", part, i, len(d.stem), f"Stem {i + 1}")
+    st.button("Add a stem conv", icon=":material/add:", key="add_stem", on_click=draft.add_part, args=("stem",))
+
+    st.subheader("Stages", divider="gray")
+    if not d.stages:
+        st.caption("No stages yet: add one below.")
+    for i, part in enumerate(d.stages):
+        part_editor("stages", part, i, len(d.stages), f"Stage {i + 1}")
+    add_type, add_button = st.columns([3, 2], vertical_alignment="bottom")
+    settings.sticky("add_type", "residual")
+    add_type.selectbox("New stage type", list(STAGE_TYPES), key="add_type",
+                       format_func=lambda t: STAGE_TYPES[t].title)
+    add_button.button("Add stage", icon=":material/add:", key="add_stage", on_click=draft.add_part,
+                      args=("stages",), width="stretch")
+
+    st.subheader("Head", divider="gray")
+    if checked.errors.get("head"):
+        st.error(fmt.plain(checked.errors["head"]))
+    form.spec_form(HeadSpec, d.head, d.head_key)
