@@ -12,7 +12,7 @@ HOST   ?= 0.0.0.0
 PORT   ?= 8501
 # The server as a deployment runs it: headless, no usage statistics, no file watcher, and no error details in the
 # browser (an uncaught exception shows a generic message; its traceback goes to the server's log). Runs go to the
-# executor that ARCHS_EXECUTOR names (local worker processes by default); see the README's "Deploying" section.
+# executor that ARCHS_EXECUTOR names (local worker processes by default); see docs/sharing.md.
 # `make run` (a laptop) keeps Streamlit's default, full details in the page.
 SERVE_FLAGS := --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none \
                --client.showErrorDetails none
