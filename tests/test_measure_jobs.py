@@ -4,6 +4,7 @@ memory (by the OS) and time; the server (here, the AppTest's process, where ever
 keeps only the small result."""
 
 import os
+import time
 
 import pytest
 from app_helpers import metric, open_app, run, texts
@@ -142,8 +143,14 @@ def test_a_quick_job_over_its_memory_cap_fails_with_the_reason_and_the_server_li
     hog = executor.submit(RunRequest(PRESETS["cifar-resnet20"], TrainConfig(batch_size=4096, device="cpu"),
                                      kind="cost", repeats=1, owner="session:someone", max_memory_bytes=256 << 20))
     assert executor.wait(hog, timeout=120)
+    # what the supervisor records (a reader sees a dead worker's run as failed at once, and why a moment later);
+    # the allocation fails as a MemoryError, a SystemError from native code, or the worker's death: each says the cap
+    deadline = time.monotonic() + 60
+    while executor.store.get(hog).stored_status()["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, "the supervisor did not record the hog's end"
+        time.sleep(0.1)
     status = executor.status(hog)
-    assert status["status"] == "failed" and "memory" in status["error"] and "cap" in status["error"]
+    assert status["status"] == "failed" and "memory" in status["error"] and "cap" in status["error"], status
     small = executor.submit(RunRequest(PRESETS["cifar-resnet20"], TrainConfig(batch_size=2), kind="inspect",
                                        owner="session:someone", max_memory_bytes=2 << 30))
     assert executor.wait(small, timeout=120) and executor.status(small)["status"] == "completed"

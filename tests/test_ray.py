@@ -94,14 +94,14 @@ def test_a_ray_task_past_its_time_that_ignores_the_stop_is_killed_and_one_over_i
     flag from step 2, so only a forced cancel ends its task; the hog asks for 64 GiB under the run's 2 GiB budget."""
     monkeypatch.setenv("ARCHS_STOP_GRACE_SECONDS", "1")
     executor = ray_executor(max_concurrent=2, cpus_per_run=1)
-    deaf = executor.submit(request(spec=replace(request().spec, name="fault-deaf"), max_seconds=2,
+    deaf = executor.submit(request(spec=replace(request().spec, name="fault-deaf"), max_seconds=10,
                                    train=replace(request().train, epochs=50, max_steps=None, log_every=1,
                                                  grad_every=0)))
     hog = executor.submit(request(spec=replace(request().spec, name="fault-hog"), max_memory_bytes=2 << 30))
     assert executor.wait(timeout=120)  # before: the deaf task ran for ever, the hog's allocation was granted
     status = executor.status(deaf)
     assert status["status"] == "stopped" and status["killed"] is True
-    assert status["message"].startswith("stopped after 2 s, this server's limit per run (ARCHS_MAX_RUN_SECONDS); "
+    assert status["message"].startswith("stopped after 10 s, this server's limit per run (ARCHS_MAX_RUN_SECONDS); "
                                         "its Ray task did not stop within 1 s and was cancelled")
     assert not executor.store.get(deaf).has_weights()
     status = executor.status(hog)

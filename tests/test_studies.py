@@ -369,7 +369,7 @@ def test_a_search_with_seeds_runs_each_configuration_once_per_seed_and_tells_opt
     for frozen in told:
         group = [t for t in trials if t["train.lr"] == frozen.params["train.lr"]]
         assert sorted(t["seed"] for t in group) == [0, 1]  # the same values, once per seed
-        accs = [t["test_accuracy"] for t in group]
+        accs = [t["val_accuracy"] for t in group]  # a search is told validation accuracy, never the test set's
         assert frozen.values == [pytest.approx(statistics.mean(accs))]
         spread = {"mean": pytest.approx(statistics.mean(accs)), "sd": pytest.approx(statistics.stdev(accs)), "n": 2}
         assert frozen.user_attrs["over_seeds"]["accuracy"] == spread
@@ -408,7 +408,7 @@ def test_infeasible_draws_are_constraint_violations_outside_the_trial_budget(tmp
             assert frozen.state.name == "COMPLETE" and frozen.constraints == {"infeasible": 1.0}
             assert frozen.user_attrs["infeasible"] == t["error"]
         else:
-            assert frozen.constraints == {"infeasible": 0.0} and frozen.values == [t["objectives"]["accuracy"]]
+            assert frozen.constraints == {"infeasible": 0.0} and frozen.values == [t["objectives"]["val_accuracy"]]
     executor.wait(timeout=60)
 
 

@@ -229,7 +229,9 @@ def seed_table(view: dict) -> list[str]:
             continue
         seen.add(key)
         values = " ".join(f"{k}={trial[k]}" for k in view["varied"] if k in trial)
-        parts = [f"{o} {_pm(o, s)}" for o, s in spread.items()]
+        # a search's accuracy here is what its sampler was told: the validation split's
+        parts = [f"{'validation ' if o == 'accuracy' and view.get('selected_on') == 'validation' else ''}{o} "
+                 f"{_pm(o, s)}" for o, s in spread.items()]
         rows.append(f"  {values} · {' · '.join(parts)} · n={next(iter(spread.values()))['n']}")
     return ["Over seeds (mean ± SD):", *rows] if rows else []
 

@@ -186,6 +186,7 @@ class _Bounds:
         self.deadline: float | None = None  # monotonic; counted from when the worker recorded the run started,
         self.max_seconds = max_seconds      # as the worker's own clock (StopWatch) counts it
         self.launched = time.monotonic()    # a worker that never records its start is held to its limit from here
+        self.budgeted = False               # its cap is the run's own memory budget (a measurement's), not only ours
         self.asked_at: float | None = None   # when it was asked to stop (its flag seen, or its deadline passed)
         self.asked_why: str | None = None
         self.term_at: float | None = None    # when SIGTERM was sent
@@ -294,8 +295,13 @@ class _Supervisor:
                 run.write_status(status=bounds.final, exit_code=exitcode, killed=True, finished_at=time.time(),
                                  **fields)
             elif exitcode is not None:
-                run.write_status(status="failed", error=describe_exit(exitcode), exit_code=exitcode,
-                                 finished_at=time.time())
+                error = describe_exit(exitcode)
+                if bounds is not None and bounds.budgeted and bounds.memory:
+                    # a measurement's cap is its own budget, often tight: an allocation that failed in native code
+                    # under it can end the worker so
+                    error += (f"; it ran under a memory cap of {_gib(bounds.memory)} (its memory budget): if it "
+                              "needed more, that is why")
+                run.write_status(status="failed", error=error, exit_code=exitcode, finished_at=time.time())
         except RunError:
             pass  # deleted meanwhile
 
@@ -400,6 +406,7 @@ class _Supervisor:
                     process.start()
                 self.workers[run_id] = (process, slot, lane)
                 self.bounds[run_id] = _Bounds(process.pid, _seconds(settings.get("max_seconds")), memory)
+                self.bounds[run_id].budgeted = bool(settings.get("max_memory_bytes"))
 
     def free_gpu(self) -> int | None:
         gpus = int(self.config["gpus"])
