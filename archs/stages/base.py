@@ -166,6 +166,14 @@ def conv_bn_act_params(c_in: int, c_out: int, kernel: int, ctx: BuildContext, *,
     return conv_params(c_in, c_out, kernel, bias, groups) + norm_params(ctx, c_out, norm)
 
 
+def chained_blocks(count: int, in_channels: int, out_channels: int, stride: int,
+                   make_block: Callable[[int, int], nn.Module]) -> OrderedDict[str, nn.Module]:
+    """``block1``..``blockN`` of a stage of ``count`` blocks: ``make_block(c_in, stride)`` for the first from the
+    stage's input at its stride, for each other from its output at stride 1."""
+    return OrderedDict((f"block{i + 1}", make_block(in_channels if i == 0 else out_channels, stride if i == 0 else 1))
+                       for i in range(count))
+
+
 def reduce_size(size: Size, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> Size:
     """Output size of a conv or pool; raises ShapeProblem where the map would vanish."""
     out = []

@@ -27,6 +27,7 @@ from .base import (
     CountedByBuilding,
     Size,
     StageSpec,
+    chained_blocks,
     conv_bn_act,
     conv_bn_act_params,
     reduce_size,
@@ -91,11 +92,8 @@ class InvertedResidualSpec(CountedByBuilding, StageSpec):
         return self._block_params(in_channels, ctx) + (self.blocks - 1) * self._block_params(self.channels, ctx)
 
     def build(self, in_channels: int, ctx: BuildContext) -> nn.Sequential:
-        blocks: OrderedDict[str, nn.Module] = OrderedDict()
-        for i in range(self.blocks):
-            c_in = in_channels if i == 0 else self.channels
-            blocks[f"block{i + 1}"] = self.make_block(c_in, self.stride if i == 0 else 1, ctx)
-        return InvertedResidualStage(blocks)
+        return InvertedResidualStage(chained_blocks(self.blocks, in_channels, self.channels, self.stride,
+                                    lambda c_in, stride: self.make_block(c_in, stride, ctx)))
 
     def label(self, in_channels: int) -> str:
         kind = "Inverted residual" if self.skip else "Plain inverted"

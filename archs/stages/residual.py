@@ -11,7 +11,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fields import field_error, param
-from .base import BuildContext, Size, StageSpec, conv_bn_act, conv_params, norm_params, reduce_size, register_stage
+from .base import (
+    BuildContext,
+    Size,
+    StageSpec,
+    chained_blocks,
+    conv_bn_act,
+    conv_params,
+    norm_params,
+    reduce_size,
+    register_stage,
+)
 
 SHORTCUTS = ("projection", "conv3x3", "zero_pad", "conv1x1_bias")
 
@@ -184,11 +194,8 @@ class ResidualSpec(StageSpec):
         return reduce_size(size, 3, self.stride, 1) if self.stride > 1 else size
 
     def build(self, in_channels: int, ctx: BuildContext) -> nn.Sequential:
-        blocks: OrderedDict[str, nn.Module] = OrderedDict()
-        for i in range(self.blocks):
-            c_in = in_channels if i == 0 else self.out_channels(in_channels)
-            blocks[f"block{i + 1}"] = self.make_block(c_in, self.stride if i == 0 else 1, ctx)
-        return ResidualStage(blocks)
+        return ResidualStage(chained_blocks(self.blocks, in_channels, self.out_channels(in_channels), self.stride,
+                                    lambda c_in, stride: self.make_block(c_in, stride, ctx)))
 
     def label(self, in_channels: int) -> str:
         kind = "Residual" if self.skip else "Plain"

@@ -22,6 +22,7 @@ from .base import (
     CountedByBuilding,
     Size,
     StageSpec,
+    chained_blocks,
     conv_bn_act,
     conv_bn_act_params,
     reduce_size,
@@ -99,11 +100,8 @@ class ResNeXtSpec(CountedByBuilding, StageSpec):
         return self._block_params(in_channels, self.stride, ctx) + (self.blocks - 1) * rest
 
     def build(self, in_channels: int, ctx: BuildContext) -> nn.Sequential:
-        blocks: OrderedDict[str, nn.Module] = OrderedDict()
-        for i in range(self.blocks):
-            c_in = in_channels if i == 0 else self.out_channels(in_channels)
-            blocks[f"block{i + 1}"] = self.make_block(c_in, self.stride if i == 0 else 1, ctx)
-        return ResNeXtStage(blocks)
+        return ResNeXtStage(chained_blocks(self.blocks, in_channels, self.out_channels(in_channels), self.stride,
+                                    lambda c_in, stride: self.make_block(c_in, stride, ctx)))
 
     def label(self, in_channels: int) -> str:
         kind = "ResNeXt" if self.skip else "Plain ResNeXt"
