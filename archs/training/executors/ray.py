@@ -177,7 +177,11 @@ def _remote_run(request_json: str, run_id: str, channel, threads: int) -> dict:
     ray = _ray()
     recorder = ChannelRecorder(channel, run_id)
     # this worker process serves this task only (max_calls=1), so its cap ends with it
-    caps = [c for c in (RunRequest.from_json(request_json).max_memory_bytes, max_worker_memory()) if c]
+    try:
+        own = RunRequest.from_json(request_json).max_memory_bytes
+    except ValueError:
+        own = None  # a request that cannot be read: carry_out records why, as a local worker does
+    caps = [c for c in (own, max_worker_memory()) if c]
     cap = min(caps) if caps else None
     limited = limit_memory(cap, os.environ.get("CUDA_VISIBLE_DEVICES") or None)
     try:
