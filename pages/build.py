@@ -14,10 +14,10 @@ TABS = ["Per stage", "Diagram", "Layers", "Receptive field", "Measured cost", "E
 settings.init()  # idempotent; a server's very first request may open this page without dashboard.py
 st.title("Build a network")
 st.markdown(
-    "Put a CNN together from **residual**, **dense**, **Inception** and **plain** stages and watch what it "
-    "costs. Start from a preset (or an empty network) on the left, then move any slider, or add, move or "
-    "remove stages: the totals, per-stage bars, diagram and layer table on the right follow at once, and "
-    "further tabs show each part's receptive field, its time and memory measured on this machine, and "
+    "Put a CNN together from stages (" + ", ".join(f"**{t.title}**" for t in STAGE_TYPES.values())
+    + ") and watch what it costs. Start from a preset (or an empty network) on the left, then move any slider, "
+    "or add, move or remove stages: the totals, per-stage bars, diagram and layer table on the right follow at "
+    "once, and further tabs show each part's receptive field, its time and memory measured on this machine, and "
     "export it as code, ONNX or weights. "
     "**Gradients** shows how the gradient flows through this network at initialisation; **Compare** puts "
     "it next to another one.")
