@@ -4,14 +4,11 @@ Every module in this package is imported here, so a new stage type is one new fi
 is decorated with ``@register_stage``; nothing else needs editing.
 """
 
-import importlib
-import pkgutil
+from archs._registry import import_modules
 
 from .base import STAGE_TYPES, BuildContext, ShapeProblem, StageSpec, register_stage
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__, __path__)  # every module but base: each registers its spec class
 
 from .dense import DenseSpec  # noqa: E402  (the built-in types, named for convenience)
 from .inception import InceptionSpec  # noqa: E402

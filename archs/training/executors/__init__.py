@@ -6,8 +6,9 @@
 - ``ray`` (:mod:`.ray`): tasks on a Ray cluster (needs ``requirements-ray.txt``).
 
 A new backend is one module: a subclass of :class:`Executor` that implements ``_start`` (and any other hook
-of :mod:`.base` it needs), decorated with ``@register``, imported below (tests/executor_for_tests.py is a whole
-example in under 120 lines). It must import cheaply (its heavy dependency only when the executor is constructed).
+of :mod:`.base` it needs), decorated with ``@register``, saved in this package: importing the package imports
+every module of it, so nothing else is edited (tests/executor_for_tests.py is a whole example in under 120
+lines). It must import cheaply (its heavy dependency only when the executor is constructed).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import os
 import threading
 
+from archs._registry import import_modules
 from archs.training.config import ConfigError
-from archs.training.executors import local, ray  # noqa: F401  (importing a backend registers it)
 from archs.training.executors.base import EXECUTORS, Executor, register
 from archs.training.store import RunStore
+
+import_modules(__name__, __path__)  # every module but base: importing a backend registers it
 
 __all__ = ["EXECUTORS", "Executor", "get_executor", "register"]
 
