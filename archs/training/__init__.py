@@ -8,9 +8,10 @@ Layout, from the bottom up (each module imports only those above it; ``.importli
     store/           the run store: runs.db (runs, queue, metrics, studies), run folders (no torch)
     stored.py        a stored run as a network (spec, weights, model, CSV) and as a recorder (TensorBoard files)
     datadir.py       the server's data folder; DataError              (no torch)
-    data/            data sets: one module per family of sources, the DataSet interface, loading, augmentation
+    data/            data sets: one module per family of sources (each registers its own), the DataSet interface,
+                     loading, augmentation
     device.py        device, precision, memory layout, data placement
-    tuning.py, distributed.py, recipes.py   the loop's helpers
+    tuning.py, distributed.py, recipes/     the loop's helpers
     loop.py          the training loop, in small named parts
     request.py       RunRequest, the Recorder protocol, execute_request: the one way to carry out a run
     worker.py        a worker's job (carry_out), for a local worker process and a Ray task alike

@@ -9,27 +9,32 @@ message a UI can show. Nothing is fetched unless ``download=True``.
 
 One job per module::
 
-    base.py      DataSet (the interface), TensorData, StreamingData; DatasetInfo, what a source declares
+    base.py      DataSet (the interface), TensorData, StreamingData; DatasetInfo, what a source declares, and
+                 register_source, which puts it in DATASETS
     digits.py    scikit-learn's bundled 8x8 digits (the offline default)
     mnist.py     MNIST and Fashion-MNIST in torchvision's layout (<root>/MNIST/raw/...)
     cifar.py     CIFAR-10's python batches (<root>/cifar-10-batches-py), read by a safe unpickler
-    registry.py  DATASETS: name -> DatasetInfo, from the modules above
+    registry.py  DATASETS: name -> DatasetInfo, as the modules above registered them
     folder.py    image folders: a path, or folder:<relative/path> inside the data folder ($ARCHS_DATA_DIR)
     load.py      check_dataset, load_dataset: read, subset, fit to the network, stream, cache
     augment.py   augment_batch, normalize_batch: the hot loop's batch operations
 
 To add a named data set: a module beside these with a ``load(root, lenient) -> Raw`` (and a cheap ``check``),
-declared as ``SOURCES = (DatasetInfo(name, title, ...),)``, then its name in ``registry.SOURCE_MODULES``. The
-command line, the dashboard and the error for an unknown name list it from there.
+and ``register_source(DatasetInfo(name, title, ..., load=load))``. This package imports every module of itself,
+so nothing else is edited; the command line, the dashboard and the error for an unknown name list it from there.
 """
 
+from archs._registry import import_modules
 from archs.training.data.augment import augment_batch, normalize_batch
-from archs.training.data.base import DataSet, DatasetInfo, Raw, StreamingData, TensorData
+from archs.training.data.base import DataSet, DatasetInfo, Raw, StreamingData, TensorData, register_source
 from archs.training.data.load import check_data, check_dataset, load_dataset, memory_budget
 from archs.training.data.registry import DATASETS, dataset_info
 from archs.training.datadir import DataError
 
+import_modules(__name__, __path__)  # every module but base: a source module registers its data sets
+
 __all__ = [
     "DATASETS", "DataError", "DataSet", "DatasetInfo", "Raw", "StreamingData", "TensorData", "augment_batch",
     "check_data", "check_dataset", "dataset_info", "load_dataset", "memory_budget", "normalize_batch",
+    "register_source",
 ]

@@ -1,6 +1,7 @@
 """What a data set offers the training loop (:class:`DataSet`) and its two kinds: :class:`TensorData`, held
 whole in memory, and :class:`StreamingData`, read from disk batch by batch. Also what a source declares
-(:class:`DatasetInfo`) and returns (:class:`Raw`)."""
+(:class:`DatasetInfo`) and returns (:class:`Raw`), and where it is registered (:data:`DATASETS`,
+:func:`register_source`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import ClassVar, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from archs._registry import add
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
@@ -47,6 +50,22 @@ class DatasetInfo:
     check: Callable[[Path, bool], str] | None = field(default=None, repr=False, compare=False)
     load: Callable[[Path, bool], Raw] | None = field(default=None, repr=False, compare=False)
     download: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
+    rank: int = field(default=100, repr=False, compare=False)  # where lists show it: lowest first, then as registered
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_source(info: DatasetInfo) -> DatasetInfo:
+    """Make a named data set known (the command line's ``--data``, the pages' lists, ``DataConfig``'s check and
+    the error for an unknown name read :data:`DATASETS`), and return it. A source module in
+    ``archs/training/data/`` calls it on each of its :class:`DatasetInfo`; the package imports every module of
+    itself, so nothing else is edited. A name already taken is refused."""
+    add(DATASETS, info.name, info, "data set")
+    ordered = sorted(DATASETS.values(), key=lambda known: known.rank)  # stable: equal ranks as registered
+    DATASETS.clear()
+    DATASETS.update((known.name, known) for known in ordered)
+    return info
 
 
 class DataSet(ABC):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from archs._compat import import_torchvision
-from archs.training.data.base import DatasetInfo, Raw, first_line
+from archs.training.data.base import DatasetInfo, Raw, first_line, register_source
 from archs.training.datadir import DataError
 
 FOLDER = "cifar-10-batches-py"
@@ -147,8 +147,7 @@ def download(root: Path) -> None:
     tv.datasets.utils.download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5)
 
 
-SOURCES = (
-    DatasetInfo("cifar10", "CIFAR-10", "torchvision", 3, 32, "crop-flip",
-                "60,000 colour images of 32x32 pixels (torchvision layout: <root>/cifar-10-batches-py).",
-                check=check, load=load, download=download),
-)
+register_source(DatasetInfo(
+    "cifar10", "CIFAR-10", "torchvision", 3, 32, "crop-flip",
+    "60,000 colour images of 32x32 pixels (torchvision layout: <root>/cifar-10-batches-py).",
+    check=check, load=load, download=download, rank=20))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from archs.training.data.base import DatasetInfo, Raw
+from archs.training.data.base import DatasetInfo, Raw, register_source
 
 
 def _csv_path() -> Path:
@@ -79,8 +79,7 @@ def load(root: Path, lenient: bool) -> Raw:
     return Raw(images[train], labels[train], images[test], labels[test], classes, "scikit-learn")
 
 
-SOURCES = (
-    DatasetInfo("digits", "Digits (scikit-learn, offline)", "sklearn", 1, 8, "none",
-                "1,797 handwritten digits of 8x8 pixels bundled with scikit-learn; needs no network.",
-                check=lambda root, lenient: "scikit-learn bundled digits", load=load),
-)
+register_source(DatasetInfo(
+    "digits", "Digits (scikit-learn, offline)", "sklearn", 1, 8, "none",
+    "1,797 handwritten digits of 8x8 pixels bundled with scikit-learn; needs no network.",
+    check=lambda root, lenient: "scikit-learn bundled digits", load=load, rank=0))  # the offline default: first

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from archs._compat import import_torchvision
-from archs.training.data.base import DatasetInfo, Raw, first_line
+from archs.training.data.base import DatasetInfo, Raw, first_line, register_source
 from archs.training.datadir import DataError
 
 
@@ -72,14 +72,12 @@ def download(folder: str, root: Path) -> None:
     getattr(import_torchvision().datasets, folder)(str(root), train=True, download=True)
 
 
-def _source(name: str, folder: str, title: str, augment: str, what: str) -> DatasetInfo:
-    return DatasetInfo(name, title, "torchvision", 1, 28, augment,
-                       f"70,000 {what} of 28x28 pixels (torchvision layout: <root>/{folder}/raw).",
-                       check=partial(check, folder, title), load=partial(load, folder, title),
-                       download=partial(download, folder))
+def _source(name: str, folder: str, title: str, augment: str, what: str, rank: int) -> DatasetInfo:
+    return register_source(DatasetInfo(name, title, "torchvision", 1, 28, augment,
+                                       f"70,000 {what} of 28x28 pixels (torchvision layout: <root>/{folder}/raw).",
+                                       check=partial(check, folder, title), load=partial(load, folder, title),
+                                       download=partial(download, folder), rank=rank))
 
 
-SOURCES = (
-    _source("mnist", "MNIST", "MNIST", "crop", "handwritten digits"),
-    _source("fashion-mnist", "FashionMNIST", "Fashion-MNIST", "crop-flip", "clothing images"),
-)
+_source("mnist", "MNIST", "MNIST", "crop", "handwritten digits", rank=10)
+_source("fashion-mnist", "FashionMNIST", "Fashion-MNIST", "crop-flip", "clothing images", rank=11)

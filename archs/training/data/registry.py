@@ -1,20 +1,14 @@
-"""The named data sets: :data:`DATASETS` maps each name to its :class:`DatasetInfo`, gathered from the source
-modules listed here. The command line's ``--data`` help, the dashboard's lists and the error for an unknown
-name all read it; any other name is an image folder (:mod:`archs.training.data.folder`)."""
+"""The named data sets: :data:`DATASETS` maps each name to its :class:`DatasetInfo`, registered by the source
+modules of this package (:func:`~archs.training.data.base.register_source`). The command line's ``--data`` help,
+the dashboard's lists and the error for an unknown name all read it; any other name is an image folder
+(:mod:`archs.training.data.folder`)."""
 
 from __future__ import annotations
 
-from archs.training.data import cifar, digits, mnist
-from archs.training.data.base import DatasetInfo
+from archs.training.data.base import DATASETS, DatasetInfo, register_source
 from archs.training.datadir import relative_part
 
-SOURCE_MODULES = (digits, mnist, cifar)  # each declares SOURCES: a tuple of DatasetInfo
-
-DATASETS: dict[str, DatasetInfo] = {}
-for _info in (info for module in SOURCE_MODULES for info in module.SOURCES):
-    if _info.name in DATASETS:
-        raise ValueError(f"data set {_info.name!r} is registered twice")
-    DATASETS[_info.name] = _info
+__all__ = ["DATASETS", "dataset_info", "register_source"]
 
 
 def dataset_info(name: str) -> DatasetInfo:
