@@ -14,7 +14,7 @@ from torch import nn
 from archs import PRESETS, NetSpec, build_model
 from archs.cli import main
 from archs.export import ExportError, export, export_bytes, file_stem, generate_code
-from archs.export.formats import _onnx_bytes
+from archs.export.formats.onnx import _onnx_bytes
 
 
 def small(name: str) -> NetSpec:

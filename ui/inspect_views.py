@@ -14,13 +14,6 @@ from archs.training.store import RunError
 from . import charts, compute, fmt, jobs, settings
 
 REPEATS = (3, 5, 10)
-FORMAT_HELP = {
-    "code": "One .py file that needs only torch: the network as readable modules and load(), which reads the "
-            "weights (.pt) exported beside it.",
-    "onnx": "ONNX through torch.onnx.export(dynamo=True), in eval mode, for any batch size. Takes a few seconds.",
-    "pt": "The state_dict as a .pt file: model.load_state_dict(torch.load(path)).",
-    "safetensors": "The state_dict as safetensors, with the spec in the file's metadata.",
-}
 
 
 # ------------------------------------------------------------------------------------------ receptive field
@@ -122,8 +115,8 @@ def export(spec: NetSpec) -> None:
         format_func=lambda i: labels.get(i, "This network, initialised (seed 0)"),
         help="A stored run exports its own network with its trained weights.") or None
     settings.sticky("export_format", "code")
-    fmt_name = cols[1].selectbox("Format", FORMATS, key="export_format", help=FORMAT_HELP["code"])
-    st.caption(FORMAT_HELP[fmt_name])
+    fmt_name = cols[1].selectbox("Format", list(FORMATS), key="export_format", help=FORMATS["code"].help)
+    st.caption(FORMATS[fmt_name].help)          # each format's own sentence, from its @register_format
     try:
         source = compute.run_source(run_id) if run_id else None
     except SourceError as error:

@@ -16,8 +16,9 @@ def add_parser(sub, resolve) -> None:
                        description="Export a preset, a JSON spec file or a stored run (with its trained weights). "
                                    "Every format also writes the spec as <name>.json.")
     p.add_argument("spec", metavar="SPEC_OR_RUN", help="a preset name, a JSON spec file, or a run id")
-    p.add_argument("--format", required=True, choices=FORMATS,
-                   help="code: a .py needing only torch, plus its weights as .pt; onnx; pt; safetensors")
+    p.add_argument("--format", required=True, choices=list(FORMATS),
+                   help="code: a .py needing only torch, plus its weights as .pt; onnx; pt; safetensors; or any other "
+                        "format registered in archs/export/formats/")
     p.add_argument("--out", required=True, help="folder to write to (created if missing)")
     p.add_argument("--name", help="file name (default: the network's name)")
     p.set_defaults(run=lambda args: _cmd_export(args, resolve))
