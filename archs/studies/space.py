@@ -79,8 +79,13 @@ _INDEX = re.compile(r"\*|0|[1-9][0-9]{0,5}")
 _EXAMPLES = ("e.g. stages[2].growth_rate, stages[*].blocks, stem[0].channels, head.dropout, input_size, width, "
              "train.lr")
 
-RECIPE_INFO = FieldInfo("recipe", "choice", None, "A named training recipe: sets the TrainConfig fields it names.",
-                        choices=tuple(RECIPES))
+
+def _recipe_info() -> FieldInfo:
+    """The ``train.recipe`` field: its choices read :data:`RECIPES` when asked, so a recipe registered later counts."""
+    return FieldInfo("recipe", "choice", None, "A named training recipe: sets the TrainConfig fields it names.",
+                     choices=tuple(RECIPES))
+
+
 WIDTH = "width"
 WIDTH_INFO = FieldInfo(WIDTH, "float", 1.0, "A width multiplier: every stage's and stem part's channel widths times "
                        "it, keeping the network's channel pyramid.", 0.125, 8.0)
@@ -230,7 +235,7 @@ def field_info(path: str | FieldPath, spec: NetSpec | None = None) -> FieldInfo:
     if path.scope == "head":
         return _infos(HeadSpec)[path.name]
     if path.scope == "train":
-        return RECIPE_INFO if path.name == "recipe" else _infos(TrainConfig)[path.name]
+        return _recipe_info() if path.name == "recipe" else _infos(TrainConfig)[path.name]
     if spec is not None:
         classes = [type(_parts(spec, path.scope)[i]) for i in _targets(spec, path)]
     else:

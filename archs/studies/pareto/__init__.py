@@ -13,6 +13,9 @@ image (``archs.summarize(spec).mult_adds`` at batch size 1) and the images it wa
 a forward pass costs 2 FLOPs (a multiply and an add) per mult-add, and the backward pass about twice
 the forward one (a gradient for the activations and one for the weights), so a step costs about three
 forward passes. It ignores norms, activations and the optimizer, as such estimates usually do.
+
+The objectives are registered in :mod:`.builtin`; a new one is one new module in this package calling
+``register_objective(name, Objective(direction, label, unit))``: the package imports every module of itself.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["OBJECTIVES", "Objective", "RESULT_KEYS", "dominates", "objective_value", "pareto_front", "train_flops"]
+from archs._registry import add, import_modules
+
+__all__ = ["OBJECTIVES", "Objective", "RESULT_KEYS", "dominates", "objective_value", "pareto_front",
+           "register_objective", "train_flops"]
 
 
 class Objective(NamedTuple):
@@ -30,16 +36,22 @@ class Objective(NamedTuple):
     unit: str
 
 
-OBJECTIVES: dict[str, Objective] = {
-    "accuracy": Objective("max", "Test accuracy", "fraction of the test set (0..1)"),
-    "params": Objective("min", "Parameters", "parameters"),
-    "mult_adds": Objective("min", "Mult-adds per image", "multiply-adds"),
-    "train_flops": Objective("min", "Training FLOPs (3 x 2 x mult-adds x images seen)", "FLOPs"),
-    "train_seconds": Objective("min", "Training time", "s"),
-}
+OBJECTIVES: dict[str, Objective] = {}
 
 # where a run's result holds an objective under another name (a point may use either)
-RESULT_KEYS = {"accuracy": "test_accuracy"}
+RESULT_KEYS: dict[str, str] = {}
+
+
+def register_objective(name: str, objective: Objective, result_key: str | None = None) -> Objective:
+    """Make ``objective`` known as ``name`` (a search's ``--objectives``, the Studies page's axes and the Pareto
+    front read :data:`OBJECTIVES`), and return it. Its value is a run's result of that name, or of
+    ``result_key`` where the result calls it something else. A name already taken is refused."""
+    if objective.direction not in ("max", "min"):
+        raise ValueError(f"objective {name!r}: direction must be 'max' or 'min', got {objective.direction!r}")
+    add(OBJECTIVES, name, objective, "objective")
+    if result_key is not None:
+        RESULT_KEYS[name] = result_key
+    return objective
 
 _DIRECTIONS = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min",
                "minimise": "min"}
@@ -120,3 +132,6 @@ def pareto_front(points: Sequence[Mapping[str, Any]],
             front.append((key, i))
     indices = sorted(i for _, i in front)
     return indices if id_key is None else [points[i][id_key] for i in indices]
+
+
+import_modules(__name__, __path__)  # every module of the package: each registers its objectives

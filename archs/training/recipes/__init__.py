@@ -12,6 +12,10 @@ override ``--recipe``). Budgets (epochs, steps, a target accuracy) are not part 
   schedule (linear warm-up over a fifth of the run, then a straight line down to 0), label smoothing 0.1,
   weight decay on conv and linear weights only, batch 128, and evaluations only in the last part of the
   run, where a target can be reached.
+
+The three are registered in :mod:`.builtin`. A new recipe is one new module in this package calling
+``register_recipe(Recipe(name, description, settings))``: the package imports every module of itself, so the
+command line's ``--recipe``, the Train page and a study's ``train.recipe`` list it with nothing else edited.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from archs._registry import add, import_modules
 from archs.training.config import ConfigError, TrainConfig
 
-__all__ = ["RECIPES", "Recipe", "apply_recipe"]
+__all__ = ["RECIPES", "Recipe", "apply_recipe", "register_recipe"]
 
 
 @dataclass(frozen=True)
@@ -34,23 +39,16 @@ class Recipe:
         return dataclasses.replace(config, **self.settings)
 
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe("default", "The settings' defaults: Adam 1e-3 with a cosine schedule, batch 64.",
-           {f.name: f.default for f in dataclasses.fields(TrainConfig)
-            if f.name in ("optimizer", "lr", "schedule", "warmup_steps", "warmup_fraction", "batch_size",
-                          "augment", "label_smoothing", "weight_decay", "decay_all", "momentum", "eval_from")}),
-    Recipe("article", "The source article's loop: Adam 1e-3 at a constant rate, batch 32, pad-crop and "
-                      "horizontal flips per sample, no warm-up.",
-           {"optimizer": "adam", "lr": 1e-3, "schedule": "constant", "warmup_steps": 0, "warmup_fraction": 0.0,
-            "batch_size": 32, "augment": "crop-flip", "label_smoothing": 0.0, "weight_decay": 0.0,
-            "decay_all": True, "eval_from": 0.0}),
-    Recipe("fast", "Time to accuracy: SGD with Nesterov momentum 0.9 at 0.1, one-cycle (warm-up over a fifth of "
-                   "the run, then linearly down to 0), label smoothing 0.1, weight decay 5e-4 on weights only, "
-                   "batch 128, evaluations from 60 % of the run on.",
-           {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": "onecycle", "warmup_steps": 0,
-            "warmup_fraction": 0.2, "batch_size": 128, "label_smoothing": 0.1, "weight_decay": 5e-4,
-            "decay_all": False, "eval_from": 0.6}),
-)}
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Make ``recipe`` known by its name, and return it. A name already taken is refused, and so are settings
+    that are not fields of :class:`TrainConfig`."""
+    unknown = sorted(set(recipe.settings) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"recipe {recipe.name!r}: {', '.join(unknown)} not a field of TrainConfig")
+    return add(RECIPES, recipe.name, recipe, "recipe")
 
 
 def apply_recipe(name: str, config: TrainConfig = TrainConfig()) -> TrainConfig:
@@ -58,3 +56,6 @@ def apply_recipe(name: str, config: TrainConfig = TrainConfig()) -> TrainConfig:
     if name not in RECIPES:
         raise ConfigError(f"recipe: must be one of {', '.join(map(repr, RECIPES))}, got {name!r}", "recipe")
     return RECIPES[name].apply(config)
+
+
+import_modules(__name__, __path__)  # every module of the package: each registers its recipes
