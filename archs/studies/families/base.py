@@ -1,5 +1,6 @@
-"""The three claims of the seed articles, as networks for Fashion-MNIST (1 x 28 x 28, 10 classes), and
-how a claim is judged from its runs.
+"""What a claim is (:class:`Claim`, its nets, its :class:`Budget`, its rule), where claims are registered
+(:data:`CLAIMS`, :func:`register_claim`), the nets they are built from, and how a claim is judged from its runs.
+The three claims of the seed articles (:mod:`.builtin`), as networks for Fashion-MNIST (1 x 28 x 28, 10 classes):
 
 - ``residual`` (He et al. 2016, Fig. 1): deeper *plain* nets fit worse than shallower ones, deeper
   *residual* nets do not. The degradation experiment's four nets (``cifar-plain20``, ``cifar-plain56``,
@@ -70,7 +71,6 @@ images (38 s for 2,000): 1.86x, still under double, so every claim now tests on 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from collections import defaultdict
@@ -78,14 +78,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from archs.presets import PRESETS
+from archs._registry import add
 from archs.spec import HeadSpec, NetSpec
 from archs.stages import DenseSpec, InceptionSpec, PlainSpec, ResidualSpec
 from archs.training.config import DataConfig, TrainConfig
 
-__all__ = ["Budget", "CLAIMS", "Claim", "ClaimNet", "DEGRADATION_NETS", "VERDICTS", "converged", "curve_positions",
-           "dense_net", "dense_nets", "depth_verdicts", "inception_net", "inception_nets", "judge", "matched_verdicts",
-           "net_costs", "residual_net", "residual_nets", "verdict_text"]
+__all__ = ["Budget", "CLAIMS", "CLAIM_STEPS", "CONVERGENCE_RULE", "Claim", "ClaimNet", "DEGRADATION_NETS", "DEPTH_RULE",
+           "FULL_TEST", "MATCHED_BUDGET", "MATCHED_NETS", "MATCHED_RULE", "MATCHED_SIZE", "MAX_GAP", "RESIDUAL_STEPS",
+           "SAME_TRAINING", "VERDICTS", "converged", "curve_positions", "dense_net", "depth_verdicts", "inception_net",
+           "judge", "matched_net", "matched_stem", "matched_verdicts", "net_costs", "register_claim", "residual_net",
+           "rule", "verdict_text"]
 
 CHANNELS, SIZE, CLASSES = 1, 28, 10          # Fashion-MNIST
 # The matched claims' nets take the images resized to 32 x 32, so every family halves its map 32 -> 16 -> 8 -> 4
@@ -116,12 +118,13 @@ class ClaimNet:
         return f"{self.family} {self.size}"
 
 
-def _stem(channels: int) -> tuple[PlainSpec, ...]:
-    """3x3 conv + BatchNorm + ReLU, then a 2x2 max-pool: 32 x 32 -> 16 x 16."""
+def matched_stem(channels: int) -> tuple[PlainSpec, ...]:
+    """The matched claims' shared stem: 3x3 conv + BatchNorm + ReLU, then a 2x2 max-pool: 32 x 32 -> 16 x 16."""
     return (PlainSpec(channels=channels, kernel_size=3, padding=1, **_POOL2),)
 
 
-def _net(name: str, stem: tuple, stages: tuple, head: HeadSpec = HeadSpec()) -> NetSpec:
+def matched_net(name: str, stem: tuple, stages: tuple, head: HeadSpec = HeadSpec()) -> NetSpec:
+    """A matched claim's net: Fashion-MNIST's 1 channel and 10 classes at 32 x 32, Kaiming-normal initialisation."""
     return NetSpec(name=name, in_channels=CHANNELS, num_classes=CLASSES, input_size=MATCHED_SIZE,
                    init="kaiming_normal", stem=stem, stages=stages, head=head)
 
@@ -130,7 +133,7 @@ def residual_net(width: int, skip: bool = True, blocks: int = 3) -> NetSpec:
     """He et al.'s CIFAR ResNet-(6n+2) (n = ``blocks``: 3 gives ResNet-20, 2 ResNet-14) at widths ``width``, 2x,
     4x, zero-padding shortcuts, after the shared stem (32 -> 16 -> 8 -> 4); ``skip=False`` gives its plain twin."""
     depth = 6 * blocks + 2
-    return _net(f"{'resnet' if skip else 'plain'}{depth}-w{width}", _stem(width), tuple(
+    return matched_net(f"{'resnet' if skip else 'plain'}{depth}-w{width}", matched_stem(width), tuple(
         ResidualSpec(blocks=blocks, channels=c, stride=1 if i == 0 else 2, shortcut="zero_pad", skip=skip)
         for i, c in enumerate((width, 2 * width, 4 * width))))
 
@@ -141,7 +144,7 @@ def dense_net(growth_rate: int, layers: tuple[int, ...] = (2, 4, 8)) -> NetSpec:
     then DenseNet's final BatchNorm + ReLU before the global pool."""
     k = growth_rate
     last = len(layers) - 1
-    return _net(f"densenet-bc-k{k}", _stem(2 * k), tuple(
+    return matched_net(f"densenet-bc-k{k}", matched_stem(2 * k), tuple(
         DenseSpec(layers=n, growth_rate=k, bottleneck=True, bn_size=4, compression=0.5, transition=i < last)
         for i, n in enumerate(layers)), HeadSpec(norm_activation=True))
 
@@ -157,44 +160,11 @@ def inception_net(width: int, modules: int = 2) -> NetSpec:
                              branch_pool_type="max", branch_pool_projection=u, **(_POOL2 if pool else {}))
 
     w = width
-    return _net(f"inception-w{w}", _stem(4 * w), (stage(w, True), stage(2 * w, True), stage(4 * w, False)))
+    return matched_net(f"inception-w{w}", matched_stem(4 * w),
+                       (stage(w, True), stage(2 * w, True), stage(4 * w, False)))
 
 
-def residual_nets() -> list[ClaimNet]:
-    """The degradation experiment's four nets for Fashion-MNIST: plain 20, plain 56, residual 20, residual 56."""
-    return [ClaimNet(family, size, dataclasses.replace(PRESETS[preset], in_channels=CHANNELS, input_size=SIZE,
-                                                       num_classes=CLASSES))
-            for family, size, preset in DEGRADATION_NETS]
-
-
-DENSE_GROWTH = (6, 8, 12, 16)
-# ResNet-20 (and plain-20) widths: each net has at most 2x the parameters and 2x the mult-adds of the one before
-# (1.55, 1.95, 1.65, 1.77, 1.77x), so no matched comparison interpolates across more than a 2x gap
-RESIDUAL_WIDTHS = (4, 5, 7, 9, 12, 16)
-DENSE_RESIDUAL_WIDTHS = RESIDUAL_WIDTHS
-INCEPTION_WIDTHS = (2, 4, 6)
-INCEPTION_BASELINE_WIDTHS = RESIDUAL_WIDTHS
-# plain-14, the Inception nets' depth: mult-adds 1.75, 1.87, 1.84, 1.78x apart, from below inception w2 to
-# above inception w6
-PLAIN14_WIDTHS = (6, 8, 11, 15, 20)
-PLAIN14 = "plain-14"
 MAX_GAP = 2.0                    # the widest ratio of x between two neighbouring baseline nets
-
-
-def dense_nets() -> list[ClaimNet]:
-    """DenseNet-BC at k = 6, 8, 12, 16 and ResNet-20 at w = 4, 5, 7, 9, 12, 16."""
-    return ([ClaimNet("dense", f"k{k}", dense_net(k)) for k in DENSE_GROWTH]
-            + [ClaimNet("residual", f"w{w}", residual_net(w)) for w in DENSE_RESIDUAL_WIDTHS])
-
-
-def inception_nets() -> list[ClaimNet]:
-    """Inception at w = 2, 4, 6; ResNet-20 and plain-20 at w = 4, 5, 7, 9, 12, 16; and the depth-matched control,
-    plain-14 (He et al.'s CIFAR plain net with 2 blocks a stage: 14 layers, as deep as the Inception nets), at
-    w = 6, 8, 11, 15, 20."""
-    return ([ClaimNet("inception", f"w{w}", inception_net(w)) for w in INCEPTION_WIDTHS]
-            + [ClaimNet("residual", f"w{w}", residual_net(w)) for w in INCEPTION_BASELINE_WIDTHS]
-            + [ClaimNet("plain", f"w{w}", residual_net(w, skip=False)) for w in INCEPTION_BASELINE_WIDTHS]
-            + [ClaimNet(PLAIN14, f"w{w}", residual_net(w, skip=False, blocks=2)) for w in PLAIN14_WIDTHS])
 
 
 def net_costs(spec: NetSpec) -> tuple[int, int]:
@@ -288,7 +258,7 @@ CONVERGENCE_RULE = (
     "loss records in the last fifth of its steps (at least its last three records) falls, over a fifth of the "
     "steps, by no more than twice the records' scatter about that line.")
 
-_MATCHED_RULE = (
+MATCHED_RULE = (
     "Runs are paired by seed. For each seed, the {baseline} curve is that seed's {baseline} nets' test accuracy "
     "against log({x}), linear between neighbours; each {subject} net's accuracy minus that curve at its {x} is "
     "one paired difference per seed. A {subject} net outside the {baseline} nets' range of {x} is not compared "
@@ -305,7 +275,7 @@ _MATCHED_RULE = (
     "read horizontally too: the {baseline} curve's {x} at each {subject} net's mean accuracy (log-linear), as "
     "the ratio of the {subject} net's {x} to it.")
 
-_DEPTH_RULE = (
+DEPTH_RULE = (
     "Runs are paired by seed: per seed, the 56-layer net's test accuracy minus the 20-layer net's, for plain and "
     "for residual nets; a failed or diverged run counts at chance accuracy (1 / classes: 10 %). Each family's "
     "differences get a Student t confidence interval (n - 1 degrees of freedom for n seeds). The claim holds if "
@@ -325,7 +295,7 @@ _DEPTH_RULE = (
 RESIDUAL_STEPS = 60
 CLAIM_STEPS = 150
 
-_SAME_TRAINING = (
+SAME_TRAINING = (
     "Every family trains with the same optimizer and schedule: Adam at 1e-3 with a {schedule} rate, no warm-up, no "
     "weight decay, batch 64, {augment}. Why: Adam at its default rate trains every family here (with and without "
     "skips, dense and branched) within a few hundred steps with no per-family tuning, so no family gets a search "
@@ -334,50 +304,30 @@ _SAME_TRAINING = (
     "resnet-20 in training loss, and Adam was chosen after that. For the dense and inception claims it was set "
     "when the claims were written and has not changed since.")
 
-_FULL_TEST = ("Each run is tested on the whole test set (10,000 Fashion-MNIST images): measured here, that makes a "
-              "claim's runs at most 1.9x as long as testing on 2,000 images, under the 2x at which a subset would "
-              "be kept.")
-_MATCHED_NETS = (
+FULL_TEST = ("Each run is tested on the whole test set (10,000 Fashion-MNIST images): measured here, that makes a "
+             "claim's runs at most 1.9x as long as testing on 2,000 images, under the 2x at which a subset would "
+             "be kept.")
+MATCHED_NETS = (
     "Every net sees the images resized to 32 x 32 and halves its map the same way, 32 -> 16 -> 8 -> 4, so no "
     "family drops a row or column of its map. Neighbouring {baseline} nets are at most 2x apart in {x}, so no "
     "comparison interpolates across a wider gap.")
 
 
-def _rule(*parts: str) -> str:
+def rule(*parts: str) -> str:
     return " ".join(parts)
 
 
-_RESIDUAL_BUDGET = Budget(steps=RESIDUAL_STEPS, schedule="constant", augment="auto", log_every=10)
-_MATCHED_BUDGET = Budget(steps=CLAIM_STEPS)
+MATCHED_BUDGET = Budget(steps=CLAIM_STEPS)
 
-CLAIMS: dict[str, Claim] = {c.name: c for c in (
-    Claim("residual",
-          "Do deeper plain nets end up less accurate than shallower ones, while deeper residual nets do not "
-          "(He et al. 2016, Fig. 1)?",
-          tuple(residual_nets()), "params", "residual", ("plain",), _RESIDUAL_BUDGET,
-          _rule(_DEPTH_RULE, _RESIDUAL_BUDGET.precision_text,
-                _SAME_TRAINING.format(schedule="constant", augment="the data set's usual augmentation"),
-                _FULL_TEST, CONVERGENCE_RULE), kind="depth"),
-    Claim("dense",
-          "At the same number of parameters, are DenseNet-BC nets more accurate than residual nets "
-          "(Huang et al. 2017)?",
-          tuple(dense_nets()), "params", "dense", ("residual",), _MATCHED_BUDGET,
-          _rule(_MATCHED_RULE.format(subject="dense", baseline="residual", x="params"),
-                _MATCHED_NETS.format(baseline="residual", x="parameters"), _MATCHED_BUDGET.precision_text,
-                _SAME_TRAINING.format(schedule="cosine", augment="no augmentation"), _FULL_TEST,
-                CONVERGENCE_RULE)),
-    Claim("inception",
-          "At the same computation (mult-adds per image), are Inception nets more accurate than plain and "
-          "residual nets (Szegedy et al. 2015)?",
-          tuple(inception_nets()), "mult_adds", "inception", ("plain", "residual", PLAIN14), _MATCHED_BUDGET,
-          _rule(_MATCHED_RULE.format(subject="inception", baseline="plain, residual and plain-14", x="mult_adds"),
-                "The Inception nets are 14 layers deep along their longest path; plain-14 (He et al.'s CIFAR plain "
-                "net with two blocks a stage) is the depth-matched control, so a gap against it is not a gap of "
-                "depth, and plain-20 and ResNet-20 show what six more layers (and skips) add.",
-                _MATCHED_NETS.format(baseline="plain, residual and plain-14", x="mult-adds"),
-                _MATCHED_BUDGET.precision_text, _SAME_TRAINING.format(schedule="cosine", augment="no augmentation"),
-                _FULL_TEST, CONVERGENCE_RULE)),
-)}
+CLAIMS: dict[str, Claim] = {}
+
+
+def register_claim(claim: Claim) -> Claim:
+    """Make ``claim`` known by its name (the command line's ``study claim NAME``, the Studies page and
+    :func:`judge` read :data:`CLAIMS`), and return it. A module of this package calls it on its claim, beside the
+    function that makes the claim's networks; the package imports every module of itself, so a new claim is one
+    new file. A name already taken is refused."""
+    return add(CLAIMS, claim.name, claim, "claim")
 
 
 # --------------------------------------------------------------------------------------------- judging
