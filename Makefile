@@ -67,8 +67,16 @@ run: install
 serve: install
 	$(PY) -m streamlit run dashboard.py $(SERVE_FLAGS) --server.address $(HOST) --server.port $(PORT)
 
+# The suite in two parts: most of it in TEST_WORKERS pytest-xdist processes, a test file whole in one (its module's
+# server and browser are started once), the browser files last; then, alone on the machine, the tests marked `alone`
+# (pytest.ini: they time how long a bystander waits, which another process's load would distort). Both parts print
+# their slowest 15; the command fails if either does. TEST_WORKERS=0 runs the first part in this process too.
+TEST_WORKERS ?= 2
 test: install-test browser lint
-	$(PY) -m pytest -q
+	@rc=0; \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not alone" || rc=$$?; \
+	$(PY) -m pytest -q -m alone || rc=$$?; \
+	exit $$rc
 
 # Before the tests: the style (ruff.toml) and the one-way imports (.importlinter; a loop fails with its path).
 lint: install-test

@@ -22,7 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# under pytest-xdist (`make test`), the worker processes share the cores rather than each taking them all
+torch.set_num_threads(max(1, min(2, torch.get_num_threads()) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))))
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,8 @@ import pytest
 from test_browser import CHROMIUM, EXCEPTION, METRIC_VALUE, SHOTS, settle, sync_api  # (skips without chromium)
 from test_serve import free_port
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)"),
+              pytest.mark.alone]  # it times a bystander: run with nothing else running (Makefile, pytest.ini)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_EVERY = 0.5           # seconds between health probes
