@@ -4,12 +4,17 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see archs/__init__.py
 os.environ.setdefault("ARCHS_SUPERVISOR_IDLE", "3")
-# the layout/precision probe's decisions are cached on disk: a fresh cache per test session, not ~/.cache
+# the layout/precision probe's decisions are cached on disk: a fresh cache per test session, not ~/.cache; and the
+# pages' measurements are runs (quick jobs): a test that sets no runs folder writes them here, not in ./runs. Made by
+# the process that starts the session (pytest-xdist's processes inherit them) and removed when it exits.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
-os.environ.setdefault("ARCHS_CACHE_DIR", tempfile.mkdtemp(prefix="archs-cache-"))  # the local executor's supervisors leave soon after a test
-# the pages' measurements are runs (quick jobs): a test that sets no runs folder writes them here, not in ./runs
-os.environ.setdefault("ARCHS_RUNS_DIR", tempfile.mkdtemp(prefix="archs-runs-"))
+for _name, _prefix in (("ARCHS_CACHE_DIR", "archs-cache-"), ("ARCHS_RUNS_DIR", "archs-runs-")):
+    if _name not in os.environ:
+        os.environ[_name] = tempfile.mkdtemp(prefix=_prefix)
+        atexit.register(shutil.rmtree, os.environ[_name], ignore_errors=True)
 # worker processes import tests/faults.py as the operator's setup module: networks named fault-* misbehave there
 os.environ["ARCHS_WORKER_SETUP"] = "faults"
 _TESTS = str(Path(__file__).resolve().parent)
