@@ -354,5 +354,8 @@ def test_a_gradients_setting_changed_in_the_page_is_in_the_link(server, page):
     except AssertionError:
         other.reload()
         settle(other, timeout=120_000)
-        sync_api.expect(seed_box).to_have_value("7", timeout=10_000)
+        # under load (two test processes on 2 cores) the reloaded page had not drawn the box 10 s on: wait for the
+        # page to have rerun, as above, then for the box
+        other.get_by_text("batch 4, seed 7").first.wait_for(timeout=60_000)
+        sync_api.expect(seed_box).to_have_value("7", timeout=30_000)
     other.context.close()
