@@ -429,3 +429,18 @@ def test_depth_sweep_through_the_executor_matches_the_in_process_sweep(executor)
     expected = archs.depth_sweep([8, 14], batch_size=4, seed=0)
     assert [(r["depth"], r["skip"]) for r in results] == [(r["depth"], r["skip"]) for r in expected]
     assert [r["ratio"] for r in results] == pytest.approx([r["ratio"] for r in expected], rel=1e-4)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
+def test_workers_fork_from_a_server_that_imported_torch_once_but_not_beside_gpus():
+    import importlib.util
+
+    from archs.training import worker
+    from archs.training.executors.local import worker_context
+
+    assert worker_context(0).get_start_method() == "forkserver"
+    assert worker_context(2).get_start_method() == "spawn"  # a CUDA driver touched before a fork is unusable after
+    # multiprocessing skips a preload that fails to import, silently: a misspelt name would only cost time
+    missing = [name for name in worker.PRELOAD if importlib.util.find_spec(name) is None]
+    assert missing == []
+    assert {"torch", "torch._dynamo", "archs.builder", "archs.training.loop"} <= set(worker.PRELOAD)

@@ -1,15 +1,17 @@
 """A worker: carries out one run, then exits (a local worker process) or returns (a Ray task).
 
-Started by the local executor's supervisor with multiprocessing's ``spawn`` method (a fresh interpreter:
-nothing of the parent's torch state, threads or locks is inherited). It reads the run's request from the
+Started by the local executor's supervisor: forked from its fork server, a process that has only imported
+:data:`PRELOAD` (no computation, no CUDA), or with multiprocessing's ``spawn`` method (a fresh interpreter). Either
+way nothing of the supervisor's state, threads or locks is inherited. It reads the run's request from the
 store, records into the store, and stops when the store's stop flag is set (so the run can be stopped from
 any process on the machine) or when the run's time limit passes. It writes its own identity with the
 ``running`` status, so readers can tell when it has died. Its output (its start and end, prints, warnings, a
 crash's last words) goes to the run's ``worker.log``; a Ray task sends the same lines back to it
 (:mod:`archs.training.executors.ray`). :func:`carry_out` is what both do.
 
-Nothing heavy is imported at module level: a spare worker imports torch while it waits for a run
-(:func:`spare_main`), and a run's thread count and visible GPU are set before any work.
+Nothing heavy is imported at module level (the supervisor imports this module): the fork server imports
+:data:`PRELOAD`, a spawned spare worker imports torch while it waits for a run (:func:`spare_main`), and a run's
+thread count and visible GPU are set before any work.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from archs.training.store.files import append_fd
 from archs.training.stored import RunRecorder
 
 LOG_NAME = "worker.log"
+
+# What a worker needs before its first run, imported once by the supervisor's fork server: torch (3-4 s on a 2-core
+# server), torch._dynamo (2-3 s more: an optimizer's first param group imports it), the memory tracker of a measured
+# cost, and the library's network, measurement and training code.
+PRELOAD = ("torch", "torch._dynamo", "torch.distributed._tools.mem_tracker", "torchinfo", "archs.builder",
+           "archs.cost", "archs.health", "archs.inspect", "archs.training.data", "archs.training.loop")
 
 
 # A worker's scheduling priority (nice): below the web server's, so one person's measurement or run that takes every
@@ -166,7 +174,8 @@ def main(root: str, run_id: str, threads: int, cuda_devices: str | None = None, 
 
 
 def spare_main(connection, threads: int) -> None:
-    """Entry point of a spare worker: import torch and the library now, then wait for a run (or None)."""
+    """Entry point of a spare worker (started with ``spawn``): import torch and the library now, then wait for a run
+    (or None)."""
     configure(threads, None)
     import archs.builder  # noqa: F401  (heavy, on purpose: the imports that cost a second or two)
     import archs.cost  # noqa: F401  (a page's measurements, quick jobs, start in the spare worker too)

@@ -5,13 +5,14 @@ that runs folder: a small detached process (its own session, so it outlives the 
 it, and a Ctrl-C in the server's terminal) that
 
 - starts queued runs in FIFO order, at most ``max_concurrent`` training runs at a time, each in a worker
-  process started with multiprocessing's ``spawn`` method (:mod:`archs.training.worker`), with
+  process (:mod:`archs.training.worker`: forked from a fork server that has imported torch, on Linux without
+  GPUs; a fresh interpreter, multiprocessing's ``spawn``, elsewhere: :func:`worker_context`), with
   ``cores // max_concurrent`` torch threads so concurrent workers do not oversubscribe the cores, and one
   GPU each (``CUDA_VISIBLE_DEVICES``) on a machine with GPUs; quick measurements (the depth sweep's
   gradients, a stored run's activation health) have a lane of their own, one at a time, so a page that
   asks for one does not wait behind a long training run;
-- keeps one *spare* worker that has already imported torch, so a run starts without the 1-2 s import
-  (only while a slot is free: a spare importing beside busy workers would take their cores);
+- keeps its fork server (or, with ``spawn``, one *spare* worker) that has already imported torch, so a run starts
+  without the 5-7 s of imports (only while a slot is free: imports beside busy workers would take their cores);
 - reaps its workers: one that exits without recording an end (a crash, a segfault, an out-of-memory
   kill) leaves its run ``failed`` with the signal or exit code, its metrics kept;
 - bounds its workers where they run (:class:`_Bounds`): a worker asked to stop (its stop flag, or its time limit,
@@ -39,6 +40,7 @@ from __future__ import annotations
 import fcntl
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sqlite3
@@ -227,7 +229,7 @@ class _Supervisor:
         self.config = {"max_concurrent": 1, "threads": 1, "gpus": 0, "spare": True, "stop_grace": STOP_GRACE_SECONDS,
                        "start_limit": START_LIMIT_SECONDS, "max_worker_memory": None, **config}
         self.idle_seconds = idle_seconds
-        self.context = multiprocessing.get_context("spawn")
+        self.context = worker_context(int(self.config["gpus"]))
         self.identity = process_identity()
         self.workers: dict[str, tuple] = {}  # run id -> (process, gpu slot, lane)
         self.bounds: dict[str, _Bounds] = {}  # run id -> its limits and what was done about them
@@ -448,7 +450,7 @@ class _Supervisor:
 
     # ----- the spare worker
     def use_spare(self, job):
-        if self.spare is None:
+        if self.spare is None or self.context.get_start_method() == "forkserver":
             return None
         process, connection = self.spare
         self.spare = None
@@ -465,6 +467,11 @@ class _Supervisor:
         """A spare worker while the queue may soon need one; none when idle for long."""
         if not self.config.get("spare", True):
             return
+        if self.context.get_start_method() == "forkserver":  # the fork server is the spare: start it, once
+            if self.spare is None:
+                multiprocessing.forkserver.ensure_running()
+                self.spare = ()
+            return
         if self.spare is not None and not self.spare[0].is_alive():
             self.spare[0].join()
             self.spare = None
@@ -477,7 +484,7 @@ class _Supervisor:
             self.spare = (process, parent)
 
     def drop_spare(self) -> None:
-        if self.spare is not None:
+        if self.spare:
             process, connection = self.spare
             try:
                 connection.send(None)
@@ -525,6 +532,20 @@ class _Supervisor:
             if self.busy("train") < self.limit("train"):
                 self.keep_spare()  # only with a slot free: a spare importing torch beside busy workers slows them
             time.sleep(POLL_SECONDS)
+
+
+def worker_context(gpus: int) -> multiprocessing.context.BaseContext:
+    """How the supervisor starts workers. On Linux without GPUs: forked from a fork server that imported torch and
+    the library once (``worker.PRELOAD``, no computation: no thread pool, no CUDA), so a run or a measurement starts
+    in milliseconds instead of a fresh interpreter's 5-7 s of imports (each supervisor pays them once, in its fork
+    server, where it used to pay them in every worker and in a spare that was often never used). Elsewhere (macOS,
+    Windows, or GPUs to hand out: a CUDA driver touched in a fork server's parent would be unusable in its children)
+    a fresh interpreter per worker (``spawn``), with a spare one kept warm (:meth:`_Supervisor.keep_spare`)."""
+    if sys.platform.startswith("linux") and not gpus and "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(worker.PRELOAD))
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def run_supervisor(root: str | os.PathLike, config: dict | None = None, idle_seconds: float | None = None) -> int:
