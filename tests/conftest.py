@@ -65,14 +65,16 @@ def _main_module_restored():
         sys.modules["__main__"] = main
 
 
-# ----------------------------------------------------------------------------- one Chromium per test session
+# ----------------------------------------------------------------------------- one Chromium per browser module
 BROWSER_FIXTURE = "browser"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """The system Chromium through Playwright, started once for the whole test session (a start costs seconds on a
-    busy 2-core machine); each test opens contexts of its own (their own cookies: browsers of their own)."""
+    """The system Chromium through Playwright, started once for a module (a start costs seconds on a busy 2-core
+    machine); each test opens contexts of its own (their own cookies: browsers of their own). Closed when the
+    module ends: Playwright's sync API marks its event loop as running in the main thread while it is open, so a
+    later test that runs an asyncio loop there (Ray's client may) must not run beside it."""
     from test_browser import CHROMIUM, launch
 
     if CHROMIUM is None:
@@ -85,13 +87,16 @@ def browser():
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The modules whose tests use ``browser`` run last, in their usual order, each module whole. Playwright's sync
-    API marks its event loop as running in the main thread while it is open, so a test that runs an asyncio loop
-    there (Ray's client may) must not run while the session's Chromium is: after the first browser test, only
-    browser modules run."""
+    """The modules whose tests use ``browser`` run first, each module whole, in one pytest-xdist process (an
+    ``xdist_group`` of its own, unless the module names one): they are the suite's longest tests, so under
+    ``make test`` one process starts them while the other takes the short ones, and neither waits idle for the
+    other at the end (when they ran last, one process spent the last minutes alone on them)."""
     def module(item) -> str:
         return item.nodeid.split("::")[0]
 
     browser_modules = {module(item) for item in items if BROWSER_FIXTURE in getattr(item, "fixturenames", ())}
-    items[:] = ([item for item in items if module(item) not in browser_modules]
-                + [item for item in items if module(item) in browser_modules])
+    for item in items:
+        if module(item) in browser_modules and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(Path(module(item)).stem))
+    items[:] = ([item for item in items if module(item) in browser_modules]
+                + [item for item in items if module(item) not in browser_modules])

@@ -254,6 +254,9 @@ def _child(jobs_file: str, results_file: str) -> None:
 
 import pytest  # noqa: E402
 
+# in one xdist process (`make test`: --dist loadgroup): its blocks run once, in one child process, for the whole module
+pytestmark = pytest.mark.xdist_group("test_docs")
+
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:

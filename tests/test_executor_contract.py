@@ -21,6 +21,10 @@ from archs.training.store import RunError
 OTHER = "session:someone-else"
 
 
+# in one xdist process (`make test`: --dist loadgroup): its Ray cluster is started once per module, never beside test_ray's
+pytestmark = pytest.mark.xdist_group("ray")
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray", reason="the Ray executor's optional requirement (requirements-ray.txt)")

@@ -21,6 +21,9 @@ from archs.training.executors.ray import ChannelRecorder, RayExecutor, RunChanne
 from archs.training.limits import Limits  # noqa: E402
 from archs.training.stored import model_of  # noqa: E402
 
+# in one xdist process (`make test`: --dist loadgroup): one Ray cluster at a time on the machine, started once per module
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def local_ray():
