@@ -44,12 +44,17 @@ PRELOAD = ("torch", "torch._dynamo", "torch.distributed._tools.mem_tracker", "to
 WORKER_NICENESS = 10
 
 
-def configure(threads: int, cuda_devices: str | None) -> None:
-    """Threads, GPU and priority of this process, before its first torch computation."""
+def lower_priority() -> None:
+    """This process (and what it starts) at :data:`WORKER_NICENESS`, never above where it is."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), WORKER_NICENESS))
     except (AttributeError, OSError):  # not on this platform: the pages then share the cores evenly with runs
         pass
+
+
+def configure(threads: int, cuda_devices: str | None) -> None:
+    """Threads, GPU and priority of this process, before its first torch computation."""
+    lower_priority()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     if cuda_devices is not None:

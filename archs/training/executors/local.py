@@ -567,6 +567,8 @@ def run_supervisor(root: str | os.PathLike, config: dict | None = None, idle_sec
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0
+    # below the web server, as its workers are: the fork server's imports (5-7 s of CPU) then never slow the pages
+    worker.lower_priority()
     supervisor = _Supervisor(root, config or {}, idle_seconds)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
