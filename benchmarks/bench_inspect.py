@@ -9,8 +9,9 @@ The first measurement itself is printed, not targeted: it is as slow as the netw
 ``--browser`` also times it in Chromium (``streamlit run``): from a click on the tab to its chart on screen.
 
 Issue 18: measurements run as quick jobs in a worker of the local executor, not in the web server. ``jobs:`` times
-the same measurement in this process (as the server made it before) and as a job (submitted, carried out by the
-supervisor's spare worker, its result read back), on small networks where the difference shows; target: at most
+the same measurement in this process (as the server made it before) and as a job (submitted, carried out by a
+worker forked from the supervisor's fork server, or its spare worker where workers are spawned, its result read
+back), on small networks where the difference shows; target: at most
 0.5 s more per measurement. Runs go to a fresh temporary runs folder.
 """
 
@@ -95,8 +96,8 @@ def bench_dashboard(batch: int, repeats: int) -> None:
 
 
 def bench_jobs(rounds: int, pause: float) -> None:
-    """The same measurements in this process and as quick jobs, alternately, with a pause after each job so the
-    supervisor's spare worker (torch imported) is ready again, as it is between two clicks."""
+    """The same measurements in this process and as quick jobs, alternately, with a pause after each job (as between
+    two clicks: a spawned spare worker needs it to import torch again; a fork server does not)."""
     from archs import PRESETS, activation_health, gradient_profile, measure_cost, plain_twin
     from archs.cost import _CACHE
     from archs.training import RunRequest, TrainConfig
@@ -107,7 +108,7 @@ def bench_jobs(rounds: int, pause: float) -> None:
     spec = PRESETS["cifar-resnet20"]
 
     seeds = iter(range(1, 10**6))  # a new seed each time: the library caches gradients and activations per seed
-    waits: list[float] = []  # from submitting a job to its worker starting it (the spare worker, if it is ready)
+    waits: list[float] = []  # from submitting a job to its worker starting it
 
     def here_cost():
         _CACHE.clear()
@@ -132,7 +133,7 @@ def bench_jobs(rounds: int, pause: float) -> None:
     cases = {"measured cost, cifar-resnet20 at batch 4, 1 repeat": (here_cost, lambda: job("cost", repeats=1)),
              "gradients and activations of cifar-resnet20 and its twin, batch 4": (here_inspect,
                                                                                    lambda: job("inspect"))}
-    job("inspect")  # the supervisor starts and its spare worker imports torch
+    job("inspect")  # the supervisor starts, and its fork server (or spare worker) imports torch
     time.sleep(pause)
     for name, (here, as_job) in cases.items():
         here()  # warm: this process's first pass
@@ -141,7 +142,7 @@ def bench_jobs(rounds: int, pause: float) -> None:
         for _ in range(rounds):
             in_process.append(timed(here)[0])
             quick.append(timed(as_job)[0])
-            time.sleep(pause)  # the spare worker is replaced (it imports torch) before the next click
+            time.sleep(pause)  # a spawned spare worker is replaced (it imports torch) before the next click
         a, b = statistics.median(in_process), statistics.median(quick)
         print(f"jobs: {name}: in this process {a:.2f} s, as a quick job {b:.2f} s (median of {rounds}; "
               f"{statistics.median(waits):.2f} s of it until a worker started it): {b - a:+.2f} s per measurement "

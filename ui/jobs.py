@@ -29,8 +29,9 @@ from archs.training.store import RunError
 from . import fmt, identity
 
 # How long a rerun waits for a job it has just submitted before it shows progress instead: a measurement of a
-# small network ends within it (a spare worker with torch loaded takes ~0.1 s to start one), so its chart appears
-# in the same rerun, without the fragment's next tick; a click on Cancel waits at most this long to be handled.
+# small network ends within it (a worker forked from the supervisor's fork server, torch loaded, starts at once),
+# so its chart appears in the same rerun, without the fragment's next tick; a click on Cancel waits at most this
+# long to be handled.
 INLINE_SECONDS = 2.0
 POLL_SECONDS = 0.5  # the progress fragment's redraws while a job runs
 KEPT = 128  # results kept by this server (small: per-layer numbers, or the names of exported files)
