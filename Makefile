@@ -67,13 +67,13 @@ run: install
 serve: install
 	$(PY) -m streamlit run dashboard.py $(SERVE_FLAGS) --server.address $(HOST) --server.port $(PORT)
 
-# The suite in two parts: most of it in TEST_WORKERS pytest-xdist processes, each taking the next test as it frees
-# (on 2 cores the whole suite took 24.4 min so, 26.0 min with each file kept whole in one process, and 31 min in one
-# process), except that a module marked `xdist_group` (one whose module fixture starts a server, a Ray cluster or a
-# child process) stays in one process, so that fixture is made once (`--dist loadgroup`), the browser files last;
-# then, alone on the machine, the tests marked `alone` (pytest.ini: they time how long a bystander waits, which
-# another process's load would distort). Both parts print their slowest
-# 15; the command fails if either does. TEST_WORKERS=0 runs the first part in this process too.
+# The suite in two parts: most of it in TEST_WORKERS pytest-xdist processes, each taking the next test as it frees,
+# except that a module marked `xdist_group` (one whose module fixture starts a server, a Ray cluster or a child
+# process; tests/conftest.py marks every browser module) stays whole in one process, so that fixture is made once
+# (`--dist loadgroup`); the browser modules, the longest, go first. Then, alone on the machine, the tests marked
+# `alone` (pytest.ini: they time how long a bystander waits, which another process's load would distort). Both
+# parts print their slowest 15; the command fails if either does. TEST_WORKERS=0 runs the first part in this
+# process too. Measured on 2 cores: 22.6-26.8 min in all; 31 min in one process.
 TEST_WORKERS ?= 2
 test: install-test browser lint
 	@rc=0; \

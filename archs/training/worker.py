@@ -17,6 +17,7 @@ thread count and visible GPU are set before any work.
 from __future__ import annotations
 
 import faulthandler
+import importlib
 import os
 import socket
 import sys
@@ -182,19 +183,17 @@ def spare_main(connection, threads: int) -> None:
     """Entry point of a spare worker (started with ``spawn``): import torch and the library now, then wait for a run
     (or None)."""
     configure(threads, None)
-    import archs.builder  # noqa: F401  (heavy, on purpose: the imports that cost a second or two)
-    import archs.cost  # noqa: F401  (a page's measurements, quick jobs, start in the spare worker too)
-    import archs.health  # noqa: F401
-    import archs.training.loop  # noqa: F401
-    # Measured cost's memory tracker (3.3 s to import on a quiet 2-core server, 11 s on a loaded one) and a tiny
-    # measurement, so the first real one pays no one-off setup (MemTracker compiles its hooks): only while no run
-    # waits. A sweep's back-to-back measurements and a queue of training runs never use them, and paid 8-17 s a run
-    # for them when the spare always did this (a depth sweep of 8 went from 1 to 2.5 minutes).
+    # what the fork server preloads, then a tiny measurement so the first real one pays no one-off setup: only while
+    # no run waits (a run imports what it still needs itself). A sweep's back-to-back measurements and a queue of
+    # training runs never wait for these, and paid 8-17 s a run when the spare always did them (a depth sweep of 8
+    # went from 1 to 2.5 minutes).
     try:
+        for name in PRELOAD:
+            if connection.poll():
+                break
+            importlib.import_module(name)
         if not connection.poll():
-            import torch.distributed._tools.mem_tracker  # noqa: F401
-        if not connection.poll():
-            archs.cost.warm_up()
+            importlib.import_module("archs.cost").warm_up()
     except Exception:  # noqa: BLE001 - a torch without distributed, or a warm-up that fails, costs only its time
         pass
 

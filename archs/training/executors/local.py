@@ -450,7 +450,7 @@ class _Supervisor:
 
     # ----- the spare worker
     def use_spare(self, job):
-        if self.spare is None or self.context.get_start_method() == "forkserver":
+        if self.spare is None:
             return None
         process, connection = self.spare
         self.spare = None
@@ -467,10 +467,8 @@ class _Supervisor:
         """A spare worker while the queue may soon need one; none when idle for long."""
         if not self.config.get("spare", True):
             return
-        if self.context.get_start_method() == "forkserver":  # the fork server is the spare: start it, once
-            if self.spare is None:
-                multiprocessing.forkserver.ensure_running()
-                self.spare = ()
+        if self.context.get_start_method() == "forkserver":  # the fork server is the spare (a no-op once it runs)
+            multiprocessing.forkserver.ensure_running()
             return
         if self.spare is not None and not self.spare[0].is_alive():
             self.spare[0].join()
@@ -484,7 +482,7 @@ class _Supervisor:
             self.spare = (process, parent)
 
     def drop_spare(self) -> None:
-        if self.spare:
+        if self.spare is not None:
             process, connection = self.spare
             try:
                 connection.send(None)
