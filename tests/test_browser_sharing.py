@@ -41,6 +41,15 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
     owners = []  # each browser's, from the key its cookie holds
     SHOTS.mkdir(parents=True, exist_ok=True)
     pages = []  # four browsers: contexts of the test session's one Chromium (tests/conftest.py)
+    # what each page's progress text said, sampled whenever the test looks at the pages: a 12-step run can end
+    # while the next user's Build page loads, so the pages are watched from the moment each starts its runs
+    seen: dict[int, set[str]] = {n: set() for n in range(USERS)}
+
+    def watch() -> None:
+        for n, page in enumerate(pages):
+            seen[n].add(" ".join(page.locator('[data-testid="stProgress"]').all_inner_texts()))
+            assert page.locator(EXCEPTION).count() == 0
+
     try:
         for _ in range(USERS):
             context = browser.new_context(viewport={"width": 1400, "height": 1500})
@@ -68,19 +77,17 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
                 page.get_by_role("button", name="Start").click()
                 settle(page, timeout=120_000)
                 assert page.locator('[data-testid="stAlert"]', has_text="No run started").count() == 0
+                watch()
             assert page.locator(EXCEPTION).count() == 0
             phase(f"user {len(pages)} started two runs")
         assert len(store.list_runs()) == 2 * USERS and len(set(owners)) == USERS
         # every page streams its own run while the others train: its progress text moves on
-        seen: dict[int, set[str]] = {n: set() for n in range(USERS)}
         deadline = time.monotonic() + 600
         while any(r["status"] in ("queued", "running") for r in store.list_runs()):
             assert time.monotonic() < deadline, "the 8 runs did not finish"
-            for n, page in enumerate(pages):
-                text = " ".join(page.locator('[data-testid="stProgress"]').all_inner_texts())
-                seen[n].add(text)
-                assert page.locator(EXCEPTION).count() == 0
+            watch()
             time.sleep(1.0)
+        watch()
         phase("the 8 runs ended")
         rows = store.list_runs()
         assert [r["status"] for r in rows] == ["completed"] * 2 * USERS, [r["error"] for r in rows]
