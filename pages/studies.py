@@ -382,8 +382,10 @@ def revive(study_id: str) -> str | None:
     try:
         ensure_driver(store, study_id, by=me.owner if me.may_act else None, admin=admin,
                       max_drivers=executor.limits.max_study_drivers)
-    except (LimitError, RunError) as error:
+    except LimitError as error:
         return f"It carries on when a driver is free: {fmt.plain(error)}"
+    except RunError as error:  # a lock file or log planted where the driver's go: its owner removes it
+        return f"Its driver cannot start: {fmt.plain(error)}"
     return None
 
 

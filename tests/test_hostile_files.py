@@ -165,3 +165,32 @@ def test_the_runs_page_offers_no_linked_weights_and_lets_an_administrator_pin(tm
     stranger = open_app(session="a-runs-page-student-key-01")
     run(stranger.switch_page("pages/runs.py"))
     assert not [b for b in stranger.button if b.key == "runs_pin"]  # administrators only
+
+
+def test_a_linked_study_lock_or_log_is_neither_created_nor_written(tmp_path, secrets_file, capsys):
+    """A study's driver locks ``.<id>.lock`` and writes ``.<id>.log`` beside the runs: a link planted at either (to
+    a file that does not exist yet, or to the secrets) is refused by name, and nothing outside is made or written."""
+    from archs.studies.definition import StudyDefinition
+    from archs.studies.driver import drive, ensure_driver, start_study
+
+    store = RunStore(tmp_path / "runs")
+    executor = LocalExecutor(store, Limits(), resume=False)
+    d = StudyDefinition(kind="sweep", name="planted", spec=SPEC.to_dict(), train=request().train.to_dict(),
+                        data=request().data.to_dict(), vary=({"path": "train.lr", "values": [1e-3]},))
+    study_id = start_study(executor, d, owner=ME, start_driver=False)
+    lock, log = store.root / f".{study_id}.lock", store.root / f".{study_id}.log"
+    outside = tmp_path / "outside"
+    lock.symlink_to(outside)  # dangling: following it would create the file as the server's user
+    with pytest.raises(RunError, match=rf"^the study's lock file {lock} is a link or a file not its own"):
+        ensure_driver(store, study_id, by=ME)  # the page shows this when its owner opens the study
+    assert drive(store.root, study_id) == 1
+    assert f"study driver: the study's lock file {lock} is a link" in capsys.readouterr().err
+    lock.unlink()
+    lock.symlink_to(secrets_file)
+    assert drive(store.root, study_id) == 1
+    lock.unlink()
+    log.symlink_to(outside)
+    with pytest.raises(RunError, match=rf"^the study's driver log {log} is a link or a file not its own"):
+        ensure_driver(store, study_id, by=ME)
+    assert not outside.exists() and secrets_file.read_bytes() == SECRET
+    assert stat.S_IMODE(os.stat(lock).st_mode) == 0o600  # the real one, made by the look at whether a driver runs

@@ -30,6 +30,7 @@ told to Optuna as a constraint violation (``Trial.set_constraint``) and does not
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -45,6 +46,7 @@ from archs.studies.definition import SEARCH_VAL_SPLIT, StudyDefinition, plan_tri
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
 from archs.training.limits import LimitError, Limits
 from archs.training.store import RunError, RunStore, process_identity
+from archs.training.store.files import UnsafeFile, safe_append_fd
 from archs.training.store.processes import lock_held
 from archs.training.store.studies import TRIAL_FINAL
 
@@ -140,8 +142,34 @@ def _log_path(store: RunStore, study_id: str) -> Path:
     return store.root / f".{study_id}.log"
 
 
+def _refused(path: Path, what: str, error: OSError) -> UnsafeFile | None:
+    """The error to give for ``path`` when opening it found a link (``O_NOFOLLOW`` answers ``ELOOP``) or a file not
+    its own (:func:`safe_append_fd`): a shell user of the server planted it there. None for any other error."""
+    if isinstance(error, UnsafeFile) or error.errno == errno.ELOOP:
+        return UnsafeFile(f"the study's {what} {path} is a link or a file not its own, put there by someone: it is "
+                          "not opened (remove it to go on)")
+    return None
+
+
+def _open_private(path: Path, what: str) -> int:
+    """A descriptor appending to the study's file ``path`` (created ``0600``), never through a link: a link planted
+    there would have the server's user create or append to its target. UnsafeFile for a planted file."""
+    try:
+        return safe_append_fd(path)
+    except OSError as error:
+        raise _refused(path, what, error) or error from None
+
+
 def driver_running(store: RunStore, study_id: str) -> bool:
-    return lock_held(_lock_path(store, study_id))
+    """Whether a driver holds the study's lock. RunError (the page shows it) for a planted lock file."""
+    path = _lock_path(store, study_id)
+    try:
+        return lock_held(path)  # never through a link either
+    except OSError as error:
+        refused = _refused(path, "lock file", error)
+        if refused is None:
+            raise
+        raise RunError(str(refused)) from None
 
 
 def ensure_driver(store: RunStore, study_id: str, *, by: str | None, admin: bool = False,
@@ -162,14 +190,15 @@ def ensure_driver(store: RunStore, study_id: str, *, by: str | None, admin: bool
         time.sleep(0.05)
     from archs.training.executors.local import _pythonpath
 
-    cap = max_study_drivers() if max_drivers is None else max_drivers
-    driven = store.studies.claim_start(study_id, cap)  # being started: it reads as running, not interrupted
-    if driven is not None:
-        raise LimitError(drivers_full_message(driven, cap), "ARCHS_MAX_STUDY_DRIVERS")
-    # its own log, readable by the server's user only, deleted with the study
-    log = os.fdopen(os.open(_log_path(store, study_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
-                            0o600), "ab")
+    try:  # its own log, readable by the server's user only, deleted with the study
+        log = os.fdopen(_open_private(_log_path(store, study_id), "driver log"), "ab")
+    except UnsafeFile as error:
+        raise RunError(str(error)) from None
     try:
+        cap = max_study_drivers() if max_drivers is None else max_drivers
+        driven = store.studies.claim_start(study_id, cap)  # being started: it reads as running, not interrupted
+        if driven is not None:
+            raise LimitError(drivers_full_message(driven, cap), "ARCHS_MAX_STUDY_DRIVERS")
         subprocess.Popen([sys.executable, "-c", "import sys; from archs.studies.driver import drive; "
                           "sys.exit(drive(sys.argv[1], sys.argv[2]))", str(store.root.resolve()), study_id],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=os.getcwd(),
@@ -197,9 +226,14 @@ def delete_study(store: RunStore, study_id: str, owner: str | None, admin: bool 
 
 
 def drive(root: str | os.PathLike, study_id: str) -> int:
-    """The driver process's body: drive the study until it ends (0), or return at once (0) if another drives it."""
+    """The driver process's body: drive the study until it ends (0), or return at once: 0 if another drives it, 1 if
+    its lock file is a link or a file not its own (its log says so)."""
     store = RunStore(root)
-    handle = open(_lock_path(store, study_id), "a")
+    try:
+        handle = os.fdopen(_open_private(_lock_path(store, study_id), "lock file"), "a")
+    except OSError as error:  # its log (stderr) says why; the study reads as interrupted until the file is removed
+        print(f"study driver: {error}", file=sys.stderr)
+        return 1
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
