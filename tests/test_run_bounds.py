@@ -198,6 +198,44 @@ def test_a_chart_reads_a_few_hundred_points_of_a_long_run_picked_in_sql(tmp_path
     assert [r["kind"] for r in run.chart_metrics(("step",))] == ["step"] * len(steps)
 
 
+
+def test_the_degradation_summary_reads_the_points_its_chart_draws_not_every_record(tmp_path, monkeypatch):
+    """The Degradation page summarises its runs at every refresh: it reads at most 500 step records of each net's
+    run (none of a later seed's, which never counted), and gives the same values as every record where a run has no
+    more than that (the page's experiments log at most 240)."""
+    from archs.studies.experiments import DEGRADATION_PRESETS, degradation_summary, summarize_curves
+    from archs.training.store import Run
+
+    store = RunStore(tmp_path / "runs")
+
+    def steps(n: int, loss) -> list[dict]:
+        return [{"kind": "step", "step": s, "loss": loss(s), "train_accuracy": 1 - loss(s) / 20} for s in range(1, n + 1)]
+
+    every = {}
+    for name, n in zip(DEGRADATION_PRESETS, (240, 240, 240, 2000)):
+        every[name] = steps(n, lambda s: 10 / s)
+        run = store.create(request(spec=archs.PRESETS[name], group="deg"))
+        run.append_metrics([{"kind": "start", "total_steps": n}, *every[name], {"kind": "eval", "step": n}])
+        run.write_status(status="completed")
+    later_seed = store.create(request(spec=archs.PRESETS["cifar-plain20"], group="deg"))
+    later_seed.append_metrics(steps(2000, lambda s: 100.0))
+    read = []
+    real = Run.chart_metrics
+    monkeypatch.setattr(Run, "metrics", lambda *a, **k: pytest.fail("read every record of a run"))
+    monkeypatch.setattr(Run, "chart_metrics", lambda run, *a, **k: read.append(run.id) or real(run, *a, **k))
+    summary = degradation_summary(store, "deg")
+    assert len(read) == 4 and later_seed.id not in read
+    full = summarize_curves({name: every[name] for name in DEGRADATION_PRESETS[:3]})
+    for name in DEGRADATION_PRESETS[:3]:
+        assert summary["final_train_loss"][name] == full["final_train_loss"][name]
+        assert summary["final_train_accuracy"][name] == full["final_train_accuracy"][name]
+        assert summary["curves"][name]["step"] == list(range(1, 241))
+    long = summary["curves"]["cifar-resnet56"]
+    assert len(long["step"]) == 500 and long["step"][-1] == 2000 and long["step"][0] == 4  # every 4th, newest kept
+    tail = range(1504, 2001, 4)  # the drawn points past 1,500, the run's last quarter
+    assert summary["final_train_loss"]["cifar-resnet56"] == sum(10 / s for s in tail) / len(tail)
+    assert summary["plain_degrades"] is False and summary["status"]["cifar-plain20"] == "completed"
+
 # ------------------------------------------------------------------------------------------ the store's cap
 def _age(store: RunStore, run_ids, seconds: float) -> None:
     """These runs as if created, updated (and viewed) ``seconds`` ago."""

@@ -33,6 +33,7 @@ from archs.training.config import ACTIVE_STATUSES, DataConfig, TrainConfig
 from archs.training.data import check_dataset, dataset_info
 from archs.training.request import MemoryRecorder, RunRequest, bound_quick_job, execute_request
 from archs.training.store import RunError, RunStore
+from archs.training.store.records import CHART_POINTS
 from archs.training.stored import spec_of
 
 __all__ = [
@@ -180,12 +181,18 @@ def summarize_curves(curves: dict[str, list[dict]], tail: float = 0.25, toleranc
 
 
 def degradation_summary(store: RunStore, group: str) -> dict:
-    """The summary of a submitted group, from the run history (works while runs are in progress)."""
-    curves, status = {}, {}
-    for row in store.list_runs(group=group):
-        name = row["network"]
-        curves[name] = store.get(row["id"]).metrics("step")
-        status[name] = row["status"]
+    """The summary of a submitted group, from the run history (works while runs are in progress).
+
+    A page asks for it at every refresh, so it reads what the page draws: of each network's run (the oldest of its
+    seeds, as ever) at most :data:`CHART_POINTS` step records (:meth:`Run.chart_metrics`, picked in SQL at an even
+    stride back from the newest, which is always kept), never every record of every run. The summary is the same as
+    from every record while a run has that many or fewer (the page's experiments log at most 240); past that, the
+    final loss is the mean of the drawn points in the run's last quarter."""
+    chosen, status = {}, {}
+    for row in store.list_runs(group=group):  # newest first: a network's oldest run is the one that stays
+        chosen[row["network"]] = row["id"]
+        status[row["network"]] = row["status"]
+    curves = {name: store.get(run_id).chart_metrics(("step",), points=CHART_POINTS) for name, run_id in chosen.items()}
     summary = summarize_curves(curves)
     summary["status"] = status
     try:  # a study's runs appear as its driver submits them: it is done when the study is
