@@ -199,17 +199,30 @@ def sweep_view(key: tuple, group: str, was_measuring: bool) -> None:
     results, done, total = depth_sweep_results(store, group)
     if was_measuring and done == total:
         st.rerun()  # finished: redraw without the timer
+    stopped = jobs.cancelled(group)
     if done < total:
-        mine = {r["id"] for r in store.list_runs(group=group)}
-        ahead = len([r for r in runs.executor().active() if r not in mine])
-        st.progress(done / max(total, 1), text=f"Measured {done} of {total} networks"
-                    + (f" · waiting behind {ahead} other run{'s' if ahead != 1 else ''}" if ahead and not done else ""))
+        if stopped:  # its driver marks the trials it never started as stopped at its next look
+            text = f"Cancelling: {done} of {total} networks done; stopping the rest…"
+        else:
+            mine = {r["id"] for r in store.list_runs(group=group)}
+            ahead = len([r for r in runs.executor().active() if r not in mine])
+            text = f"Measured {done} of {total} networks" + (
+                f" · waiting behind {ahead} other run{'s' if ahead != 1 else ''}" if ahead and not done else "")
+        # the same progress and Cancel as every other measurement's (ui/jobs.py)
+        if jobs.progress(done / max(total, 1), text, key="sweep_cancel") and not stopped:
+            jobs.cancel_study(group, runs.executor())
+            st.rerun()  # the whole page: the timer goes on until the driver has stopped the rest
         return
-    st.progress(1.0, text=f"Done: {total} networks measured.")
+    if stopped:
+        st.progress(len(results) / max(total, 1), text=f"Cancelled: {len(results)} of {total} networks measured; "
+                                                        "the other measurements were stopped.")
+    else:
+        st.progress(1.0, text=f"Done: {total} networks measured.")
     if key != sweep_key:
         st.caption("These results are for earlier settings; run the sweep again to update them.")
     if not results:
-        st.warning("The measurements failed; see the Runs page's command line (`python -m archs runs`).")
+        if not stopped:
+            st.warning("The measurements failed; see the Runs page's command line (`python -m archs runs`).")
         return
     st.plotly_chart(charts.sweep_lines(results), key="sweep_chart")
     by = {(r["depth"], r["skip"]): r["ratio"] for r in results}

@@ -68,6 +68,27 @@ def test_depth_sweep_runs_through_the_executor_with_progress_and_numbers(tmp_pat
     assert len(RunStore(tmp_path / "runs").list_runs(kind="gradients")) == 4
 
 
+def test_cancel_stops_the_depth_sweeps_remaining_measurements_and_says_so(tmp_path):
+    at = gradients_page()
+    run(at.select_slider(key="sweep_range").set_range(8, 110))        # 8 networks up to 110 layers: still going
+    run(at.button(key="sweep_run").click())
+    run(at.button(key="sweep_cancel").click())                        # beside the progress, as every measurement's
+    store = RunStore(tmp_path / "runs")
+    [study] = store.studies.list()
+    deadline = time.monotonic() + 120
+    while store.studies.get(study["id"])["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert store.studies.get(study["id"])["status"] == "stopped"
+    trials = store.studies.trials(study["id"])
+    assert any(t["status"] == "stopped" for t in trials) and len(trials) == 8
+    assert not [r for r in store.list_runs(group=study["id"]) if r["status"] in ("queued", "running")]
+    run(at)
+    [bar] = at.get("progress")
+    assert bar.proto.text.startswith("Cancelled: ") and "the other measurements were stopped" in bar.proto.text
+    assert "failed" not in texts(at.warning)                           # stopped on request is not a failure
+    assert [b for b in at.button if b.key == "sweep_cancel"] == []
+
+
 def test_an_expensive_network_asks_before_measuring():
     at = gradients_page(preset="resnet50")
     assert "takes about" in texts(at.info)

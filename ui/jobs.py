@@ -162,13 +162,41 @@ def submit(job: Job) -> str | None:
         return None
 
 
-def cancel(run_id: str) -> None:
-    """Stop a job this session started, if it has not ended (nothing to say if it has, or has gone)."""
+def cancel(run_id: str, ex: Executor | None = None) -> None:
+    """Stop a job this session started, if it has not ended (nothing to say if it has, or has gone). ``ex``: the
+    executor it was submitted to (a depth sweep's measurements go to the configured one), else :func:`executor`."""
     st.session_state.setdefault(_CANCELLED, set()).add(run_id)
     try:
-        executor().stop(run_id, owner()[0])
+        (ex or executor()).stop(run_id, owner()[0])
     except RunError:
         pass
+
+
+def cancel_study(study_id: str, ex: Executor) -> None:
+    """Stop a study this session started (the depth sweep: a quick job per network): its driver starts no more of
+    its jobs, and those that wait or run are stopped here and now rather than at the driver's next look."""
+    st.session_state.setdefault(_CANCELLED, set()).add(study_id)
+    try:
+        ex.store.studies.request_stop(study_id, owner()[0])
+        active = [r["id"] for r in ex.store.list_runs(group=study_id) if r["status"] in ACTIVE_STATUSES]
+    except RunError:  # gone, or someone else's (this session logged out since): nothing of ours to stop
+        return
+    for run_id in active:
+        cancel(run_id, ex)
+
+
+def cancelled(job_id: str) -> bool:
+    """Whether this session cancelled that job (a run's id) or study."""
+    return job_id in st.session_state.get(_CANCELLED, ())
+
+
+def progress(fraction, text: str, key: str) -> bool:
+    """A job's progress bar (``fraction`` of it done, 0 when not a number) and its Cancel button (``key``): True
+    when Cancel was clicked. Every measurement a page waits for shows these two, the same way."""
+    cols = st.columns([5, 1], vertical_alignment="bottom")
+    cols[0].progress(min(max(float(fraction), 0.0), 1.0) if isinstance(fraction, (int, float)) else 0.0,
+                     text=fmt.plain(text))
+    return cols[1].button("Cancel", key=key, icon=":material/stop:")
 
 
 def wait(run_id: str, seconds: float) -> dict | None:
@@ -218,16 +246,12 @@ def _progress(name: str, run_id: str, what: str) -> None:
         st.rerun()
     if status["status"] not in ACTIVE_STATUSES:
         st.rerun()  # the whole page: it draws the result (or says why there is none)
-    progress = status.get("progress") if isinstance(status.get("progress"), dict) else {}
+    told = status.get("progress") if isinstance(status.get("progress"), dict) else {}
     if status["status"] == "queued":
         ahead = len([r for r in ex.queue() if r != run_id])
         text = f"{what}: waiting for a worker" + (f" ({ahead} ahead)" if ahead else "") + "…"
     else:
-        text = f"{what}: {progress.get('message') or 'measuring…'}"
-    fraction = progress.get("fraction")
-    cols = st.columns([5, 1], vertical_alignment="bottom")
-    cols[0].progress(min(max(float(fraction), 0.0), 1.0) if isinstance(fraction, (int, float)) else 0.0,
-                     text=fmt.plain(text))
-    if cols[1].button("Cancel", key=f"{name}_cancel", icon=":material/stop:"):
+        text = f"{what}: {told.get('message') or 'measuring…'}"
+    if progress(told.get("fraction"), text, key=f"{name}_cancel"):
         cancel(run_id)
         st.rerun()  # the whole page: it says the job stopped (or asks again), never submits it again by itself
