@@ -136,6 +136,10 @@ with st.container(key="health_section"):               # one box, for a screensh
         except (SourceError, RunError, LimitError) as error:
             st.error(fmt.plain(error), icon=":material/error:")
         else:  # asks first: a link's hrun= never measures (nor spends the visitor's queue) on its own
+            try:  # what someone looks at is spared by ARCHS_MAX_RUNS_KEPT's pruning (a write once a minute at most)
+                runs.executor().store.mark_viewed([run_id])
+            except RunError:
+                pass
             measured_run = jobs.measure(
                 compute.run_health_job(run_id, batch, seed), button_key="health_measure",
                 ask=f"Measure the activations of **{fmt.plain(source.label, 80)}** with its trained weights, on "

@@ -96,6 +96,18 @@ def test_a_links_hrun_asks_before_measuring_a_stored_run(runs_dir):
     assert ("health", "completed") in jobs_in(runs_dir)
 
 
+def test_the_stored_run_the_gradients_page_shows_is_spared_by_pruning(runs_dir):
+    spec = PRESETS["cifar-resnet20"]
+    shown = real_run(runs_dir, spec, trained_like(spec), "shown net")
+    other = real_run(runs_dir, spec, trained_like(spec), "other net")
+    at = open_app(preset="cifar-resnet20", gbatch="4", hrun=shown)
+    run(at.switch_page("pages/gradients.py"))
+    assert at.button(key="health_measure")                                     # on the page, not yet measured
+    pruned = RunStore(runs_dir).prune(keep=0)                                  # ARCHS_MAX_RUNS_KEPT at its lowest
+    assert shown not in pruned and other in pruned
+    assert RunStore(runs_dir).get(shown).has_weights()
+
+
 def test_export_runs_as_a_job_and_offers_its_files(runs_dir):
     at = build_tab("Export", preset="cifar-resnet20")
     run(at.button(key="export_prepare").click())
