@@ -18,7 +18,7 @@ from archs.studies.curves import cost_ratio_at, learning_curves, log_linear_fits
 from archs.studies.definition import StudyDefinition
 from archs.studies.driver import delete_study, ensure_driver, optuna_url, start_study, study_view
 from archs.studies.families import CLAIMS, verdict_text
-from archs.studies.results import AXES, setting_points, stored_run_points, study_runs
+from archs.studies.results import AXES, recorded_mult_adds, setting_points, stored_run_points, study_runs
 from archs.studies.space import parse_vary
 from archs.training.config import ConfigError, DataConfig, TrainConfig
 from archs.training.data import DATASETS, DataError, check_data
@@ -411,11 +411,19 @@ st.caption("The newest 500 finished training runs, study or not: runs of one net
 settings.declare("studies_all_x", "ax", "params", settings.one_of(AXES))
 all_x = st.segmented_control("Accuracy against", list(AXES), key="studies_all_x", format_func=AXIS_NAMES.get)
 rows = store.list_runs(kind="train", limit=500)
-all_points = setting_points(stored_run_points(rows, compute.run_spec_or_none, compute.costs), ("accuracy", all_x
-                                                                                                 or "params"))
+# no network is built for this chart: hundreds of runs' distinct networks would be built in the web server at one
+# opening (seconds each for a large one); parameters come from each spec's plan, mult-adds as the runs recorded them
+all_runs = stored_run_points(rows, compute.run_spec_or_none, recorded_mult_adds(rows, store.studies.trials))
+all_points = setting_points(all_runs, ("accuracy", all_x or "params"))
 if all_points and all_x:
     selection = st.plotly_chart(study_charts.accuracy_vs_cost(all_points, all_x), key="study_all_chart",
                                 on_select="rerun", selection_mode=("points", "box"))
     open_selection(all_points, selection, "all_open")
+    unrecorded = sum(p["mult_adds"] is None for p in all_points)
+    if all_x in ("mult_adds", "train_flops") and unrecorded:
+        st.caption(f"Not drawn: {unrecorded} of the {len(all_points)} points, whose runs have no mult-adds recorded. "
+                   "Only a study's runs record them (its driver counts them); counting a run's means building its "
+                   "network, which this chart does not do. Against parameters every point is drawn; the Build page "
+                   "counts one network's mult-adds.")
 else:
     st.caption("No finished training run with a test accuracy yet.")

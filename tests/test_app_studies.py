@@ -101,6 +101,54 @@ def test_opening_someone_else_s_interrupted_study_does_not_start_its_driver_and_
     assert not (runs_dir / f".{mine}.lock").exists() and not (runs_dir / f".{mine}.log").exists()
 
 
+
+def test_every_stored_run_s_chart_builds_no_network_and_takes_mult_adds_as_the_runs_recorded_them(runs_dir,
+                                                                                                  monkeypatch):
+    """The chart of every stored run (up to 500, each maybe a network of its own) builds none of them in the web
+    server: parameters from each spec's plan, mult-adds as a study's driver recorded them (a made-up figure here,
+    so a count made by building would show), and a run with none recorded is not drawn against mult-adds or
+    training FLOPs, which a caption says."""
+    from test_runs import request
+
+    import archs
+    import archs.builder
+    import archs.inspect
+    from ui.identity import browser_identity
+
+    store = RunStore(runs_dir)
+    done = {"test_accuracy": 0.8, "steps": 4, "images_per_second": 100.0}
+    alone = store.create(request(label="a run of its own"))  # seed002-inception, batch 16
+    alone.write_status(status="completed", result=done)
+    me = browser_identity("studies-apptest-session-01").owner
+    definition = {"kind": "sweep", "name": "recorded", "spec": None, "vary": [], "trials": 0}
+    study_id = store.studies.create(owner=me, owner_name=None, kind="sweep", name="recorded", definition=definition,
+                                    executor="local", trials=[{"params": {"train.lr": 0.1}}])
+    trial = store.create(request(label="a trial", group=study_id, spec=archs.PRESETS["cifar-resnet20"]))
+    trial.write_status(status="completed", result={**done, "test_accuracy": 0.9})
+    store.studies.update_trial(study_id, 0, status="completed", run_id=trial.id,
+                               objectives={"params": 269_722, "mult_adds": 123_456})
+    store.studies.update(study_id, status="completed")
+    at = open_app(preset="seed002-inception", session="studies-apptest-session-01")  # the Build page builds its own
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a network was built in the web server")
+
+    monkeypatch.setattr(archs.builder, "build_model", no_build)
+    monkeypatch.setattr(archs.inspect, "build_model", no_build)
+
+    def drawn() -> dict[str, float]:
+        [figure] = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == "study_all_chart"]
+        return {run_id: x for trace in figure["data"] for run_id, x in zip(trace.get("customdata", ()), trace["x"])}
+
+    at = run(at.switch_page("pages/studies.py"))
+    assert drawn() == {alone.id: 97_298, trial.id: 269_722}
+    assert "Not drawn" not in texts(at.caption)
+    run(at.segmented_control(key="studies_all_x").set_value("mult_adds"))
+    assert drawn() == {trial.id: 123_456}
+    assert "Not drawn: 1 of the 2 points, whose runs have no mult-adds recorded" in texts(at.caption)
+    run(at.segmented_control(key="studies_all_x").set_value("train_flops"))
+    assert drawn() == {trial.id: 6 * 123_456 * 4 * 16}  # 3 x 2 x mult-adds x images seen (steps x batch)
+
 def test_a_claim_s_page_fits_a_line_per_family_and_overlays_its_learning_curves(runs_dir):
     """A claim study as its driver leaves it (trials with objectives and runs with step records), without training:
     the chart has each family's fitted line and band, the caption reads the cost ratio off them, and the learning

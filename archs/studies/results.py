@@ -6,7 +6,8 @@ spread, its family, and the Pareto front. Plain data in, plain data out: the pag
   named after the stage of highest ``family_rank``), so every chart colours by the same families;
 - :func:`setting_points` groups runs that differ only in their seed into one point: the mean test accuracy, its
   standard deviation over the seeds (the error bar) and the costs;
-- :func:`stored_run_points` makes the same points of every stored run, study or not.
+- :func:`stored_run_points` makes the same points of every stored run, study or not, without building a network:
+  parameters from each spec's plan, mult-adds as recorded when the run ran (:func:`recorded_mult_adds`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 from archs.stages import STAGE_TYPES
 from archs.studies.pareto import OBJECTIVES, pareto_front, train_flops
 
-__all__ = ["AXES", "FAMILIES", "network_family", "setting_points", "stored_run_points", "study_runs"]
+__all__ = ["AXES", "FAMILIES", "network_family", "recorded_mult_adds", "setting_points", "stored_run_points",
+           "study_runs"]
 
 # every family a registered stage type declares, highest rank first ("dense", "inception", ..., "plain")
 FAMILIES = tuple(dict.fromkeys(cls.family for cls in sorted(STAGE_TYPES.values(), key=lambda c: -c.family_rank)))
@@ -74,11 +76,16 @@ def setting_points(runs: Iterable[Mapping[str, Any]], objectives: tuple[str, ...
     return points
 
 
-def stored_run_points(rows: Iterable[Mapping[str, Any]], spec_of, costs_of) -> list[dict]:
+def stored_run_points(rows: Iterable[Mapping[str, Any]], spec_of,
+                      mult_adds_of: Mapping[str, float] | None = None) -> list[dict]:
     """Every stored training run with a test accuracy as a run for :func:`setting_points`: ``rows`` are
-    :meth:`RunStore.list_runs` rows, ``spec_of(run_id)`` gives a run's NetSpec (None if unreadable) and
-    ``costs_of(spec)`` its (params, mult-adds). A run's setting is its network, data set and training length:
-    runs of one network on one budget with different seeds are one point."""
+    :meth:`RunStore.list_runs` rows and ``spec_of(run_id)`` gives a run's NetSpec (None if unreadable). A run's
+    parameters come from its spec's plan (:meth:`NetSpec.num_params`: nothing is built), its mult-adds per image from
+    ``mult_adds_of`` (run id -> what was recorded when it ran, :func:`recorded_mult_adds`): a run with none recorded
+    has no mult-adds and no training FLOPs, since counting them means building the network, and a page that built
+    each of hundreds of runs' networks in the web server would stall it. A run's setting is its network, data set
+    and training length: runs of one network on one budget with different seeds are one point."""
+    mult_adds_of = mult_adds_of or {}
     out = []
     for row in rows:
         if row.get("test_accuracy") is None or row.get("status") not in ("completed", "stopped"):
@@ -86,14 +93,29 @@ def stored_run_points(rows: Iterable[Mapping[str, Any]], spec_of, costs_of) -> l
         spec = spec_of(row["id"])
         if spec is None:
             continue
-        params, mult_adds = costs_of(spec)
+        mult_adds = mult_adds_of.get(row["id"])
         steps, batch, speed = row.get("step"), row.get("batch_size"), row.get("images_per_second")
         images = steps * batch if steps and batch else None
         out.append({"run_id": row["id"], "label": row.get("label"), "family": network_family(spec),
                     "setting": [spec.to_json(), row.get("data"), steps, batch, row.get("lr"), row.get("optimizer")],
-                    "seed": None, "test_accuracy": row["test_accuracy"], "params": params, "mult_adds": mult_adds,
-                    "train_flops": train_flops(mult_adds, images) if images else None,
+                    "seed": None, "test_accuracy": row["test_accuracy"], "params": spec.num_params(),
+                    "mult_adds": mult_adds,
+                    "train_flops": train_flops(mult_adds, images) if images and mult_adds is not None else None,
                     "train_seconds": images / speed if images and speed else None})
+    return out
+
+
+def recorded_mult_adds(rows: Iterable[Mapping[str, Any]], trials_of) -> dict[str, float]:
+    """Mult-adds per image of the runs among ``rows`` that were recorded when they ran, by run id: a study's driver
+    counts them in its own process as it submits a trial (its ``mult_adds`` objective). ``trials_of(group)`` is
+    :meth:`StudyRecords.trials` (a study's runs have its id as their group). A run outside a study has none: the
+    worker records no mult-adds. One read per study among the rows."""
+    out: dict[str, float] = {}
+    for group in dict.fromkeys(row.get("group") for row in rows if row.get("group")):
+        for trial in trials_of(group):
+            value = trial["objectives"].get("mult_adds")
+            if trial.get("run_id") and isinstance(value, (int, float)) and math.isfinite(value):
+                out[trial["run_id"]] = value
     return out
 
 
