@@ -66,7 +66,7 @@ def _main_module_restored():
 
 
 # ----------------------------------------------------------------------------- one Chromium per browser module
-BROWSER_FIXTURE = "browser"
+from grouping import BROWSER_FIXTURE, pytest_collection_modifyitems  # noqa: E402,F401 (the hook: pytest finds it here)
 
 
 @pytest.fixture(scope="module")
@@ -84,19 +84,3 @@ def browser():
         chromium = launch(p)
         yield chromium
         chromium.close()
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """The modules whose tests use ``browser`` run first, each module whole, in one pytest-xdist process (an
-    ``xdist_group`` of its own, unless the module names one): they are the suite's longest tests, so under
-    ``make test`` one process starts them while the other takes the short ones, and neither waits idle for the
-    other at the end (when they ran last, one process spent the last minutes alone on them)."""
-    def module(item) -> str:
-        return item.nodeid.split("::")[0]
-
-    browser_modules = {module(item) for item in items if BROWSER_FIXTURE in getattr(item, "fixturenames", ())}
-    for item in items:
-        if module(item) in browser_modules and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(Path(module(item)).stem))
-    items[:] = ([item for item in items if module(item) in browser_modules]
-                + [item for item in items if module(item) not in browser_modules])
