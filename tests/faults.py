@@ -5,6 +5,8 @@ A request is data and never names code, so for runs in worker processes (local w
 the operator's setup module instead: tests/conftest.py sets ``ARCHS_WORKER_SETUP=faults`` (and the PYTHONPATH to
 find it), every worker imports it before its run, and it makes a network misbehave when the test named it so:
 ``fault-slow``, ``fault-raise``, ``fault-segfault`` or ``fault-nan`` (optionally followed by ``-anything``).
+A server started with ``FAULTS_IDLE_SECONDS`` in its environment makes every run of its workers idle instead (a browser
+test whose runs only need to be there, owned and active, while the pages are checked).
 """
 
 from __future__ import annotations
@@ -81,12 +83,32 @@ def hog_at_step_2(spec) -> nn.Module:
     return _Wrapped(spec, 2, hog)
 
 
+class _Idle(nn.Module):
+    """Each training step computes on one image of its batch (the rest copy its output) and then sleeps
+    ``seconds``: a run that stays active for as long as a test needs it at almost no CPU. Evaluation is the
+    network's own."""
+
+    def __init__(self, spec, seconds: float):
+        super().__init__()
+        self.inner, self.seconds = archs.build_model(spec), seconds
+
+    def forward(self, x):
+        if not self.training:
+            return self.inner(x)
+        out = self.inner(x[:1]).expand(x.shape[0], -1)
+        time.sleep(self.seconds)
+        return out
+
+
 FAULTS = {"fault-slow": slow, "fault-raise": raise_at_step_3, "fault-segfault": segfault_at_step_3,
           "fault-nan": nan_from_step_3, "fault-deaf": deaf_at_step_2, "fault-hog": hog_at_step_2}
 _build = request_module.build_network
 
 
 def _build_network(spec):
+    idle = os.environ.get("FAULTS_IDLE_SECONDS")  # set by a test for its server: every run idles (see _Idle)
+    if idle:
+        return _Idle(spec, float(idle))
     for prefix, factory in FAULTS.items():
         if spec.name == prefix or spec.name.startswith(prefix + "-"):
             return factory(spec)

@@ -56,8 +56,9 @@ def open_at(page, url: str) -> None:
 @pytest.mark.usefixtures("pages_kept_on_failure")
 def test_a_key_in_a_link_never_makes_its_reader_the_sender(tmp_path, browser):
     runs_dir = tmp_path / "runs"
+    # its run idles (tests/faults.py): who may act on it is tested, not training
     server = Server(runs_dir, tmp_path / "server.log", env={"ARCHS_MAX_CONCURRENT_RUNS": "1", "ARCHS_AUTH": "",
-                                                            "ARCHS_ADMINS": ""})
+                                                            "ARCHS_ADMINS": "", "FAULTS_IDLE_SECONDS": "0.5"})
     try:
         # two browsers: contexts of the session's Chromium (pages_kept_on_failure closes them)
         one, two = new_page(browser), new_page(browser)

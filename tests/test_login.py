@@ -199,7 +199,8 @@ def server(work, provider, runs_dir) -> str:
     log_path = work / "streamlit.log"
     env = {**{k: v for k, v in os.environ.items() if k != "ARCHS_ADMINS"},  # nobody may act on others' runs
            "ARCHS_RUNS_DIR": str(runs_dir), "ARCHS_EXECUTOR": "local", "ARCHS_MAX_CONCURRENT_RUNS": "1",
-           "ARCHS_AUTH": "required"}      # a class server: an anonymous visitor looks, and owns nothing
+           "ARCHS_AUTH": "required",      # a class server: an anonymous visitor looks, and owns nothing
+           "FAULTS_IDLE_SECONDS": "0.5"}  # runs idle (tests/faults.py): who owns them is tested, not training
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
