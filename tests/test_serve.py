@@ -112,6 +112,9 @@ def test_the_dockerfile_command_serves_and_passes_its_healthcheck(tmp_path):
 chromium = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
+STEPS = 30  # the run's steps (max_steps): the server is killed at step 5
+
+
 @pytest.mark.skipif(not (os.environ.get("CHROMIUM") or __import__("shutil").which("chromium")),
                     reason="no chromium on PATH (CI: apt-get install -y chromium)")
 def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path, browser):
@@ -127,6 +130,10 @@ def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path, browser
     try:
         page.goto(f"{server.url}/train?preset=cifar-resnet20")
         settle(page, timeout=120_000)
+        box = page.locator(".st-key-train-max_steps input").first  # 30 of the page's 110 steps: killed at 5, it
+        box.fill(str(STEPS))                                          # still has most of its training ahead
+        box.press("Enter")
+        settle(page, timeout=120_000)
         page.get_by_role("button", name="Start").click()
         page.get_by_text("running since").first.wait_for(timeout=120_000)
         deadline = time.monotonic() + 120
@@ -141,7 +148,7 @@ def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path, browser
             assert time.monotonic() < deadline, "the run did not finish after the server died"
             time.sleep(0.5)
         [row] = store.list_runs()
-        assert row["status"] == "completed" and row["step"] == row["total_steps"] == 110
+        assert row["status"] == "completed" and row["step"] == row["total_steps"] == STEPS
         server = Server(runs_dir, tmp_path / "server.log")  # restarted
         page.goto(f"{server.url}/runs")
         settle(page, timeout=120_000)
