@@ -16,7 +16,8 @@ from .fields import SpecError
 from .presets import PRESETS, load_spec
 from .spec import NetSpec
 
-__all__ = ["Source", "SourceError", "resolve", "list_runs", "run_spec", "run_weights", "run_metrics", "run_label"]
+__all__ = ["Source", "SourceError", "resolve", "list_runs", "run_has_weights", "run_spec", "run_weights",
+           "run_metrics", "run_label"]
 
 
 class SourceError(ValueError):
@@ -53,22 +54,27 @@ RUN_CHOICES = 200  # the newest training runs a page offers to pick from (the Ru
 
 
 def list_runs(limit: int = RUN_CHOICES) -> list[dict]:
-    """The newest ``limit`` rows of the run store's training runs, newest first (one paged query, however many runs
-    are stored): ``id``, ``label``, ``network``, ``data``, ``status``, …, and ``has_weights``. An unreadable store
+    """The newest ``limit`` rows of the run store's training runs, newest first: ``id``, ``label``, ``network``,
+    ``data``, ``status``, …, and ``has_weights``. One paged query, however many runs are stored, and no file looked
+    at: ``has_weights`` is what the store recorded when the run ended, so a page that offers the runs with weights
+    checks the file of the one run picked (:func:`run_has_weights`; :func:`run_weights` does). An unreadable store
     gives no rows."""
     store, RunError = _run_store()
     try:
-        rows = store.list_runs(kind="train", limit=limit)  # not the depth sweep's measurements
+        return store.list_runs(kind="train", limit=limit, weights=True)  # not the depth sweep's measurements
     except (OSError, RunError):
         return []
-    out = []
-    for row in rows:
-        try:
-            has_weights = store.get(row["id"]).has_weights()
-        except (OSError, RunError):
-            has_weights = False
-        out.append({**row, "has_weights": has_weights})
-    return out
+
+
+def run_has_weights(run_id: str) -> bool:
+    """Whether the run's weights file is there, a regular file of its own (a link planted there is not), looked up
+    on disk: for the one run someone picks from :func:`list_runs`' rows. A wrong record (a weights file removed or
+    replaced since) is corrected, so the lists stop offering that run."""
+    store, RunError = _run_store()
+    try:
+        return store.get(run_id).check_weights()
+    except (OSError, RunError):
+        return False
 
 
 def run_spec(run_id: str) -> NetSpec:
@@ -87,7 +93,7 @@ def run_weights(run_id: str) -> dict[str, torch.Tensor]:
     from archs.training.stored import weights_of  # above the run store, as _run_store's import
 
     run = _open_run(run_id)
-    if not run.has_weights():
+    if not run.check_weights():
         raise SourceError(f"run {run_id} has no saved weights (only completed and stopped runs have them)")
     try:
         return weights_of(run)

@@ -1,8 +1,8 @@
 """A run store in memory, standing in for ``archs.training.store`` where a test needs stored runs without training.
 
-It offers exactly the part of the run store's interface that ``archs.sources`` uses (``list_runs``,
-``get``; a run's ``spec_json``, ``has_weights``, ``weights_bytes``, ``metrics``, ``info``: ``archs.training.stored``
-reads its spec and weights from those, as from a stored run), and ``install`` points
+It offers exactly the part of the run store's interface that ``archs.sources`` uses (``list_runs``, ``get``;
+a run's ``spec_json``, ``has_weights``, ``check_weights``, ``weights_bytes``, ``metrics``, ``info``:
+``archs.training.stored`` reads its spec and weights from those, as from a stored run), and ``install`` points
 ``archs.sources._run_store`` at it, so the code under test goes through its one real entry point.
 """
 
@@ -52,6 +52,9 @@ class FakeRun:
     def has_weights(self) -> bool:
         return self._weights is not None
 
+    def check_weights(self) -> bool:
+        return self.has_weights()
+
     def weights_bytes(self) -> bytes:
         if self._weights is None:
             raise FakeRunError(f"run {self.id} has no saved weights")
@@ -67,7 +70,7 @@ class FakeRun:
 
     def row(self) -> dict:
         return {"id": self.id, "label": self._label, "network": self._spec.name, "data": "digits",
-                "status": self._status}
+                "status": self._status, "has_weights": self.has_weights()}
 
 
 class FakeStore:
@@ -76,7 +79,7 @@ class FakeStore:
     def __init__(self, runs: list[FakeRun]):
         self.runs = {run.id: run for run in runs}
 
-    def list_runs(self, kind: str | None = None, limit: int | None = None) -> list[dict]:
+    def list_runs(self, kind: str | None = None, limit: int | None = None, weights: bool = False) -> list[dict]:
         return [run.row() for run in self.runs.values()][:limit]
 
     def get(self, run_id: str) -> FakeRun:

@@ -172,7 +172,8 @@ def run_health_job(run_id: str, batch_size: int, seed: int) -> Job:
 # ------------------------------------------------------------------------------------------ stored runs
 @st.cache_data(ttl=5, show_spinner=False)
 def runs() -> list[dict]:
-    """The run store's rows (re-read every few seconds: runs finish in the background)."""
+    """The run store's newest rows, ``has_weights`` included (re-read every few seconds: runs finish in the
+    background): one query each time, with no lookup or file check per run (:func:`archs.sources.list_runs`)."""
     return sources.list_runs()
 
 

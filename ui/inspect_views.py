@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import archs
-from archs import NetSpec
+from archs import NetSpec, sources
 from archs.export import FORMATS
 from archs.sources import SourceError
 from archs.training.store import RunError
@@ -114,6 +114,11 @@ def export(spec: NetSpec) -> None:
         "Weights", ["", *labels], key="export_source",
         format_func=lambda i: labels.get(i, "This network, initialised (seed 0)"),
         help="A stored run exports its own network with its trained weights.") or None
+    # its file looked at (the list read only the store's record): one removed or replaced by a link since is not
+    # exported
+    if run_id and not sources.run_has_weights(run_id):
+        st.error(f"Run {fmt.plain(run_id)} has no saved weights any more: pick another.", icon=":material/error:")
+        return
     settings.sticky("export_format", "code")
     fmt_name = cols[1].selectbox("Format", list(FORMATS), key="export_format", help=FORMATS["code"].help)
     st.caption(FORMATS[fmt_name].help)          # each format's own sentence, from its @register_format

@@ -26,7 +26,7 @@ __all__ = ["DB_NAME", "Database", "RunError", "SCHEMA_VERSION", "Store", "StoreU
            "default_runs_dir", "dumps", "loads", "number"]
 
 DB_NAME = "runs.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = """
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS runs (
     settings TEXT NOT NULL,
     progress TEXT, result TEXT, extra TEXT,
     pinned INTEGER NOT NULL DEFAULT 0,
-    viewed_at REAL
+    viewed_at REAL,
+    has_weights INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_newest ON runs (seq DESC);
 CREATE INDEX IF NOT EXISTS runs_queue ON runs (status, executor, queue_seq);
@@ -103,8 +104,11 @@ CREATE INDEX IF NOT EXISTS trials_of_run ON trials (run_id);
 
 
 # columns added after a table's first version: (table, column, declaration), added where a database lacks them
-# (version 3: an administrator's pin, and when a page last showed the run, which pruning respects)
-ADDED_COLUMNS = (("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"), ("runs", "viewed_at", "REAL"))
+# (version 3: an administrator's pin, and when a page last showed the run, which pruning respects; version 4: whether
+# the run's weights were saved, so that a list of runs to pick weights from is one query, not a file check per run;
+# NULL: not recorded yet, for a run still going, or filled in by legacy.migrate from the files)
+ADDED_COLUMNS = (("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"), ("runs", "viewed_at", "REAL"),
+                 ("runs", "has_weights", "INTEGER"))
 LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_prunable ON runs (status, pinned, seq)",
                 # a chart's records picked by kind without reading the others (Run.chart_metrics)
                 "CREATE INDEX IF NOT EXISTS metrics_by_kind ON metrics (run_id, kind, id)")

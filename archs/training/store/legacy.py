@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from archs.training.store.db import SCHEMA, SCHEMA_VERSION, Database, StoreUnavailable, add_columns, dumps, number
-from archs.training.store.records import _WRITE_COLUMNS, _status_columns
+from archs.training.store.files import regular_size
+from archs.training.store.records import _WRITE_COLUMNS, WEIGHTS_NAME, _status_columns
 
 __all__ = ["import_run_folders", "migrate"]
 
@@ -152,8 +153,8 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
 
 def migrate(db: Database, root: Path) -> None:
     """Create the tables (version 1: runs and metrics; 2: studies and trials; 3: a run's pin and when it was last
-    viewed), and import the run folders of
-    the file-based store (before any database) once."""
+    viewed; 4: whether its weights were saved), and import the run folders of the file-based store (before any
+    database) once."""
     version = schema_version(db.connection())
     if version is not None and version > SCHEMA_VERSION:
         raise StoreUnavailable(f"the run store {db.path} was written by a newer version (schema {version}); "
@@ -169,3 +170,14 @@ def migrate(db: Database, root: Path) -> None:
         if conn.execute("SELECT value FROM meta WHERE key = 'imported'").fetchone() is None:
             imported = import_run_folders(root, conn)
             conn.execute("INSERT INTO meta VALUES ('imported', ?)", (dumps({"when": time.time(), "runs": imported}),))
+        record_weights(root, conn)
+
+
+def record_weights(root: Path, conn: sqlite3.Connection) -> None:
+    """Version 4: whether each run saved its weights, looked up once in its folder for the runs that do not say
+    (runs of an older store, imported ones); from then on the run records it when it ends
+    (:meth:`archs.training.store.records.Run.write_status`). A link there counts as none, as everywhere."""
+    rows = conn.execute("SELECT id FROM runs WHERE has_weights IS NULL").fetchall()
+    conn.executemany("UPDATE runs SET has_weights = ? WHERE id = ?",
+                     [(int(_ID.match(r[0]) is not None and regular_size(root / r[0], WEIGHTS_NAME) is not None), r[0])
+                      for r in rows])

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from typing import Any
 
+from archs.training.config import FINAL_STATUSES
 from archs.training.store.db import RunError, Store, dumps, loads, number
 from archs.training.store.files import UnsafeFile, read_regular, regular_size, replace_file
 from archs.training.store.processes import derive_status
@@ -117,6 +118,16 @@ class Run:
         """Whether the run's folder holds its weights: a regular file of its own (a link planted there is not)."""
         return regular_size(self.path, WEIGHTS_NAME) is not None
 
+    def check_weights(self) -> bool:
+        """:meth:`has_weights`, looked up in the folder, and the store's record of it (``has_weights`` of the run's
+        row, which lists of runs read instead of a file per run) set to what was found: a run whose weights file was
+        removed, or replaced by a link, is then no longer offered. For the one run someone picks."""
+        found = self.has_weights()
+        if bool(self._row("has_weights")["has_weights"]) != found:
+            with self.store.db.write() as conn:
+                conn.execute("UPDATE runs SET has_weights = ? WHERE id = ?", (int(found), self.id))
+        return found
+
     def weights_bytes(self) -> bytes:
         """The saved weights as ``torch.save`` wrote them (the Runs page's download, and what
         :func:`archs.training.stored.weights_of` loads), read without following a link: RunError when there are
@@ -145,7 +156,11 @@ class Run:
 
     # ----- writing (by the one process responsible for the run at the time)
     def write_status(self, **fields: Any) -> dict:
-        """Merge ``fields`` into the run's status, in one transaction; return the whole status."""
+        """Merge ``fields`` into the run's status, in one transaction; return the whole status. A final status also
+        records whether the run's weights are saved (they are written before it), for the lists of runs with weights
+        to read in their one query."""
+        final = fields.get("status") in FINAL_STATUSES
+        weights = self.has_weights() if final else None  # the file looked at by the run's own process, once
         with self.store.db.write() as conn:
             row = conn.execute(f"SELECT {_STATUS_SELECT} FROM runs WHERE id = ?", (self.id,)).fetchone()
             if row is None:
@@ -156,6 +171,8 @@ class Run:
                          (*_status_columns(data), self.id))
             if fields.get("status") not in (None, "queued"):
                 conn.execute("UPDATE runs SET queue_seq = NULL, claimed_by = NULL WHERE id = ?", (self.id,))
+            if final:
+                conn.execute("UPDATE runs SET has_weights = ? WHERE id = ?", (int(weights), self.id))
         return data
 
     def append_metric(self, record: dict) -> list[dict]:
@@ -200,6 +217,8 @@ class Run:
         file and renamed to ``weights.pt`` (see :mod:`.files`); :func:`archs.training.stored.save_weights` writes
         a state dict."""
         replace_file(self.path, WEIGHTS_NAME, lambda handle: handle.write(data))
+        with self.store.db.write() as conn:
+            conn.execute("UPDATE runs SET has_weights = 1 WHERE id = ?", (self.id,))
 
     def request_stop(self, reason: str | None = None) -> None:
         with self.store.db.write() as conn:

@@ -197,8 +197,10 @@ class RunStore:
 
     def list_runs(self, group: str | None = None, kind: str | None = None, *, owner: str | None = None,
                   status: str | None = None, search: str | None = None, limit: int | None = None,
-                  offset: int = 0) -> list[dict]:
-        """A row per run (:data:`ROW_KEYS`), newest first, with ``queue_position`` (1 = next) for waiting runs.
+                  offset: int = 0, weights: bool = False) -> list[dict]:
+        """A row per run (:data:`ROW_KEYS`), newest first, with ``queue_position`` (1 = next) for waiting runs; with
+        ``weights``, also ``has_weights``: the store's record that the run saved its weights, for a list of runs to
+        pick weights from (:meth:`Run.check_weights` looks at the file of the one run someone picks).
 
         One query; an active run's status is checked against the process responsible for it."""
         where, params = self._filters(group, kind, owner, status, search)
@@ -206,7 +208,7 @@ class RunStore:
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [int(limit), int(offset)]
-        return self._rows(sql, params)
+        return self._rows(sql, params, weights)
 
     def count_runs(self, group: str | None = None, kind: str | None = None, *, owner: str | None = None,
                    status: str | None = None, search: str | None = None) -> int:
@@ -226,13 +228,15 @@ class RunStore:
             params += [pattern] * 3
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-    def _rows(self, where: str, params: Iterable = ()) -> list[dict]:
+    def _rows(self, where: str, params: Iterable = (), weights: bool = False) -> list[dict]:
         rows = self.db.read(f"SELECT {_ROW_SELECT} FROM runs {where}", params)
         positions = None
         out = []
         for row in rows:
             item = dict(zip(ROW_KEYS, (row[c] for c in _ROW_COLUMNS)))
             item["queue_position"] = None
+            if weights:
+                item["has_weights"] = bool(row["has_weights"])  # recorded when the run ended (Run.write_status)
             if item["status"] in ACTIVE_STATUSES:
                 derived = derive_status({"status": item["status"], "worker": loads(row["worker"], dict),
                                          "relay": loads(row["relay"], dict), "error": item["error"]},
@@ -427,4 +431,4 @@ class QueueCounts:
 
 
 _ROW_COLUMNS = tuple({"group": "grp"}.get(k, k) for k in ROW_KEYS)
-_ROW_SELECT = ", ".join(_ROW_COLUMNS + ("worker", "relay", "queue_seq", "claimed_by"))
+_ROW_SELECT = ", ".join(_ROW_COLUMNS + ("worker", "relay", "queue_seq", "claimed_by", "has_weights"))
