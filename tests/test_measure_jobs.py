@@ -13,7 +13,7 @@ from run_fakes import real_run, trained_like, use_real_store
 from archs import PRESETS
 from archs.training import RunRequest, RunStore, TrainConfig
 from archs.training.executors import get_executor
-from ui import jobs
+from ui import identity, jobs
 
 MEASURING = ("archs.measure_cost", "archs.cost.measure_cost", "archs.gradient_profile", "archs.inspect.gradient_profile",
              "archs.activation_health", "archs.health.activation_health", "archs.export.export_bytes",
@@ -106,6 +106,46 @@ def test_the_stored_run_the_gradients_page_shows_is_spared_by_pruning(runs_dir):
     pruned = RunStore(runs_dir).prune(keep=0)                                  # ARCHS_MAX_RUNS_KEPT at its lowest
     assert shown not in pruned and other in pruned
     assert RunStore(runs_dir).get(shown).has_weights()
+
+
+def waiting_for_a_visitor(runs_dir, name: str) -> str:
+    """A measurement queued in the name of visitors who own nothing (nothing runs it: no job has started a worker)."""
+    run_ = RunStore(runs_dir).create(RunRequest(PRESETS["cifar-resnet20"], TrainConfig(batch_size=2), kind="inspect",
+                                                owner=jobs.ANONYMOUS, owner_name=name), executor="local", queue=True)
+    assert RunStore(runs_dir).get(run_.id).status()["status"] == "queued"
+    return run_.id
+
+
+def gradients_as_a_visitor(**query):
+    at = open_app(preset="cifar-resnet20", gbatch="4", **query)
+    return run(at.switch_page("pages/gradients.py"))
+
+
+def test_one_visitor_who_is_not_logged_in_waits_in_one_place_and_leaves_the_others_theirs(runs_dir, monkeypatch):
+    monkeypatch.setenv("ARCHS_AUTH", "required")
+    key = "one-visitors-browser-key-01"
+    monkeypatch.setattr(identity, "_cookie_token", lambda: key)        # every tab of their browser sends it
+    first = waiting_for_a_visitor(runs_dir, identity.viewer_of_token(key))  # their first tab's, still waiting
+    tab = gradients_as_a_visitor()
+    assert "yours (in another tab?) is still waiting" in texts(tab.warning)
+    assert not tab.get("plotly_chart") and len(RunStore(runs_dir).list_runs()) == 1     # nothing more queued
+    monkeypatch.setattr(identity, "_cookie_token", lambda: None)       # another visitor: measured as always
+    other = gradients_as_a_visitor()
+    assert {"grad_layers", "health_chart"} <= {c.key for c in other.get("plotly_chart")}
+    theirs = [r for r in RunStore(runs_dir).list_runs() if r["id"] != first]
+    assert [(r["owner"], r["owner_name"] not in (None, identity.viewer_of_token(key)), r["status"]) for r in theirs] == [
+        (jobs.ANONYMOUS, True, "completed")]
+
+
+def test_visitors_who_are_not_logged_in_share_a_capped_queue_and_are_told_so(runs_dir, monkeypatch):
+    monkeypatch.setenv("ARCHS_AUTH", "required")
+    monkeypatch.setenv("ARCHS_MAX_QUEUED_PER_OWNER", "2")
+    for n in range(2):                                                  # two other visitors' measurements wait
+        waiting_for_a_visitor(runs_dir, identity.viewer_of_token(f"another-visitors-key-{n:04}"))
+    at = gradients_as_a_visitor()
+    assert "visitors who are not logged in share 2 places in this server's queue" in texts(at.error)
+    assert "you already have" not in texts(at.error) and not at.get("plotly_chart")
+    assert len(RunStore(runs_dir).list_runs()) == 2
 
 
 def test_export_runs_as_a_job_and_offers_its_files(runs_dir):

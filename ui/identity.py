@@ -45,6 +45,7 @@ _STATE = "_identity"
 _WRITE = "_identity_cookie"   # this session minted its key: the page writes it into the browser's cookie
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _DRAWN = "_identity_controls_drawn"  # remember() has drawn Log in / Log out in this script run
+_VIEWER = "_identity_viewer"  # the key of a visitor who owns nothing and sent no cookie: see viewer()
 # what makes a table of the [auth] section a provider's (Streamlit's own test, in its auth routes)
 _PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url", "authorize_url", "api_base_url",
                   "request_token_url")
@@ -110,6 +111,24 @@ def providers() -> list[str]:
 
 def owner_of_token(token: str) -> str:
     return "session:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def viewer_of_token(token: str) -> str:
+    """The name, among visitors who own nothing, of the one whose key is ``token`` (a hash: a name is shown on
+    the Runs page, a key never is)."""
+    return "visitor " + hashlib.sha256(b"viewer:" + token.encode()).hexdigest()[:8]
+
+
+def viewer() -> str:
+    """Which visitor this is, among those who own nothing (``ARCHS_AUTH=required``), for what they share: the
+    quick jobs their pages start, all in one owner's name (``ui/jobs.py``). Their browser's key where it sends our
+    cookie (its tabs are one visitor), else a key of this session's own, never written into a cookie: they own
+    nothing, and a key is minted only to own with. As strong as the visitor lets it be: a session opened without
+    the cookie (a new tab then, or a script) is a new visitor; only what they share together bounds them all."""
+    token = _cookie_token()
+    if token is None:
+        token = st.session_state.setdefault(_VIEWER, secrets.token_urlsafe(24))
+    return viewer_of_token(token)
 
 
 def browser_identity(token: str) -> Identity:

@@ -37,7 +37,12 @@ POLL_SECONDS = 0.5  # the progress fragment's redraws while a job runs
 KEPT = 128  # results kept by this server (small: per-layer numbers, or the names of exported files)
 _STATE = "_quick_jobs"  # session state: job name -> (key, run id)
 _CANCELLED = "_quick_jobs_cancelled"  # session state: ids of the jobs this session cancelled
-ANONYMOUS = "anonymous:viewers"  # the owner of measurements made for visitors who own nothing (one queue for all)
+# The owner of measurements made for visitors who own nothing (ARCHS_AUTH=required): one owner for all of them, so
+# ARCHS_MAX_QUEUED_PER_OWNER, counted in the store's transaction, bounds what they all have waiting together.
+# Within it each visitor (ui/identity.viewer, recorded as the job's owner name) has VIEWER_QUEUED waiting at most,
+# so that no one of them takes the places of the others (and every other visitor's Gradients page with them).
+ANONYMOUS = "anonymous:viewers"
+VIEWER_QUEUED = 1
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,12 @@ def known(job: Job):
 
 
 def owner() -> tuple[str, str | None]:
-    """Who a job is submitted for: the session's owner, or one owner for every visitor who owns nothing."""
+    """Who a job is submitted for: the session's owner, or one owner for every visitor who owns nothing (with
+    which visitor it is as the owner's name)."""
     me = identity.current()
-    return (me.as_owner or ANONYMOUS), me.name
+    if me.as_owner is not None:
+        return me.as_owner, me.name
+    return ANONYMOUS, identity.viewer()
 
 
 def may_start() -> bool:
@@ -155,9 +163,29 @@ def measure(job: Job, *, ask: str | None = None, button: str = "Measure", button
 def submit(job: Job) -> str | None:
     """Queue the job; None (with the reason on the page) when it cannot be."""
     who, name = owner()
+    ex = executor()
     try:
-        return executor().submit(bound_quick_job(job.request(who, name)))  # over the memory budget: SpecError
-    except (SpecError, ConfigError, LimitError, RunError) as error:
+        if who == ANONYMOUS:
+            # one visitor's share of the places all of them have: checked here, before the store's transaction
+            # (a race of this visitor's own tabs goes over it by a job or two, still within the shared cap)
+            waiting = [r for r in ex.store.list_runs(owner=ANONYMOUS, status="queued") if r["owner_name"] == name]
+            if len(waiting) >= VIEWER_QUEUED:
+                st.warning(f"Not measured yet: a visitor who is not logged in has {VIEWER_QUEUED} measurement"
+                           f"{'s' if VIEWER_QUEUED != 1 else ''} at a time waiting on this server, and yours (in "
+                           "another tab?) is still waiting for a worker. This page measures when you come back to "
+                           "it after that one has started, or log in.", icon=":material/hourglass_top:")
+                return None
+        return ex.submit(bound_quick_job(job.request(who, name)))  # over the memory budget: SpecError
+    except LimitError as error:
+        if who == ANONYMOUS and error.limit == "ARCHS_MAX_QUEUED_PER_OWNER":  # not "you already have ...": theirs
+            st.error(f"Not measured: visitors who are not logged in share {ex.limits.max_queued_per_owner} places in "
+                     "this server's queue (ARCHS_MAX_QUEUED_PER_OWNER), and other visitors' measurements, waiting "
+                     "for a worker, hold all of them. Try again in a moment, or log in to measure in your own name.",
+                     icon=":material/error:")
+        else:
+            st.error(f"Not measured: {fmt.plain(error)}", icon=":material/error:")
+        return None
+    except (SpecError, ConfigError, RunError) as error:
         st.error(f"Not measured: {fmt.plain(error)}", icon=":material/error:")
         return None
 
