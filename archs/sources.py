@@ -7,6 +7,7 @@ imports it, so everything else (export, activation health, the Compare page) ask
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .fields import SpecError
 from .presets import PRESETS, load_spec
 from .spec import NetSpec
 
-__all__ = ["Source", "SourceError", "resolve", "list_runs", "run_has_weights", "run_spec", "run_weights",
+__all__ = ["Source", "SourceError", "resolve", "list_runs", "mark_viewed", "run_has_weights", "run_spec", "run_weights",
            "run_metrics", "run_label"]
 
 
@@ -75,6 +76,24 @@ def run_has_weights(run_id: str) -> bool:
         return store.get(run_id).check_weights()
     except (OSError, RunError):
         return False
+
+
+def mark_viewed(run_ids: Iterable[str | None]) -> None:
+    """Say that a page shows these stored runs now, so that ``ARCHS_MAX_RUNS_KEPT``'s pruning spares them for a
+    while (:meth:`archs.training.store.RunStore.mark_viewed`: a write once a minute at most, however often the page
+    redraws). Every page that shows a stored run calls it on each run of its script, with the runs it shows: Compare
+    (each side that is a run), Build's Export tab (the run whose weights it exports), and so the Gradients page (the
+    run whose activations it measures: ``sources.mark_viewed([run_id])``); the Runs page marks its own through the
+    store it holds. ``None`` and ids of no run are passed over; a store that cannot be written only means the runs
+    are not marked (the page carries on)."""
+    ids = [i for i in run_ids if i]
+    if not ids:
+        return
+    store, RunError = _run_store()
+    try:
+        store.mark_viewed(ids)
+    except (OSError, RunError):
+        pass
 
 
 def run_spec(run_id: str) -> NetSpec:

@@ -4,7 +4,7 @@ stored run (whose training curves are then overlaid)."""
 import pandas as pd
 import streamlit as st
 
-from archs import PRESETS, SpecError, decode_spec, encode_spec
+from archs import PRESETS, SpecError, decode_spec, encode_spec, sources
 from archs.diff import diff_summaries
 from archs.sources import SourceError
 from ui import charts, compute, draft, fmt, settings, train_charts
@@ -59,6 +59,8 @@ def picker(side: str, column) -> str:
 
 
 choices = {side: picker(side, column) for side, column in zip("ab", st.columns(2, gap="large"))}
+# the runs shown here are spared by ARCHS_MAX_RUNS_KEPT's pruning while the page is open (a write once a minute at most)
+sources.mark_viewed(choice.partition(":")[2] for choice in choices.values() if choice.startswith("run:"))
 chosen = {}
 for side, choice in choices.items():
     try:

@@ -1,7 +1,7 @@
 """A run store in memory, standing in for ``archs.training.store`` where a test needs stored runs without training.
 
-It offers exactly the part of the run store's interface that ``archs.sources`` uses (``list_runs``, ``get``;
-a run's ``spec_json``, ``has_weights``, ``check_weights``, ``weights_bytes``, ``metrics``, ``info``:
+It offers exactly the part of the run store's interface that ``archs.sources`` uses (``list_runs``, ``get``,
+``mark_viewed``; a run's ``spec_json``, ``has_weights``, ``check_weights``, ``weights_bytes``, ``metrics``, ``info``:
 ``archs.training.stored`` reads its spec and weights from those, as from a stored run), and ``install`` points
 ``archs.sources._run_store`` at it, so the code under test goes through its one real entry point.
 """
@@ -78,6 +78,10 @@ class FakeStore:
 
     def __init__(self, runs: list[FakeRun]):
         self.runs = {run.id: run for run in runs}
+        self.viewed: list[str] = []  # the ids pages marked as shown, in order
+
+    def mark_viewed(self, run_ids) -> None:
+        self.viewed += [i for i in run_ids if i in self.runs]
 
     def list_runs(self, kind: str | None = None, limit: int | None = None, weights: bool = False) -> list[dict]:
         return [run.row() for run in self.runs.values()][:limit]

@@ -81,9 +81,9 @@ def test_a_bad_file_says_why_and_changes_nothing(content, says):
 
 def test_a_stored_run_brings_its_curves(monkeypatch):
     spec = PRESETS["seed004-resnet"]
-    install_for_app(monkeypatch, [FakeRun("20260101-a-111111", spec, metrics=curve(4), label="first try"),
-                                  FakeRun("20260101-b-222222", PRESETS["seed002-inception"], metrics=curve(6, 1.5),
-                                          label="second try")])
+    store = install_for_app(monkeypatch, [
+        FakeRun("20260101-a-111111", spec, metrics=curve(4), label="first try"),
+        FakeRun("20260101-b-222222", PRESETS["seed002-inception"], metrics=curve(6, 1.5), label="second try")])
     at = compare_page(preset="cifar-resnet20")
     run(at.selectbox(key="compare_b").select("run:20260101-a-111111"))
     assert metric(at, "Parameters (B)") == f"{spec.num_params():,}"
@@ -94,6 +94,7 @@ def test_a_stored_run_brings_its_curves(monkeypatch):
     assert names == {"A: second try (222222) · train", "A: second try (222222) · test",
                      "B: first try (111111) · train", "B: first try (111111) · test"}
     assert at.query_params["a"] == "run:20260101-b-222222"
+    assert set(store.viewed) == {"20260101-a-111111", "20260101-b-222222"}  # shown: spared by pruning meanwhile
 
 
 def test_a_link_to_a_run_this_store_does_not_have():

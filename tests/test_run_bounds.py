@@ -279,6 +279,26 @@ def test_pruning_spares_pinned_viewed_and_active_runs_and_running_studies(tmp_pa
     assert store.get(runs[0]).pinned() and not store.get(runs[1]).pinned()
 
 
+def test_a_run_open_on_compare_or_on_the_export_tab_is_not_pruned(tmp_path, monkeypatch):
+    """Pruning never takes a run someone is looking at: the Compare page and Build's Export tab, like the Runs page,
+    say which runs they show (archs.sources.mark_viewed)."""
+    from app_helpers import open_app, run
+    from run_fakes import real_run, trained_like, use_real_store
+
+    runs_dir = tmp_path / "runs"
+    use_real_store(monkeypatch, runs_dir)
+    compared, exported, other = (real_run(runs_dir, SPEC, trained_like(SPEC) if n == 1 else None, f"run {n}")
+                                 for n in range(3))
+    store = RunStore(runs_dir)
+    _age(store, [compared, exported, other], 2 * 3600)  # a gone session's, the oldest first: the first to go
+    run(open_app(preset="cifar-resnet20", b=f"run:{compared}").switch_page("pages/compare.py"))
+    at = open_app(preset="cifar-resnet20")
+    at.session_state["build_tab"] = "Export"
+    run(run(at).selectbox(key="export_source").select(exported))
+    assert store.prune(keep=1) == [other]
+    assert {r["id"] for r in store.list_runs()} == {compared, exported}
+
+
 def test_a_run_is_pinned_from_the_command_line_by_an_administrator_only(tmp_path):
     import subprocess
     import sys

@@ -114,8 +114,9 @@ def export(spec: NetSpec) -> None:
         "Weights", ["", *labels], key="export_source",
         format_func=lambda i: labels.get(i, "This network, initialised (seed 0)"),
         help="A stored run exports its own network with its trained weights.") or None
-    # its file looked at (the list read only the store's record): one removed or replaced by a link since is not
-    # exported
+    # shown here, so ARCHS_MAX_RUNS_KEPT's pruning spares it; and its file looked at (the list read only the store's
+    # record): one removed or replaced by a link since is not exported
+    sources.mark_viewed([run_id])
     if run_id and not sources.run_has_weights(run_id):
         st.error(f"Run {fmt.plain(run_id)} has no saved weights any more: pick another.", icon=":material/error:")
         return

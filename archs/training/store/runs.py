@@ -320,7 +320,8 @@ class RunStore:
         runs was created, updated or viewed in the last :data:`GONE_SECONDS` (then, at a submit, the submitter's
         own). Never deleted: a queued or running
         run, a run an administrator pinned (:meth:`pin`), a run a page showed in the last :data:`VIEWED_SECONDS`
-        (:meth:`mark_viewed`; the Runs page records what it shows), a trial of a study that is still running.
+        (:meth:`mark_viewed`; every page that shows a run records it, through :func:`archs.sources.mark_viewed`
+        or, on the Runs page, directly), a trial of a study that is still running.
         When every run is one of these, the store holds more than ``keep`` runs until some can go."""
         with self.db.write() as conn:
             doomed = self._prunable(conn, keep)
