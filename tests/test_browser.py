@@ -26,8 +26,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
 
 # the guide's flags for the system Chromium here (no sandbox as root, no GPU, nothing reaching the network)
+# --js-flags=--no-opt: no optimising JIT for pages that live seconds (the renderers took 31 CPU-s instead of 34 in
+# tests/test_browser_identity.py, twice each)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run", "--js-flags=--no-opt"]
 
 
 def launch(playwright):
@@ -75,7 +77,8 @@ def served(runs_dir):
         [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--browser.gatherUsageStats", "false",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "ARCHS_RUNS_DIR": str(runs_dir)})
+        # one supervisor (and its fork server's imports) for the module's measurements, not one per page visit
+        env={**os.environ, "ARCHS_RUNS_DIR": str(runs_dir), "ARCHS_SUPERVISOR_IDLE": "120"})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
