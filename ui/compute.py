@@ -196,12 +196,6 @@ def run_spec_or_none(run_id: str) -> NetSpec | None:
         return None
 
 
-@st.cache_data(max_entries=512, hash_funcs=HASH, show_spinner=False)
-def costs(spec: NetSpec) -> tuple[int, int]:
-    """(parameters, mult-adds per image) of a network, for charts of accuracy against cost."""
-    return spec.num_params(), summary(spec).mult_adds
-
-
 # ------------------------------------------------------------------------------------------ export
 def export_job(spec: NetSpec, fmt_name: str, run_id: str | None) -> Job:
     """The files of an export (a run's trained weights, or the spec's seed-0 initialisation), written by a worker
