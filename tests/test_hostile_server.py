@@ -7,8 +7,9 @@ Chromium sessions. While the first tries an attack as a careless or hostile stud
 
 The attacks: a 50,000-character value in a Studies sweep field; a link of 100 residual stages × 200 blocks; the
 Build page's Measured cost of ResNet-50 at batch 256; the Gradients page's "Measure anyway" on ResNet-50 at 224,
-batch 64; a 50 MB upload to the Build page's spec uploader. Each is either refused or runs outside the web
-process; which of the two is the app's choice, the test only watches the server.
+batch 64; a 50 MB upload to the Build page's spec uploader; a run at input 1024 started from the Train page, then
+a link carrying the other session's key. Each is either refused or runs outside the web process; which of the two
+is the app's choice, the test only watches the server (and, for the last two, that they were refused).
 
 One server for all (module-scoped), in the test session's one Chromium (tests/conftest.py). An attack that fails
 leaves the server stalled or swollen, so the next test starts a fresh one. The server's address space is capped at 6 GB (``RLIMIT_AS``), as in the
@@ -445,3 +446,33 @@ def test_a_50_mb_upload_to_the_spec_uploader_is_refused(server, sessions, tmp_pa
         uploader.set_input_files(str(big))
 
     under_watch(server, sessions, attack, "upload")
+
+
+def test_a_run_at_input_1024_and_a_link_with_the_other_s_session_key_stall_nobody(server, sessions):
+    from dataclasses import replace
+
+    from archs import PRESETS, encode_spec
+    from ui.identity import COOKIE
+
+    attacker, bystander = sessions
+    spec = encode_spec(replace(PRESETS["cifar-resnet20"], name="big-input", in_channels=1, input_size=1024))
+    [key] = [c["value"] for c in bystander.context.cookies() if c["name"] == COOKIE]
+    seen = {}
+
+    def attack(page, url):
+        page.goto(f"{url}/train?spec={spec}", timeout=WATCH_AT_MOST * 1000)
+        start = page.get_by_role("button", name="Start")
+        start.wait_for(timeout=WATCH_AT_MOST * 1000)
+        settle(page, timeout=WATCH_AT_MOST * 1000)
+        start.click()
+        settle(page, timeout=WATCH_AT_MOST * 1000)
+        seen["refusal"] = " ".join(page.locator('[data-testid="stAlert"]').all_inner_texts())
+        page.goto(f"{url}/runs?session={key}", timeout=WATCH_AT_MOST * 1000)
+        settle(page, timeout=WATCH_AT_MOST * 1000)
+        seen["notice"] = page.get_by_text("This link carried someone's session key").count()
+        seen["cookie"] = [c["value"] for c in page.context.cookies() if c["name"] == COOKIE]
+        seen["address"] = page.url
+
+    under_watch(server, sessions, attack, "input-1024-and-a-key")
+    assert "ARCHS_MAX_MEMORY_MB" in seen["refusal"] and "input 1024x1024" in seen["refusal"], seen["refusal"]
+    assert seen["notice"] > 0 and key not in seen["cookie"] and "session=" not in seen["address"], seen
