@@ -212,6 +212,10 @@ def test_the_server_started_as_the_readme_says_watches_no_files(served, page):
 def test_gradient_sweep_shows_progress_then_a_chart(server, page):
     page.goto(f"{server}/gradients?preset=cifar-resnet20")
     settle(page, timeout=120_000)
+    # the page measures the network itself first (a quick job): its chart and table, drawn above the sweep when
+    # the job ends, moved the button from under a click in CI (3 xdist processes), so they are waited for
+    page.get_by_text("standard normal images").first.wait_for(timeout=120_000)
+    settle(page, timeout=120_000)
     page.get_by_role("button", name="Run the sweep").click()
     page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
     settle(page, timeout=180_000)
