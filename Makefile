@@ -73,7 +73,7 @@ serve: install
 # (`--dist loadgroup`); the browser modules, the longest, go first. Then, alone on the machine, the tests marked
 # `alone` (pytest.ini: they time how long a bystander waits, which another process's load would distort). Both
 # parts print their slowest 15; the command fails if either does. TEST_WORKERS=0 runs the first part in this
-# process too. Measured on 2 cores: 22.6-26.8 min in all; 31 min in one process.
+# process too. Measured on 2 cores (CI, cached venv): 18.5 min in all; 31 min in one process.
 TEST_WORKERS ?= 2
 test: install-test browser lint
 	@rc=0; \
