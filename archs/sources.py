@@ -82,8 +82,8 @@ def mark_viewed(run_ids: Iterable[str | None]) -> None:
     """Say that a page shows these stored runs now, so that ``ARCHS_MAX_RUNS_KEPT``'s pruning spares them for a
     while (:meth:`archs.training.store.RunStore.mark_viewed`: a write once a minute at most, however often the page
     redraws). Every page that shows a stored run calls it on each run of its script, with the runs it shows: Compare
-    (each side that is a run), Build's Export tab (the run whose weights it exports), and so the Gradients page (the
-    run whose activations it measures: ``sources.mark_viewed([run_id])``); the Runs page marks its own through the
+    (each side that is a run), Build's Export tab (the run whose weights it exports) and the Gradients page (the
+    run whose activations it measures); the Runs page marks its own through the
     store it holds. ``None`` and ids of no run are passed over; a store that cannot be written only means the runs
     are not marked (the page carries on)."""
     ids = [i for i in run_ids if i]

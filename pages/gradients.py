@@ -6,7 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 import archs
-from archs import SpecError
+from archs import SpecError, sources
 from archs.sources import SourceError
 from archs.studies.experiments import depth_sweep_results, submit_depth_sweep
 from archs.training.limits import LimitError
@@ -136,10 +136,7 @@ with st.container(key="health_section"):               # one box, for a screensh
         except (SourceError, RunError, LimitError) as error:
             st.error(fmt.plain(error), icon=":material/error:")
         else:  # asks first: a link's hrun= never measures (nor spends the visitor's queue) on its own
-            try:  # what someone looks at is spared by ARCHS_MAX_RUNS_KEPT's pruning (a write once a minute at most)
-                runs.executor().store.mark_viewed([run_id])
-            except RunError:
-                pass
+            sources.mark_viewed([run_id])  # spared by ARCHS_MAX_RUNS_KEPT's pruning while it is shown here
             measured_run = jobs.measure(
                 compute.run_health_job(run_id, batch, seed), button_key="health_measure",
                 ask=f"Measure the activations of **{fmt.plain(source.label, 80)}** with its trained weights, on "
