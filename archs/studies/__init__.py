@@ -9,7 +9,9 @@ The pure parts a study driver calls, with no Streamlit, no run store, no executo
 - :mod:`archs.studies.pareto`: the objectives (accuracy, params, mult-adds, training FLOPs, training
   time) and the Pareto front of a set of runs (no torch);
 - :mod:`archs.studies.families`: the three claims (residual, dense, inception) as networks for
-  Fashion-MNIST, their budgets, and :func:`judge`, which turns their runs' results into a verdict.
+  Fashion-MNIST, their budgets, and :func:`judge`, which turns their runs' results into a verdict;
+- :mod:`archs.studies.ladder`: a claim's budget ladder, its completed studies at several budgets laid out by
+  steps (each one's verdict and gaps) and said in words.
 
 Names load on first use, so ``import archs.studies.pareto`` does not import torch.
 """
@@ -22,6 +24,7 @@ _EXPORTS = {
     "archs.studies.pareto": ("OBJECTIVES", "Objective", "dominates", "pareto_front", "train_flops"),
     "archs.studies.families": ("CLAIMS", "Budget", "Claim", "ClaimNet", "dense_nets", "inception_nets", "judge",
                                "net_costs", "residual_nets"),
+    "archs.studies.ladder": ("Rung", "claim_ladders", "ladder", "ladder_text", "parse_budgets", "rung_definitions"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(name for names in _EXPORTS.values() for name in names)

@@ -5,7 +5,8 @@
     python -m archs study sweep SPEC --vary FIELD=V1,V2[,...] [--vary ...] [--seeds N] [train options] [--json]
     python -m archs study search SPEC --vary FIELD[=LOW:HIGH[:log|:linear|:STEP]] [--vary ...] --trials N
                                       [--objectives accuracy,params] [--seeds N]
-    python -m archs study claim residual|dense|inception [--data NAME] [--seeds N] [--json]
+    python -m archs study claim residual|dense|inception [--data NAME] [--seeds N] [--steps N | --budgets B] [--json]
+    python -m archs study ladder residual|dense|inception [--json]
     python -m archs study show STUDY_ID [--json]
     python -m archs study list [--json]
     python -m archs study stop STUDY_ID
@@ -13,8 +14,10 @@
 
 ``sweep``, ``search`` and ``claim`` store the study, start its driver (a process of its own) and wait for the
 study to end, printing each trial as it ends (``--detach``: print the id and return; Ctrl-C stops the study).
-``--json`` prints one object: ``study_id``, ``status``, ``trials`` and ``pareto``. Train options are ``archs
-train``'s. A bad field, value or setting prints one line and exits with status 2.
+``--json`` prints one object: ``study_id``, ``status``, ``trials`` and ``pareto``. ``claim --budgets 50,150,450x2``
+starts one claim study per budget (``x2``: two seeds at that one), a budget ladder; ``ladder`` lays out a claim's
+completed studies by budget: each one's verdict and gaps, and how the verdict moves with training. Train options
+are ``archs train``'s. A bad field, value or setting prints one line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -77,12 +80,18 @@ def add_parser(subparsers) -> None:
     claim.add_argument("--data", default=None, help="the data set (default fashion-mnist)")
     claim.add_argument("--data-root", default=None, help="folder holding torchvision data sets")
     claim.add_argument("--seeds", type=int, default=3, help="seeds per network (default 3)")
-    claim.add_argument("--steps", type=int, default=None, help="training steps of every run (default: the claim's)")
+    steps = claim.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=int, default=None, help="training steps of every run (default: the claim's)")
+    steps.add_argument("--budgets", default=None, metavar="STEPS[xSEEDS],...",
+                       help="a budget ladder: one study per number of steps (50,150,450x2: 2 seeds at 450)")
     claim.add_argument("--test-limit", type=int, default=None, help="test on a fixed subset of N images")
     claim.add_argument("--executor", choices=tuple(EXECUTORS), default=None)
     claim.add_argument("--detach", action="store_true", help="print the study's id and return at once")
     claim.add_argument("--parallel", type=int, default=None)
     common(claim, train=False)
+    lad = sub.add_parser("ladder", help="a claim's completed studies by budget: verdicts and gaps against steps")
+    lad.add_argument("claim", choices=tuple(CLAIMS))
+    common(lad, train=False)
     show = sub.add_parser("show", help="a study's trials and Pareto front (an interrupted study of yours carries on)")
     show.add_argument("study_id")
     show.add_argument("--admin", action="store_true", help="act as an administrator (carry on anyone's study)")
@@ -141,10 +150,12 @@ def main(args: argparse.Namespace) -> int:
     from archs.training.store import RunError, RunStore
 
     try:
-        if args.study_command in ("show", "list", "stop", "delete"):
+        if args.study_command in ("show", "list", "stop", "delete", "ladder"):
             store = RunStore(args.runs_dir)
             if args.study_command == "list":
                 return _list(store, args)
+            if args.study_command == "ladder":
+                return _ladder(store, args)
             if args.study_command == "stop":
                 store.studies.request_stop(args.study_id, cli_owner(args), admin=args.admin)
                 print("stopping", args.study_id)
@@ -162,21 +173,66 @@ def main(args: argparse.Namespace) -> int:
             except LimitError as error:
                 print(f"note: {error}", file=sys.stderr)
             return _show(study_view(store, args.study_id), args)
-        definition = _definition(args)
+        definitions = _definitions(args)
         from archs.studies.driver import start_study
         from archs.training.executors import get_executor
 
-        check_data(definition.base()[2])  # the data is there before anything is stored
+        check_data(definitions[0].base()[2])  # the data is there before anything is stored
         executor = get_executor(args.executor, args.runs_dir)
         owner = cli_owner(args)
-        study_id = start_study(executor, definition, owner=owner, owner_name=owner)
+        study_ids = []
+        for definition in definitions:  # a ladder's rungs: each its own study (over a limit: those started run on)
+            try:
+                study_ids.append(start_study(executor, definition, owner=owner, owner_name=owner))
+            except LimitError as error:
+                if not study_ids:
+                    raise
+                print(f"error: {len(study_ids)} of {len(definitions)} budgets started ({', '.join(study_ids)}); "
+                      f"the rest: {error}", file=sys.stderr)
+                return 2
     except (SpecError, DataError, LimitError, RunError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.detach:
-        print(json.dumps({"study_id": study_id}) if args.json else study_id)
+        print(json.dumps({"study_ids": study_ids} if len(study_ids) > 1 else {"study_id": study_ids[0]})
+              if args.json else "\n".join(study_ids))
         return 0
-    return _wait(executor.store, study_id, args, owner)
+    codes = [_wait(executor.store, study_id, args, owner) for study_id in study_ids]
+    if len(study_ids) > 1 and not args.json:
+        _ladder(executor.store, args)
+    return max(codes)
+
+
+def _definitions(args) -> list:
+    """The study (or a ladder's studies, one per budget) the command line asks for."""
+    if args.study_command == "claim" and getattr(args, "budgets", None):
+        from archs.studies.ladder import parse_budgets, rung_definitions
+
+        one = _definition(args)
+        return rung_definitions(one.claim, parse_budgets(args.budgets), seeds=args.seeds, data=one.data,
+                                parallel=args.parallel, objectives=one.objectives)
+    return [_definition(args)]
+
+
+def _ladder(store, args) -> int:
+    """``study ladder CLAIM``: every ladder of the claim among the store's completed studies (one per data set
+    and setting), each as its statement, or one JSON object ``{"ladders": [...]}``."""
+    from archs.studies.ladder import claim_ladders, ladder
+
+    ladders = [ladder(rungs) for key, rungs in claim_ladders(store.studies.list()).items() if key[0] == args.claim]
+    if args.json:
+        print(json.dumps({"ladders": ladders}, default=str))
+        return 0
+    if not ladders:
+        print(f"no completed {args.claim} claim study in {store.root}")
+    for lad in ladders:
+        print(lad["statement"])
+        for row in lad["rungs"]:
+            gaps = " · ".join(f"{name} {100 * g['difference']:+.1f} pts" if g["difference"] is not None else
+                              f"{name} -" for name, g in row["gaps"].items())
+            print(f"  {row['steps']:>7,} steps · {row['seeds']} seeds · {row['verdict']:<13} · {gaps} · "
+                  f"{row['study_id']}")
+    return 0
 
 
 def _wait(store, study_id: str, args, owner: str) -> int:
