@@ -18,6 +18,7 @@ from archs.studies.curves import cost_ratio_at, learning_curves, log_linear_fits
 from archs.studies.definition import StudyDefinition
 from archs.studies.driver import delete_study, ensure_driver, optuna_url, start_study, study_view
 from archs.studies.families import CLAIMS, verdict_text
+from archs.studies.ladder import claim_ladders, ladder, ladder_key, parse_budgets, rung_definitions
 from archs.studies.results import AXES, recorded_mult_adds, setting_points, stored_run_points, study_runs
 from archs.studies.space import parse_vary
 from archs.training.config import ConfigError, DataConfig, TrainConfig
@@ -59,14 +60,31 @@ def paths_for(net) -> list[str]:
     return wildcards + ["width"] + out + head + train
 
 
-def start(definition: StudyDefinition) -> None:
+def start(definition: StudyDefinition) -> bool:
     try:
         check_data(definition.base()[2])
         study_id = start_study(executor, definition, owner=me.owner, owner_name=me.name)
     except (SpecError, ConfigError, DataError, LimitError, RunError) as error:
         st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
-        return
+        return False
     st.session_state["studies_pick"] = study_id
+    return True
+
+
+def start_ladder(claim: str, budgets: str, seeds: int, data: dict) -> None:
+    """One claim study per budget of ``budgets`` (``50,150,450x2``); a bad list or a limit reached is said, and
+    the studies already started run on."""
+    try:
+        definitions = rung_definitions(claim, parse_budgets(budgets), seeds=seeds, data=data)
+    except SpecError as error:
+        st.error(f"No study started: {fmt.plain(error)}", icon=":material/error:")
+        return
+    for n, definition in enumerate(definitions):
+        if not start(definition):
+            if n:
+                st.warning(f"{n} of {len(definitions)} budgets started; the rest did not (above).",
+                           icon=":material/warning:")
+            return
     st.rerun()
 
 
@@ -83,13 +101,21 @@ with st.expander("Start a study", icon=":material/science:", expanded=not store.
                                       index=list(DATASETS).index(claim.budget.data))
         seeds = cols[2].number_input("Seeds", 1, 10, 3, key="study_claim_seeds")
         steps = cols[3].number_input("Steps per run", 10, 100_000, claim.budget.steps, key="study_claim_steps")
+        budgets = st.text_input("Budget ladder (optional)", key="study_claim_budgets", max_chars=200,
+                                placeholder="e.g. 50,150,450x2",
+                                help="Steps per run, comma-separated: one study per budget, each judged on its own, "
+                                     "laid out together (450x2: 2 seeds at 450 steps). Empty: one study at the "
+                                     "steps above.")
         st.caption(f"{len(claim.nets)} networks ({', '.join(n.label for n in claim.nets)}) × {seeds} seeds, "
-                   f"{steps} steps each on one budget. {claim.rule}")
+                   f"{steps} steps each on one budget (or one study per budget of the ladder). {claim.rule}")
         if st.button("Run the claim", key="study_claim_start", type="primary", icon=":material/play_arrow:",
                      disabled=not me.may_act, help=None if me.may_act else identity.LOG_IN_TO_ACT):
-            start(StudyDefinition(kind="claim", claim=name, name=f"{name} claim on {data_name}", seeds=int(seeds),
-                                  steps=int(steps), data=DataConfig(name=data_name).to_dict(),
-                                  objectives=("accuracy", claim.objective_x)))
+            if budgets.strip():
+                start_ladder(name, budgets, int(seeds), DataConfig(name=data_name).to_dict())
+            else:
+                start(StudyDefinition(kind="claim", claim=name, name=f"{name} claim on {data_name}",
+                                      seeds=int(seeds), steps=int(steps), data=DataConfig(name=data_name).to_dict(),
+                                      objectives=("accuracy", claim.objective_x)))
 
     def vary_rows(prefix: str, search: bool) -> list[str]:
         options = ["", *paths_for(spec)]
@@ -363,6 +389,7 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
         st.caption("No finished trial yet.")
     if view["kind"] == "claim":
         learning_curve_views(view)
+        ladder_view(view)
     st.dataframe(trial_table(view), hide_index=True, width="stretch", column_config={
         "test accuracy": st.column_config.NumberColumn(format="percent"),
         "mean test accuracy (seeds)": st.column_config.NumberColumn(format="percent"),
@@ -373,6 +400,22 @@ def show_study(study_id: str, was_running: bool, revival: str | None = None) -> 
         "seconds": st.column_config.NumberColumn(format="%.1f")})
     if view["kind"] == "search":
         optuna_views(view)
+
+
+def ladder_view(view: dict) -> None:
+    """The claim's budget ladder this study is a rung of (its claim's completed studies on the same data and
+    settings, the newest at each number of steps): verdict and gap against budget."""
+    key = ladder_key(store.studies.get(view["study_id"])["definition"])
+    rungs = claim_ladders(store.studies.list(limit=200)).get(key, [])
+    st.markdown("**Budget ladder**")
+    if len(rungs) < 2:
+        st.caption(f"{'One completed budget' if rungs else 'No completed budget yet'} of this claim on these settings: "
+                   "run it at more budgets (the claim tab's Budget ladder, or `study claim NAME --budgets "
+                   "50,150,450`) to see whether its verdict appears, strengthens or vanishes with training.")
+        return
+    lad = ladder(rungs)
+    st.plotly_chart(study_charts.budget_ladder(lad), key=f"study_ladder_{view['study_id']}")
+    st.caption(fmt.plain(lad["statement"], 6000))
 
 
 def revive(study_id: str) -> str | None:

@@ -190,3 +190,29 @@ def test_a_claim_s_page_fits_a_line_per_family_and_overlays_its_learning_curves(
     assert [n for n in names if n] == ["residual 0", "residual 1", "residual 2", "dense 0", "dense 1", "dense 2"]
     means = [t["y"] for t in json.loads(curves.proto.spec)["data"] if t.get("name") == "dense 0"][0]
     assert means == pytest.approx([0.15, 0.075, 0.05])  # (1/s + 2/s) / 2 at steps 10, 20, 30
+
+
+def test_a_claim_study_shows_its_budget_ladder_and_a_bad_ladder_starts_nothing(runs_dir):
+    """Two completed rungs of the dense claim (verdicts as the driver stores them): the study's page draws the verdict
+    and gap against budget and says the ladder in the library's words; a rung on other data is another ladder. A
+    ladder typed wrong in the claim tab is refused naming the field, and no study is stored."""
+    from test_ladder import dense_verdict, stored_claim
+
+    from archs.studies.ladder import claim_ladders, ladder
+
+    store = RunStore(runs_dir)
+    stored_claim(store, 50, dense_verdict(50, 0.0, 0.0, 0.0, 0.0, sd=0.03))
+    study_id = stored_claim(store, 150, dense_verdict(150, 0.03, 0.02, 0.02, 0.03))
+    at = studies_page(study=study_id)
+    [figure] = [c for c in at.get("plotly_chart") if "Verdict and gap against budget" in c.proto.spec]
+    traces = json.loads(figure.proto.spec)["data"]
+    assert [t["x"] for t in traces] == [[50, 150]] and traces[0]["marker"]["symbol"] == ["circle-open", "circle"]
+    assert traces[0]["y"] == pytest.approx([0.0, 2.5], abs=1e-9)
+    [statement] = [texts([c]) for c in at.caption if texts([c]).startswith("Budget ladder of the dense claim")]
+    assert statement == ladder(next(iter(claim_ladders(store.studies.list()).values())))["statement"]
+    assert "The claim appears with training: it is not decided at 50 steps; holds at 150 steps." in statement
+
+    at.text_input(key="study_claim_budgets").input("150,150")
+    run(at.button(key="study_claim_start").click())
+    assert "No study started: budgets: a number of steps is given twice" in texts(at.error)
+    assert len(store.studies.list()) == 2

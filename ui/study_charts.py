@@ -126,3 +126,43 @@ def learning_curves(curves: Sequence[dict], value: str = "training loss", height
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=f"{value} (mean over seeds; shaded: their range)", type="log")
     return _layout(fig, height)
+
+
+VERDICT_SYMBOLS = {"holds": "circle", "does not hold": "x", "not decided": "circle-open"}
+LADDER_COLOURS = (BLUE, ORANGE, "#2a9d5c", GREY, "#7a4fd0")
+
+
+def budget_ladder(lad: dict, height: int = 420) -> go.Figure:
+    """A claim's budget ladder (:func:`archs.studies.ladder.ladder`): each gap (the claim's primary test's mean
+    difference, in points of test accuracy) against steps per run on a log axis, its interval as error bars, the
+    marker saying that budget's verdict (filled: holds, open: not decided, cross: does not hold), a line at zero."""
+    fig = go.Figure()
+    rows = lad["rungs"]
+    steps = [r["steps"] for r in rows]
+    for i, (name, label) in enumerate(lad.get("gap_names", {}).items()):
+        colour = LADDER_COLOURS[i % len(LADDER_COLOURS)]
+        points = [(r, r["gaps"].get(name) or {}) for r in rows]
+        points = [(r, g) for r, g in points if g.get("difference") is not None]
+        if not points:
+            continue
+        y = [100 * g["difference"] for _, g in points]
+        plus = [100 * (g["upper"] - g["difference"]) if g.get("upper") is not None else 0 for _, g in points]
+        minus = [100 * (g["difference"] - g["lower"]) if g.get("lower") is not None else 0 for _, g in points]
+        fig.add_trace(go.Scatter(
+            x=[r["steps"] for r, _ in points], y=y, mode="lines+markers", name=fmt.chart(label),
+            line=dict(color=colour, width=1.5),
+            marker=dict(size=11, color=colour, symbol=[VERDICT_SYMBOLS.get(r["verdict"], "diamond") for r, _ in points],
+                        line=dict(color=colour, width=2)),
+            error_y=dict(type="data", array=plus, arrayminus=minus, visible=True, color=colour, thickness=1),
+            customdata=[[fmt.chart(r["verdict"]), r["seeds"], r["converged"], r["ended"]] for r, _ in points],
+            hovertemplate=f"{fmt.chart(name)} · %{{x:,}} steps<br>gap %{{y:+.1f}} points<br>the claim: "
+                          "%{customdata[0]}<br>%{customdata[1]} seeds · %{customdata[2]} of %{customdata[3]} runs "
+                          "converged<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color=GREY, width=1, dash="dot"))
+    for r in rows:
+        fig.add_annotation(x=r["steps"], y=1.02, yref="paper", showarrow=False, text=fmt.chart(r["verdict"]),
+                           font=dict(size=11))
+    fig.update_xaxes(title="steps per run (log)", type="log", tickvals=steps, ticktext=[f"{s:,}" for s in steps])
+    fig.update_yaxes(title="gap, points of test accuracy (bars: the verdict's interval)", zeroline=False)
+    fig.update_layout(title="Verdict and gap against budget", showlegend=True)
+    return _layout(fig, height)
