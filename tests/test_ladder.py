@@ -6,6 +6,7 @@ command line's ``--budgets`` and ``study ladder``."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from test_study_families import dense_by_difference, residual_means, results
@@ -223,3 +224,34 @@ def test_a_ladder_over_the_study_limit_says_which_budgets_started(tmp_path, monk
     assert main(["study", "claim", "residual", "--budgets", "20,60", "--detach", "--json", "--owner", "cli:me",
                  "--runs-dir", str(tmp_path / "runs")]) == 0
     assert json.loads(capsys.readouterr().out) == {"study_ids": ["study-20", "study-60"]}
+
+
+def test_ctrl_c_while_a_ladder_runs_stops_every_budget_still_to_come(tmp_path, monkeypatch, capsys):
+    import archs.studies.cli as cli
+    import archs.studies.driver as driver
+
+    store = RunStore(tmp_path / "runs")
+    ids = []
+
+    def start_study(executor, definition, *, owner, owner_name=None):
+        ids.append(store.studies.create(owner=owner, owner_name=None, kind="claim", name=definition.name,
+                                        definition=definition.to_dict(), executor="local"))
+        return ids[-1]
+
+    def study_view(store_, study_id):
+        stopped = store.studies.get(study_id)["stop_requested"]
+        return {"study_id": study_id, "name": "n", "kind": "claim", "status": "stopped" if stopped else "running",
+                "objectives": ["accuracy", "params"], "trials": [], "pareto": [], "summary": None, "error": None,
+                "varied": []}
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "start_study", start_study)
+    monkeypatch.setattr(driver, "study_view", study_view)
+    monkeypatch.setattr("archs.training.data.check_data", lambda data: None)
+    monkeypatch.setattr(cli, "time", SimpleNamespace(sleep=interrupt))  # this module's sleep, not everyone's
+    assert main(["study", "claim", "dense", "--budgets", "20,60,180", "--owner", "cli:me",
+                 "--runs-dir", str(tmp_path / "runs")]) == 1  # stopped
+    assert len(ids) == 3 and all(store.studies.get(i)["stop_requested"] for i in ids)
+    assert "stopping the study and the ladder's 2 later budgets" in capsys.readouterr().err

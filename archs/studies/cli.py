@@ -197,7 +197,9 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps({"study_ids": study_ids} if len(study_ids) > 1 else {"study_id": study_ids[0]})
               if args.json else "\n".join(study_ids))
         return 0
-    codes = [_wait(executor.store, study_id, args, owner) for study_id in study_ids]
+    # Ctrl-C stops the study waited on and every later budget of the ladder
+    codes = [_wait(executor.store, study_id, args, owner, also=study_ids[n + 1:])
+             for n, study_id in enumerate(study_ids)]
     if len(study_ids) > 1 and not args.json:
         _ladder(executor.store, args)
     return max(codes)
@@ -235,7 +237,7 @@ def _ladder(store, args) -> int:
     return 0
 
 
-def _wait(store, study_id: str, args, owner: str) -> int:
+def _wait(store, study_id: str, args, owner: str, also: list[str] | tuple = ()) -> int:
     from archs.studies.driver import study_view
 
     if not args.json:
@@ -253,8 +255,9 @@ def _wait(store, study_id: str, args, owner: str) -> int:
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
-        store.studies.request_stop(study_id, owner)
-        print("stopping the study", file=sys.stderr)
+        for stopping in (study_id, *also):
+            store.studies.request_stop(stopping, owner)
+        print("stopping the study" + (f" and the ladder's {len(also)} later budgets" if also else ""), file=sys.stderr)
         while study_view(store, study_id)["status"] == "running":
             time.sleep(0.5)
         view = study_view(store, study_id)
