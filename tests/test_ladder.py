@@ -102,7 +102,8 @@ def test_a_claim_that_appears_with_training():
     text = lad["statement"]
     assert text == ladder_text(lad)
     assert text.startswith("Budget ladder of the dense claim, 3 budgets (50, 150, 450 steps per run), each judged "
-                           "on its own by the claim's rule.")
+                           "on its own by the claim's rule. Gaps are in points of test accuracy with the verdict's own "
+                           "interval in brackets (Student t over seeds;")
     assert "At 450 steps (3 seeds, 30 runs, 0.48 epochs; 30 of 30 converged): the claim holds; gaps residual +2.5 " \
            "points [" in text
     assert "The claim appears with training: it is not decided at 50 to 150 steps; holds at 450 steps." in text

@@ -196,7 +196,9 @@ def ladder_text(lad: Mapping[str, Any]) -> str:
         return lad.get("statement") or "No completed claim study yet: nothing to lay out."
     steps = ", ".join(f"{r['steps']:,}" for r in rows)
     parts = [f"Budget ladder of the {lad['claim']} claim, {len(rows)} budget{'s' if len(rows) != 1 else ''} "
-             f"({steps} steps per run), each judged on its own by the claim's rule."]
+             f"({steps} steps per run), each judged on its own by the claim's rule. Gaps are in points of test "
+             "accuracy with the verdict's own interval in brackets (Student t over seeds; its lower end at one-sided "
+             "2.5 %, its upper end at 2.5 % divided by the number of baselines)."]
     for r in rows:
         epochs = "" if r["epochs"] is None else f", {r['epochs']:.2g} epochs"
         gaps = "; ".join(f"{name} {_gap_text(g)}" for name, g in r["gaps"].items())
