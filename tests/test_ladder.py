@@ -109,6 +109,12 @@ def test_a_claim_that_appears_with_training():
     assert "The claim appears with training: it is not decided at 50 to 150 steps; holds at 450 steps." in text
     assert "Gap dense minus residual at equal parameters" in text and ": +0.1 points at 50 steps, +2.5 at 450." in text
     assert "a decision somewhere by chance is more likely than 5 % (up to 14 % were the budgets independent" in text
+    assert "Budgets with fewer seeds" not in text  # all three had 3
+    two = ladder([*rungs[:2], {"steps": 450, "verdict": dense_verdict(450, 0.03, 0.02, 0.02, 0.03, seeds=2)}])
+    assert [r["seeds"] for r in two["rungs"]] == [3, 3, 2]
+    assert ("Budgets with fewer seeds (450 steps: 2) have wider intervals (Student t with n - 1 degrees of freedom, "
+            "in standard errors: 12.7 at 2, 4.3 at 3 seeds), so a verdict that changes there may be the seeds', not "
+            "the budget's.") in two["statement"]
     assert "the paper's claim is about converged nets" not in text  # the longest budget had converged
     import archs.studies.ladder as module
     from archs.studies.families.base import ALPHA

@@ -223,6 +223,18 @@ def ladder_text(lad: Mapping[str, Any]) -> str:
                  "vanishes with training" if verdicts[0] == "holds" and verdicts[-1] != "holds" else
                  "changes with the budget")
         parts.append(f"The claim {trend}: it " + "; ".join(runs_of) + ".")
+    seeds = [r["seeds"] for r in rows if r["seeds"]]
+    if len(set(seeds)) > 1:
+        from scipy.stats import t
+
+        most = max(seeds)
+        fewer = [r for r in rows if r["seeds"] and r["seeds"] < most]
+        widths = ", ".join(f"{t.ppf(0.975, n - 1):.1f} at {n}" for n in sorted({r['seeds'] for r in fewer} | {most})
+                           if n >= 2)
+        which = ", ".join(f"{r['steps']:,} steps: {r['seeds']}" for r in fewer)
+        parts.append(f"Budgets with fewer seeds ({which}) "
+                     f"have wider intervals (Student t with n - 1 degrees of freedom, in standard errors: {widths} "
+                     "seeds), so a verdict that changes there may be the seeds', not the budget's.")
     for name in lad.get("gap_names", {}):
         series = [(r["steps"], r["gaps"].get(name, {}).get("difference")) for r in rows]
         series = [(s, d) for s, d in series if d is not None]
