@@ -196,6 +196,8 @@ def test_a_claim_study_shows_its_budget_ladder_and_a_bad_ladder_starts_nothing(r
     """Two completed rungs of the dense claim (verdicts as the driver stores them): the study's page draws the verdict
     and gap against budget and says the ladder in the library's words; a rung on other data is another ladder. A
     ladder typed wrong in the claim tab is refused naming the field, and no study is stored."""
+    import math
+
     from test_ladder import dense_verdict, stored_claim
 
     from archs.studies.ladder import claim_ladders, ladder
@@ -208,6 +210,12 @@ def test_a_claim_study_shows_its_budget_ladder_and_a_bad_ladder_starts_nothing(r
     traces = json.loads(figure.proto.spec)["data"]
     assert [t["x"] for t in traces] == [[50, 150]] and traces[0]["marker"]["symbol"] == ["circle-open", "circle"]
     assert traces[0]["y"] == pytest.approx([0.0, 2.5], abs=1e-9)
+    assert traces[0]["name"] == "dense − residual"  # open: that gap not decided; filled: decided
+    layout = json.loads(figure.proto.spec)["layout"]
+    # the verdicts above the points: on a log axis an annotation's x is in log10 units, a point's in steps
+    assert [(round(a["x"], 6), a["text"]) for a in layout["annotations"]] == [(round(math.log10(50), 6), "not decided"),
+                                                                              (round(math.log10(150), 6), "holds")]
+    assert layout["xaxis"]["type"] == "log" and layout["xaxis"]["tickvals"] == [50, 150]
     [statement] = [texts([c]) for c in at.caption if texts([c]).startswith("Budget ladder of the dense claim")]
     assert statement == ladder(next(iter(claim_ladders(store.studies.list()).values())))["statement"]
     assert "The claim appears with training: it is not decided at 50 steps; holds at 150 steps." in statement

@@ -163,6 +163,7 @@ def test_the_store_s_studies_as_ladders_newest_per_budget():
         record("stopped", 450, v150, status="stopped"), record("running", 600, v150, status="running"),
         record("earlier-rule", 900, old), record("malformed", 1200, malformed),
         record("no-summary", 1500, None, summary="garbage"), record("mnist", 50, v50, data="mnist"),
+        record("against-text", 1800, {**v150, "against": "holds"}),
         {"id": "sweep", "kind": "sweep", "status": "completed", "definition": {}, "summary": {"verdict": v50}},
         {"id": "bad-def", "kind": "claim", "status": "completed", "definition": "text", "summary": {"verdict": v50}},
     ]

@@ -5,6 +5,7 @@ compared networks' learning curves overlaid. Each takes the plain data of :mod:`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -128,18 +129,24 @@ def learning_curves(curves: Sequence[dict], value: str = "training loss", height
     return _layout(fig, height)
 
 
-VERDICT_SYMBOLS = {"holds": "circle", "does not hold": "x", "not decided": "circle-open"}
+DECIDED = ("holds", "does not hold", "above", "below")  # a gap's own outcome: its interval excludes zero
+
+
+def _decided_symbol(outcome: str | None) -> str:
+    return "circle" if outcome in DECIDED else "circle-open"
 LADDER_COLOURS = (BLUE, ORANGE, "#2a9d5c", GREY, "#7a4fd0")
 
 
 def budget_ladder(lad: dict, height: int = 420) -> go.Figure:
     """A claim's budget ladder (:func:`archs.studies.ladder.ladder`): each gap (the claim's primary test's mean
     difference, in points of test accuracy) against steps per run on a log axis, its interval as error bars, the
-    marker saying that budget's verdict (filled: holds, open: not decided, cross: does not hold), a line at zero."""
+    marker filled where that gap's own test decided (its interval clear of zero at the verdict's level), open where
+    not; the claim's verdict at each budget written above it; a line at zero."""
     fig = go.Figure()
     rows = lad["rungs"]
     steps = [r["steps"] for r in rows]
-    for i, (name, label) in enumerate(lad.get("gap_names", {}).items()):
+    for i, name in enumerate(lad.get("gap_names", {})):
+        label = f"{name}-56 − {name}-20" if lad.get("kind") == "depth" else f"{lad.get('subject')} − {name}"
         colour = LADDER_COLOURS[i % len(LADDER_COLOURS)]
         points = [(r, r["gaps"].get(name) or {}) for r in rows]
         points = [(r, g) for r, g in points if g.get("difference") is not None]
@@ -151,18 +158,23 @@ def budget_ladder(lad: dict, height: int = 420) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=[r["steps"] for r, _ in points], y=y, mode="lines+markers", name=fmt.chart(label),
             line=dict(color=colour, width=1.5),
-            marker=dict(size=11, color=colour, symbol=[VERDICT_SYMBOLS.get(r["verdict"], "diamond") for r, _ in points],
+            marker=dict(size=11, color=colour, symbol=[_decided_symbol(r["against"].get(name)) for r, _ in points],
                         line=dict(color=colour, width=2)),
             error_y=dict(type="data", array=plus, arrayminus=minus, visible=True, color=colour, thickness=1),
-            customdata=[[fmt.chart(r["verdict"]), r["seeds"], r["converged"], r["ended"]] for r, _ in points],
-            hovertemplate=f"{fmt.chart(name)} · %{{x:,}} steps<br>gap %{{y:+.1f}} points<br>the claim: "
-                          "%{customdata[0]}<br>%{customdata[1]} seeds · %{customdata[2]} of %{customdata[3]} runs "
+            customdata=[[fmt.chart(r["verdict"]), r["seeds"], r["converged"], r["ended"],
+                         fmt.chart(r["against"].get(name) or "-")] for r, _ in points],
+            hovertemplate=f"{fmt.chart(lad['gap_names'][name])}<br>%{{x:,}} steps · gap %{{y:+.1f}} points "
+                          "(%{customdata[4]})<br>the claim: %{customdata[0]}<br>%{customdata[1]} seeds · "
+                          "%{customdata[2]} of %{customdata[3]} runs "
                           "converged<extra></extra>"))
     fig.add_hline(y=0, line=dict(color=GREY, width=1, dash="dot"))
     for r in rows:
-        fig.add_annotation(x=r["steps"], y=1.02, yref="paper", showarrow=False, text=fmt.chart(r["verdict"]),
-                           font=dict(size=11))
+        # an annotation on a log axis is placed in log10 units (points and ticks take the data's own)
+        fig.add_annotation(x=math.log10(r["steps"]), y=1.02, yref="paper", showarrow=False,
+                           text=fmt.chart(r["verdict"]), font=dict(size=11))
     fig.update_xaxes(title="steps per run (log)", type="log", tickvals=steps, ticktext=[f"{s:,}" for s in steps])
-    fig.update_yaxes(title="gap, points of test accuracy (bars: the verdict's interval)", zeroline=False)
-    fig.update_layout(title="Verdict and gap against budget", showlegend=True)
-    return _layout(fig, height)
+    fig.update_yaxes(title="gap, points of test accuracy", zeroline=False)
+    fig.update_layout(title="Verdict and gap against budget (bars: the verdict's interval)", showlegend=True)
+    _layout(fig, height)
+    fig.update_layout(legend=dict(orientation="h", y=-0.3), margin=dict(t=70, b=70))  # words above, legend below
+    return fig

@@ -132,7 +132,8 @@ def _well_formed(verdict: Any, version: int) -> bool:
     steps = budget.get("steps") if isinstance(budget, dict) else None
     return (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1 and isinstance(primary, dict)
             and all(isinstance(t, dict) for t in primary.values())
-            and isinstance(verdict.get("verdict"), str) and isinstance(verdict.get("failed", []), list))
+            and isinstance(verdict.get("verdict"), str) and isinstance(verdict.get("failed", []), list)
+            and isinstance(verdict.get("against", {}), dict))
 
 
 def _gap(test: Mapping[str, Any]) -> dict:
