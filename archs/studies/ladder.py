@@ -16,6 +16,7 @@ A ladder reads stored verdicts and trains nothing; a stored verdict of an earlie
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ MAX_RUNGS = 8
 ALPHA = 0.05  # each budget's verdict: the claim's error rate (archs.studies.families.base.ALPHA)
 MAX_STEPS = 1_000_000
 _MAX_TEXT = 200
+_RUNG = re.compile(r"([0-9]+)(?:x([0-9]+))?")
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,13 @@ def parse_budgets(text: str) -> tuple[Rung, ...]:
     rungs = []
     for part in text.split(","):
         part = part.strip().lower()
-        steps_text, _, seeds_text = part.partition("x")
-        digits = (steps_text + seeds_text).isascii() and steps_text.isdigit()
-        if not digits or (seeds_text and not seeds_text.isdigit()) or (_ and not seeds_text):
+        match = _RUNG.fullmatch(part)  # ASCII digits only: int() would also read other scripts' digits
+        if not match:
             raise _bad(f"{part[:30]!r} is not STEPS or STEPSxSEEDS (e.g. 150 or 450x2)")
-        steps = int(steps_text)
+        steps = int(match[1])
         if not 1 <= steps <= MAX_STEPS:
             raise _bad(f"{steps} steps: each budget is 1 to {MAX_STEPS:,} steps")
-        seeds = int(seeds_text) if seeds_text else None
+        seeds = int(match[2]) if match[2] else None
         if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
             raise _bad(f"{part}: seeds must be 1 to {MAX_SEEDS}")
         rungs.append(Rung(steps, seeds))
