@@ -71,14 +71,15 @@ serve: install
 # except that a module marked `xdist_group` (one whose module fixture starts a server, a Ray cluster or a child
 # process; tests/conftest.py marks every browser module) stays whole in one process, so that fixture is made once
 # (`--dist loadgroup`); the browser modules, the longest, go first. Then, alone on the machine, the tests marked
-# `alone` (pytest.ini: they time how long a bystander waits, which another process's load would distort). Both
+# `alone` (pytest.ini: they time how long a bystander waits, which another process's load would distort), from the
+# files that mark any (collecting the whole suite to select them took 7 s). Both
 # parts print their slowest 15; the command fails if either does. TEST_WORKERS=0 runs the first part in this
 # process too. Measured on 2 cores (CI, cached venv): 18.5 min in all; 31 min in one process.
 TEST_WORKERS ?= 2
 test: install-test browser lint
 	@rc=0; \
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not alone" || rc=$$?; \
-	$(PY) -m pytest -q -m alone || rc=$$?; \
+	$(PY) -m pytest -q -m alone $$(grep -l 'mark\.alone' tests/test_*.py) || rc=$$?; \
 	exit $$rc
 
 # Before the tests: the style (ruff.toml) and the one-way imports (.importlinter; a loop fails with its path).

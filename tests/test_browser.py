@@ -50,10 +50,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
-    """A run store of its own, with one short training run made by the command line (digits: offline)."""
+    """A run store of its own, with one short training run made by the command line (digits: offline; one epoch,
+    22 steps: the pages that read it need its weights and a curve, not its accuracy)."""
     root = tmp_path_factory.mktemp("runs")
     subprocess.run([sys.executable, "-m", "archs", "train", "seed002-inception", "--data", "digits", "--epochs",
-                    "2", "--save"], cwd=ROOT, env={**os.environ, "ARCHS_RUNS_DIR": str(root)}, capture_output=True,
+                    "1", "--save"], cwd=ROOT, env={**os.environ, "ARCHS_RUNS_DIR": str(root)}, capture_output=True,
                    timeout=300)
     return root
 
@@ -137,6 +138,7 @@ def no_exception(page) -> None:
 def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
     page.goto(f"{server}/?preset=resnet18")
     settle(page)
+    ENTERED.add(server)                                         # the entry page has run: see entry_first
     page.get_by_text("11,689,512").first.wait_for()
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     no_exception(page)
@@ -239,11 +241,18 @@ def test_a_broken_link_shows_a_warning_not_a_traceback(server, page):
 TABS = '[data-testid="stTabs"]'
 
 
+ENTERED: set[str] = set()  # the servers on which some session has opened the entry page
+
+
 def entry_first(page, server) -> None:
-    """Open the entry page once: until some session has run dashboard.py, a fresh server runs a page file on
-    its own (Streamlit's older multipage mode), without the navigation and the wide layout."""
+    """Open the entry page once per server: until some session has run dashboard.py, a fresh server runs a page
+    file on its own (Streamlit's older multipage mode), without the navigation and the wide layout. Once one has,
+    a page's own address is enough (a page load saved per test: each costs Chromium and the server seconds)."""
+    if server in ENTERED:
+        return
     page.goto(f"{server}/?preset=cifar-resnet20")
     settle(page, timeout=120_000)
+    ENTERED.add(server)
 
 
 def open_tab(page, name: str) -> None:

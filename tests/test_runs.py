@@ -444,3 +444,25 @@ def test_workers_fork_from_a_server_that_imported_torch_once_but_not_beside_gpus
     missing = [name for name in worker.PRELOAD if importlib.util.find_spec(name) is None]
     assert missing == []
     assert {"torch", "torch._dynamo", "archs.builder", "archs.training.loop"} <= set(worker.PRELOAD)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
+def test_the_fork_server_starts_with_the_first_worker_not_before(tmp_path, monkeypatch):
+    """A supervisor woken for a run that was stopped or refused while queued imports no torch (its fork server's
+    4 CPU-s); once it has started a worker, the fork server stays up as the spare for the next."""
+    import multiprocessing.forkserver
+
+    from archs.training.executors import local
+
+    started = []
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", lambda: started.append(True))
+    supervisor = local._Supervisor(tmp_path / "runs", {"spare": True}, idle_seconds=1)
+    assert supervisor.context.get_start_method() == "forkserver"
+    supervisor.keep_spare()
+    assert started == []                                  # nothing launched: no fork server
+    supervisor.launched = True
+    supervisor.keep_spare()
+    assert started == [True]                              # after a launch it is the spare
+    supervisor.config["spare"] = False
+    supervisor.keep_spare()
+    assert started == [True]                              # no spare asked for: none

@@ -236,6 +236,7 @@ class _Supervisor:
         self.last_bounds = 0.0
         self.adopted: dict[str, dict] = {}   # run id -> worker identity, for workers of an earlier supervisor
         self.spare = None                    # (process, connection)
+        self.launched = False                # a worker has been started: the fork server is worth keeping warm
         self.exiting: list = []              # workers whose run has ended, while their process exits
         self.error: str | None = None
         self.error_since: float | None = None
@@ -406,6 +407,7 @@ class _Supervisor:
                 if process is None:
                     process = self.context.Process(target=worker.main, args=job, name=f"archs-run-{run_id}")
                     process.start()
+                self.launched = True
                 self.workers[run_id] = (process, slot, lane)
                 self.bounds[run_id] = _Bounds(process.pid, _seconds(settings.get("max_seconds")), memory)
                 self.bounds[run_id].budgeted = bool(settings.get("max_memory_bytes"))
@@ -468,7 +470,10 @@ class _Supervisor:
         if not self.config.get("spare", True):
             return
         if self.context.get_start_method() == "forkserver":  # the fork server is the spare (a no-op once it runs)
-            multiprocessing.forkserver.ensure_running()
+            # but only once a worker has started: a supervisor woken for a run that was stopped or refused while
+            # queued imports nothing (CI: 6 of 67 fork servers imported torch, 4 CPU-s each, and forked nothing)
+            if self.launched:
+                multiprocessing.forkserver.ensure_running()
             return
         if self.spare is not None and not self.spare[0].is_alive():
             self.spare[0].join()
