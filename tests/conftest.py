@@ -84,3 +84,36 @@ def browser():
         chromium = launch(p)
         yield chromium
         chromium.close()
+
+
+# ----------------------------------------------------------------------------- one Ray cluster for the Ray modules
+RAY_GROUP = "ray"  # the xdist_group of tests/test_ray.py and tests/test_executor_contract.py
+
+
+def _in_ray_group(item) -> bool:
+    mark = item.get_closest_marker("xdist_group")
+    return mark is not None and mark.args[:1] == (RAY_GROUP,)
+
+
+@pytest.fixture
+def local_ray():
+    """A local Ray instance (2 CPUs), started by the first test that asks for one and kept while the next test in
+    this process is one of the Ray modules' (one xdist_group, so under ``make test`` they run one after the other in
+    one process); shut down after the last (``pytest_runtest_teardown`` below). One start for both modules where
+    there were two (5-6.5 s each, and the cluster's daemons' CPU)."""
+    ray = pytest.importorskip("ray", reason="the Ray executor's optional requirement (requirements-ray.txt)")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a test's own teardown: where the next test in this process is not a Ray module's, no Ray instance is
+    left running beside it."""
+    yield
+    if nextitem is not None and _in_ray_group(nextitem):
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

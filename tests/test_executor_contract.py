@@ -1,5 +1,5 @@
 """One contract, every registered executor: local worker processes, Ray tasks (a local Ray instance, started once
-for the module) and the tests' own thread executor (tests/executor_for_tests.py, the example of a new backend).
+for this module and tests/test_ray.py) and the tests' own thread executor (tests/executor_for_tests.py, the example of a new backend).
 
 Each executor is built as the registry builds it (``cls(store, limits)``) and must: run a tiny request to the end
 with its records, weights and a log; stop a slow run within a second or so; keep a second run queued while the
@@ -21,16 +21,9 @@ from archs.training.store import RunError
 OTHER = "session:someone-else"
 
 
-# in one xdist process (`make test`: --dist loadgroup): its Ray cluster is started once per module, never beside test_ray's
-pytestmark = pytest.mark.xdist_group("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray", reason="the Ray executor's optional requirement (requirements-ray.txt)")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+# in one xdist process (`make test`: --dist loadgroup), with tests/test_ray.py: one Ray cluster for both
+# (``local_ray``, tests/conftest.py), never two at once
+pytestmark = pytest.mark.xdist_group("ray")  # tests/conftest.py: RAY_GROUP
 
 
 @pytest.fixture(params=sorted(EXECUTORS))

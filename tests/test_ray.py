@@ -1,5 +1,5 @@
-"""The Ray executor on a local Ray instance started by the test: the same requests as the local executor,
-their records relayed to the run store while they run, their output to the run's log, and stop. (What every
+"""The Ray executor on a local Ray instance (``local_ray``, tests/conftest.py): the same requests as the local
+executor, their records relayed to the run store while they run, their output to the run's log, and stop. (What every
 executor does is tests/test_executor_contract.py.)"""
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ from archs.training.executors.ray import ChannelRecorder, RayExecutor, RunChanne
 from archs.training.limits import Limits  # noqa: E402
 from archs.training.stored import model_of  # noqa: E402
 
-# in one xdist process (`make test`: --dist loadgroup): one Ray cluster at a time on the machine, started once per module
-pytestmark = pytest.mark.xdist_group("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+# in one xdist process (`make test`: --dist loadgroup), with tests/test_executor_contract.py: one Ray cluster at a
+# time on the machine, started once for both (``local_ray``, tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("ray")  # tests/conftest.py: RAY_GROUP
 
 
 @pytest.fixture
