@@ -80,7 +80,7 @@ def test_a_key_in_a_link_never_makes_its_reader_the_sender(tmp_path, browser):
             assert "session=" not in two.url
             if "session=" in url:
                 assert two.get_by_text("This link carried someone's session key").count() > 0
-            pick_run(two, server.url, run["id"], fresh=False)  # the session that opened the link, if on Runs
+            pick_run(two, server.url, run["id"])  # the session that opened the link (to Runs by its sidebar)
             assert " · you · " not in picked(two) and buttons(two) == {"stop": False, "delete": False}
             click_disabled(two, "runs_delete")
             assert two.locator(".st-key-runs_delete_yes").count() == 0
