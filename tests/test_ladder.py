@@ -99,6 +99,7 @@ def test_a_claim_that_appears_with_training():
     assert lad["rungs"][0]["converged"] == 0
     assert lad["gap_names"] == {"residual": "dense minus residual at equal parameters (test accuracy, paired by seed, "
                                             "averaged over the compared sizes)"}
+    assert lad["gap_labels"] == {"residual": "dense − residual"}
     text = lad["statement"]
     assert text == ladder_text(lad)
     assert text.startswith("Budget ladder of the dense claim, 3 budgets (50, 150, 450 steps per run), each judged "
@@ -142,6 +143,7 @@ def test_the_residual_claim_s_ladder_names_its_two_gaps():
     lad = ladder([{"steps": 60, "verdict": judge("residual", rows)}])
     assert lad["gap_names"] == {"plain": "plain-56 minus plain-20 (test accuracy, paired by seed)",
                                 "residual": "residual-56 minus residual-20 (test accuracy, paired by seed)"}
+    assert lad["gap_labels"] == {"plain": "plain-56 − plain-20", "residual": "residual-56 − residual-20"}
     gaps = lad["rungs"][0]["gaps"]
     assert gaps["plain"]["difference"] == pytest.approx(-0.05) and gaps["residual"]["difference"] == pytest.approx(0.02)
     assert gaps["plain"]["upper"] < 0 < gaps["residual"]["lower"]

@@ -134,6 +134,8 @@ DECIDED = ("holds", "does not hold", "above", "below")  # a gap's own outcome: i
 
 def _decided_symbol(outcome: str | None) -> str:
     return "circle" if outcome in DECIDED else "circle-open"
+
+
 LADDER_COLOURS = (BLUE, ORANGE, "#2a9d5c", GREY, "#7a4fd0")
 
 
@@ -145,8 +147,7 @@ def budget_ladder(lad: dict, height: int = 420) -> go.Figure:
     fig = go.Figure()
     rows = lad["rungs"]
     steps = [r["steps"] for r in rows]
-    for i, name in enumerate(lad.get("gap_names", {})):
-        label = f"{name}-56 − {name}-20" if lad.get("kind") == "depth" else f"{lad.get('subject')} − {name}"
+    for i, (name, label) in enumerate(lad.get("gap_labels", {}).items()):
         colour = LADDER_COLOURS[i % len(LADDER_COLOURS)]
         points = [(r, r["gaps"].get(name) or {}) for r in rows]
         points = [(r, g) for r, g in points if g.get("difference") is not None]

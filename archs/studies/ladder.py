@@ -144,7 +144,8 @@ def _gap(test: Mapping[str, Any]) -> dict:
 
 def ladder(rungs: Iterable[Mapping[str, Any]]) -> dict:
     """A claim's rungs (``{"study_id", "steps", "verdict"}``, a verdict as :func:`judge` stores it) laid out by
-    budget: ``claim``, ``question``, ``subject``, ``kind``, ``gap_names`` (what each gap is) and ``rungs``, each
+    budget: ``claim``, ``question``, ``subject``, ``kind``, ``gap_labels`` and ``gap_names`` (each gap's
+    short label and what it is) and ``rungs``, each
     with ``steps``, ``epochs``, ``images``, ``seeds``, ``runs``, ``failed``, ``verdict``, ``against``,
     ``gaps`` (per baseline, or per family for the residual claim: the primary test's mean difference and its
     interval, in accuracy units), ``converged`` and ``ended`` (runs with an accuracy) and ``study_id``; and
@@ -165,12 +166,15 @@ def ladder(rungs: Iterable[Mapping[str, Any]]) -> dict:
         return {"claim": None, "rungs": [], "statement": "No completed claim study yet: nothing to lay out."}
     subject = first.get("subject")
     unit = "parameters" if first.get("objective_x") == "params" else "mult-adds"
-    names = ({name: f"{name}-56 minus {name}-20 (test accuracy, paired by seed)" for name in ("plain", "residual")}
-             if first.get("kind") == "depth" else
-             {name: f"{subject} minus {name} at equal {unit} (test accuracy, paired by seed, averaged over the "
-                    "compared sizes)" for name in (first.get("primary") or {})})
+    depth = first.get("kind") == "depth"
+    gaps = ("plain", "residual") if depth else tuple(first.get("primary") or {})
+    # each gap's short label (a chart's legend) and what it is in words (the statement, a hover)
+    labels = {name: f"{name}-56 − {name}-20" if depth else f"{subject} − {name}" for name in gaps}
+    names = {name: f"{name}-56 minus {name}-20 (test accuracy, paired by seed)" if depth else
+             f"{subject} minus {name} at equal {unit} (test accuracy, paired by seed, averaged over the compared "
+             "sizes)" for name in gaps}
     out = {"claim": first.get("claim"), "question": first.get("question"), "subject": subject,
-           "kind": first.get("kind"), "gap_names": names, "rungs": rows}
+           "kind": first.get("kind"), "gap_labels": labels, "gap_names": names, "rungs": rows}
     out["statement"] = ladder_text(out)
     return out
 
