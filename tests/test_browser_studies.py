@@ -7,12 +7,46 @@ import re
 import time
 
 import pytest
-from test_browser import CHROMIUM, EXCEPTION, SHOTS, settle  # (skips without chromium)
+from test_browser import CHROMIUM, EXCEPTION, SHOTS, settle, sync_api  # (skips without chromium)
 from test_serve import Server
 
 from archs.training import RunStore
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (CI: apt-get install -y chromium)")
+
+
+def steady_centre(page, locator, timeout: float = 30.0) -> tuple[float, float]:
+    """The centre of ``locator`` once two readings 250 ms apart agree (a chart redrawn after a rerun or a resize
+    moves its points)."""
+    deadline = time.monotonic() + timeout
+    before = None
+    while True:
+        box = locator.bounding_box()
+        if box is not None and box == before:
+            return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        assert time.monotonic() < deadline, f"{locator} did not keep still: {before} then {box}"
+        before = box
+        page.wait_for_timeout(250)
+
+
+def select_first_point(page, chart, tries: int = 3) -> None:
+    """Click the chart's first point as a person does: hover until plotly shows its label (plotly's click selects
+    what its hover found), click, and read plotly's own selection. A click that selected nothing (a redraw took
+    it, on a busy machine) is clicked again; a selected point is never clicked twice (that would unselect it)."""
+    selected = "el => el.data.some(t => Array.isArray(t.selectedpoints) && t.selectedpoints.length > 0)"
+    for _ in range(tries):
+        x, y = steady_centre(page, chart.locator(".scatterlayer .point").first)  # under plotly's drag layer
+        page.mouse.move(x, y, steps=4)
+        chart.locator(".hoverlayer .hovertext").first.wait_for(timeout=30_000)
+        if chart.evaluate(selected):
+            return
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_function(f"el => ({selected})(el)", arg=chart.element_handle(), timeout=10_000)
+            return
+        except sync_api.TimeoutError:
+            page.mouse.move(0, 0)  # away, so that the next hover is new
+    raise AssertionError(f"{tries} clicks on the chart's first point selected nothing")
 
 
 def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_path, browser):
@@ -50,7 +84,7 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
             assert time.monotonic() < deadline, "the sweep did not finish"
             time.sleep(1)
         assert store.studies.get(study["id"])["status"] == "completed"
-        page.get_by_text("2 of 2 trials ended").first.wait_for(timeout=60_000)
+        page.get_by_text("completed · 2 of 2 trials ended").first.wait_for(timeout=60_000)  # the page has seen it end
         chart = page.locator(".js-plotly-plot").first
         chart.wait_for(timeout=60_000)
         page.locator(".st-key-studies_x").get_by_text("Mult-adds", exact=True).click()  # a segmented control
@@ -58,11 +92,15 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
         page.wait_for_url(re.compile("sx=mult_adds"), timeout=30_000)
         assert page.locator(EXCEPTION).count() == 0
         page.screenshot(path=SHOTS / "studies-sweep.png", full_page=True)
-        box = chart.locator(".scatterlayer .point").first.bounding_box()  # under plotly's drag layer:
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # hover, then click it
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # (selects: opens its net)
-        page.get_by_role("button", name="Open on the Build page").wait_for(timeout=60_000)
-        page.get_by_role("button", name="Open on the Build page").click()
+        select_first_point(page, chart)  # the selection opens its network
+        opener = page.get_by_role("button", name="Open on the Build page")
+        try:
+            opener.wait_for(timeout=60_000)
+        except sync_api.TimeoutError as error:
+            page.screenshot(path=SHOTS / "studies-selection-lost.png", full_page=True)
+            raise AssertionError("plotly selected the point, the page offered nothing to open: "
+                                 + chart.evaluate("el => JSON.stringify(el.data.map(t => t.selectedpoints))")) from error
+        opener.click()
         settle(page, timeout=120_000)
         page.get_by_role("heading", name="Build").first.wait_for(timeout=60_000)
         first = store.studies.trials(study["id"])[0]  # the first point drawn: branch1x1 = 4
