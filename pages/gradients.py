@@ -37,9 +37,10 @@ seed = int(controls[1].number_input("Seed", min_value=0, max_value=2**31 - 1, st
 settings.declare("grad_norm", "gnorm", lambda current: current.norm == "batch", settings.flag)
 use_norm = controls[2].toggle("BatchNorm", key="grad_norm",
                               help="Off: the same network with no normalisation anywhere.")
-settings.declare("grad_size", "gsize", lambda current: current.input_size, settings.int_in(8, 1024))
 size_options = sorted({16, 32, 64, 96, 128, 224, spec.input_size})
-if st.session_state["grad_size"] not in size_options:
+# a link's size the slider does not offer is ignored with a warning that names it, not swapped in silence
+settings.declare("grad_size", "gsize", lambda current: current.input_size, settings.one_of(size_options, int))
+if st.session_state["grad_size"] not in size_options:  # this session's size, from a network opened before
     st.session_state["grad_size"] = spec.input_size
 size = controls[3].select_slider("Input size", size_options, key="grad_size",
                                  help="The network's own input size by default; smaller is faster.")

@@ -147,6 +147,16 @@ def test_gradients_settings_go_into_the_link_and_come_back():
     assert "gseed" not in other.query_params
 
 
+def test_a_linked_input_size_the_slider_does_not_offer_is_ignored_with_a_warning_that_names_it():
+    at = open_app(preset="seed004-resnet", gsize="1024", gseed="5")
+    run(at.switch_page("pages/gradients.py"))
+    assert PRESETS["seed004-resnet"].input_size == 32
+    assert "Ignored from the link: gsize=1024 (expected one of 16, 32, 64, 96, 128, 224)." in texts(at.warning)
+    assert at.select_slider(key="grad_size").value == 32                       # the network's own size
+    assert at.number_input(key="grad_seed").value == 5                         # the rest of the link holds
+    assert "gsize" not in at.query_params and at.query_params["gseed"] == "5"
+
+
 def test_the_twin_switch_the_tab_and_the_batch_are_in_the_link():
     at = open_app(preset="resnet18")
     run(at.toggle(key="no_skips").set_value(True))
