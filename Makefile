@@ -74,9 +74,9 @@ serve: install
 # `alone` (pytest.ini: they time how long a bystander waits, which another process's load would distort), from the
 # files that mark any (collecting the whole suite to select them took 7 s). Both
 # parts print their slowest 15; the command fails if either does. TEST_WORKERS=0 runs the first part in this
-# process too. Measured on 2 cores (CI on a fresh clone, cached venv; AMD EPYC, AVX2): 12.9-13.7 min in all on
-# 2026-12-06 (three runs: 11.2-12.0 min, then 1.5-1.6 min alone), 16.3-19.0 min on the same kind of machine the day
-# before; plus about 2 min where the venv is not cached yet. 31 min in one process.
+# process too. Measured on 2 cores (CI on a fresh clone, cached venv; AMD EPYC, AVX2): 12.4-13.7 min in all on
+# 2026-12-06 (six runs: 10.7-12.0 min, then 1.5-1.6 min alone), 16.3-19.0 min on the same kind of machine the
+# day before; plus about 2 min where the venv is not cached yet. 31 min in one process.
 TEST_WORKERS ?= 2
 test: install-test browser lint
 	@rc=0; \
