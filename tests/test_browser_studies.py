@@ -42,7 +42,7 @@ def select_first_point(page, chart, tries: int = 3) -> None:
             return
         page.mouse.click(x, y)
         try:
-            page.wait_for_function(f"el => ({selected})(el)", arg=chart.element_handle(), timeout=10_000)
+            page.wait_for_function(selected, arg=chart.element_handle(), timeout=10_000)
             return
         except sync_api.TimeoutError:
             page.mouse.move(0, 0)  # away, so that the next hover is new
@@ -98,8 +98,8 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
             opener.wait_for(timeout=60_000)
         except sync_api.TimeoutError as error:
             page.screenshot(path=SHOTS / "studies-selection-lost.png", full_page=True)
-            raise AssertionError("plotly selected the point, the page offered nothing to open: "
-                                 + chart.evaluate("el => JSON.stringify(el.data.map(t => t.selectedpoints))")) from error
+            points = chart.evaluate("el => JSON.stringify(el.data.map(t => t.selectedpoints))")
+            raise AssertionError(f"plotly selected the point, the page offered nothing to open: {points}") from error
         opener.click()
         settle(page, timeout=120_000)
         page.get_by_role("heading", name="Build").first.wait_for(timeout=60_000)

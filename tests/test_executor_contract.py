@@ -1,5 +1,6 @@
 """One contract, every registered executor: local worker processes, Ray tasks (a local Ray instance, started once
-for this module and tests/test_ray.py) and the tests' own thread executor (tests/executor_for_tests.py, the example of a new backend).
+for this module and tests/test_ray.py) and the tests' own thread executor (tests/executor_for_tests.py, the
+example of a new backend).
 
 Each executor is built as the registry builds it (``cls(store, limits)``) and must: run a tiny request to the end
 with its records, weights and a log; stop a slow run within a second or so; keep a second run queued while the

@@ -144,12 +144,11 @@ def _gap(test: Mapping[str, Any]) -> dict:
 
 def ladder(rungs: Iterable[Mapping[str, Any]]) -> dict:
     """A claim's rungs (``{"study_id", "steps", "verdict"}``, a verdict as :func:`judge` stores it) laid out by
-    budget: ``claim``, ``question``, ``subject``, ``kind``, ``gap_labels`` and ``gap_names`` (each gap's
-    short label and what it is) and ``rungs``, each
-    with ``steps``, ``epochs``, ``images``, ``seeds``, ``runs``, ``failed``, ``verdict``, ``against``,
-    ``gaps`` (per baseline, or per family for the residual claim: the primary test's mean difference and its
-    interval, in accuracy units), ``converged`` and ``ended`` (runs with an accuracy) and ``study_id``; and
-    ``statement`` (:func:`ladder_text`)."""
+    budget: ``claim``, ``question``, ``subject``, ``kind``, ``gap_labels`` and ``gap_names`` (each gap's short
+    label and what it is in words) and ``rungs``, each with ``steps``, ``epochs``, ``images``, ``seeds``, ``runs``,
+    ``failed``, ``verdict``, ``against``, ``gaps`` (per baseline, or per family for the residual claim: the primary
+    test's mean difference and its interval, in accuracy units), ``converged`` and ``ended`` (runs with an
+    accuracy) and ``study_id``; and ``statement`` (:func:`ladder_text`)."""
     rows, first = [], None
     for rung in sorted(rungs, key=lambda r: r["steps"]):
         v = rung["verdict"]
