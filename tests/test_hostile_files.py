@@ -6,6 +6,7 @@ download; logs are 0600; the run's folder is made by the server's processes, not
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import time
@@ -59,6 +60,37 @@ def test_a_linked_weights_file_is_neither_offered_nor_read(tmp_path, secrets_fil
     assert not run.has_weights()
     with pytest.raises(RunError):
         run.weights_bytes()
+
+
+class Planted:
+    """A pickle that runs a command when unpickled: what an attacker who can write a run's folder plants."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_weights_file_that_would_run_code_or_is_damaged_is_refused_with_a_message(tmp_path):
+    import pickle
+
+    import torch
+
+    store = RunStore(tmp_path / "runs")
+    run = store.create(request())
+    make_run_folder(run.path)
+    marker = tmp_path / "ran"
+    damaged = io.BytesIO()
+    torch.save({"w": torch.ones(3)}, damaged)
+    for planted, says in ((pickle.dumps({"stem.0.weight": Planted(marker)}, protocol=2), "holds more than tensors"),
+                          (b"", "is damaged (EOFError)"), (damaged.getvalue()[:100], "is damaged (RuntimeError)")):
+        (run.path / "weights.pt").write_bytes(planted)
+        with pytest.raises(RunError) as caught:
+            weights_of(run)
+        assert str(caught.value).startswith(f"run {run.id}: its weights file {says}")
+        assert "weights_only" not in str(caught.value)  # torch's advice to turn the check off is not passed on
+    assert not marker.exists()
 
 
 def test_a_linked_run_folder_is_neither_read_nor_written(tmp_path, secrets_file):

@@ -40,10 +40,19 @@ def spec_of(run: Run) -> NetSpec:
 
 def weights_of(run: Run) -> dict:
     """The run's saved weights (a state dict on the CPU), loaded with ``weights_only``: RunError when there are
-    none or they cannot be read safely (:meth:`Run.weights_bytes`)."""
+    none, they cannot be read safely (:meth:`Run.weights_bytes`), they hold more than tensors (a pickle of other
+    objects, which could run code when loaded), or the file is damaged."""
+    import pickle
+
     import torch  # heavy
 
-    return torch.load(io.BytesIO(run.weights_bytes()), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(run.weights_bytes()), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's own message advises weights_only=False: never shown to a user
+        raise RunError(f"run {run.id}: its weights file holds more than tensors and was not loaded (loading it "
+                       "could run code)") from None
+    except (EOFError, RuntimeError) as error:  # empty, truncated: not a zip archive torch can read
+        raise RunError(f"run {run.id}: its weights file is damaged ({type(error).__name__})") from None
 
 
 def model_of(run: Run) -> torch.nn.Module:
