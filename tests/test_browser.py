@@ -312,7 +312,12 @@ def test_activation_health_at_init_and_for_a_stored_run(server, page, stored_run
     section.screenshot(path=SHOTS / "gradients-activation-health.png")
     page.goto(f"{server}/gradients?preset=seed002-inception&gbatch=8&hrun={stored_run}")
     settle(page, timeout=120_000)
-    section.get_by_role("button", name="Measure").click()  # a link's hrun= asks before it measures
+    # the section is drawn once the page's own measurement of this network (a quick job in a worker) has ended:
+    # more than the 30 s of a bare click in one CI run of 9 (a fork server importing torch beside the suite)
+    ask = section.get_by_role("button", name="Measure")
+    ask.wait_for(timeout=120_000)
+    settle(page, timeout=120_000)
+    ask.click()  # a link's hrun= asks before it measures
     settle(page, timeout=120_000)
     section.get_by_text("trained").first.wait_for(timeout=60_000)
     section.locator(".js-plotly-plot").wait_for(timeout=60_000)
