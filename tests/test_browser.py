@@ -40,6 +40,9 @@ def launch(playwright):
 # Streamlit marks its elements with data-testid attributes
 EXCEPTION = '[data-testid="stException"]'
 METRIC_VALUE = '[data-testid="stMetricValue"]'
+# ms a test waits for what a page's rerun brings (a changed number, the address, a progress bar): the Build page
+# took 35-48 s to rerun on a loaded 2-core machine, and the address changes only when the rerun ends (dashboard.py)
+RERUN = 120_000
 
 
 def free_port() -> int:
@@ -151,7 +154,7 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
     thumb.focus()
     thumb.press("ArrowRight")
     page.wait_for_function(
-        f"() => document.querySelector('{METRIC_VALUE}').innerText !== {before!r}", timeout=30_000)
+        f"() => document.querySelector('{METRIC_VALUE}').innerText !== {before!r}", timeout=RERUN)
     settle(page)
     no_exception(page)
     after = metric_values(page)[0]
@@ -173,7 +176,7 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
         settle(page, timeout=120_000)
         page.get_by_text(shows).first.wait_for(timeout=60_000)
         no_exception(page)
-        page.wait_for_url(lambda url: f"/{name}?" in url and "spec=" in url, timeout=30_000)  # noqa: B023 (waited here)
+        page.wait_for_url(lambda url: f"/{name}?" in url and "spec=" in url, timeout=RERUN)  # noqa: B023 (waited here)
         page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
     # the copied address rebuilds the same network in a fresh browser session
@@ -219,7 +222,7 @@ def test_gradient_sweep_shows_progress_then_a_chart(server, page):
     page.get_by_text("standard normal images").first.wait_for(timeout=120_000)
     settle(page, timeout=120_000)
     page.get_by_role("button", name="Run the sweep").click()
-    page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
+    page.wait_for_selector('[data-testid="stProgress"]', timeout=RERUN)
     settle(page, timeout=180_000)
     # eight measurements, each in a worker of its own now (issue 18): a minute or more on a busy 2-core machine
     page.get_by_text("depth 44: residual").wait_for(timeout=240_000)
@@ -277,7 +280,7 @@ def test_receptive_field_layers_measured_cost_and_export(server, page, tmp_path)
     page.goto(f"{server}/?preset=resnet18&tab=Measured+cost&batch=1")
     settle(page)
     page.get_by_role("button", name="Measure").click()
-    page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
+    page.wait_for_selector('[data-testid="stProgress"]', timeout=RERUN)
     settle(page, timeout=300_000)
     page.get_by_text("Peak memory").wait_for(timeout=60_000)
     no_exception(page)
@@ -340,7 +343,7 @@ def test_compare_overlays_a_runs_curves_and_links_keep_the_choice(server, page, 
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Network B").click()
     page.get_by_role("option", name="This network without skips").click()
     settle(page)
-    page.wait_for_function("() => location.search.includes('b=twin')", timeout=30_000)
+    page.wait_for_function("() => location.search.includes('b=twin')", timeout=RERUN)
     other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
     other.goto(page.evaluate("location.href"))
     settle(other)

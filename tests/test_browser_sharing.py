@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from test_browser import CHROMIUM, EXCEPTION, SHOTS, settle  # (skips without chromium)
+from test_browser import CHROMIUM, EXCEPTION, RERUN, SHOTS, settle, sync_api  # (skips without chromium)
 from test_serve import Server
 
 from archs.training import RunStore
@@ -66,8 +66,11 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
             thumb = stage.get_by_role("slider").first  # Blocks: 3 -> 2, a network of this user's own
             thumb.focus()
             thumb.press("ArrowLeft")
+            sync_api.expect(thumb).to_have_value("2")  # the slider (an <input type="range">) took the key
+            # the address holds the new network once the Build page's rerun has ended: in stop 29's CI that was
+            # more than 30 s after the key (settle can return before a rerun has begun)
+            page.wait_for_url(re.compile("spec="), timeout=RERUN)
             settle(page, timeout=120_000)
-            page.wait_for_url(re.compile("spec="), timeout=30_000)
             page.get_by_role("link", name="Train").first.click()
             settle(page, timeout=120_000)
             set_number(page, "train.epochs", 1)

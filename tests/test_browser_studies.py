@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from test_browser import CHROMIUM, EXCEPTION, SHOTS, settle, sync_api  # (skips without chromium)
+from test_browser import CHROMIUM, EXCEPTION, RERUN, SHOTS, settle, sync_api  # (skips without chromium)
 from test_serve import Server
 
 from archs.training import RunStore
@@ -89,7 +89,7 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
         chart.wait_for(timeout=60_000)
         page.locator(".st-key-studies_x").get_by_text("Mult-adds", exact=True).click()  # a segmented control
         settle(page)
-        page.wait_for_url(re.compile("sx=mult_adds"), timeout=30_000)
+        page.wait_for_url(re.compile("sx=mult_adds"), timeout=RERUN)
         assert page.locator(EXCEPTION).count() == 0
         page.screenshot(path=SHOTS / "studies-sweep.png", full_page=True)
         select_first_point(page, chart)  # the selection opens its network
