@@ -77,7 +77,13 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
             set_number(page, "train.max_steps", STEPS)
             set_number(page, "train.batch_size", 16)
             for _ in range(2):
+                started = len(store.list_runs())
                 page.get_by_role("button", name="Start").click()
+                # the run is in the store once the page's rerun has got that far: a second click before then could
+                # land in the same rerun and start one run, not two
+                deadline = time.monotonic() + RERUN / 1000
+                while len(store.list_runs()) == started and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 settle(page, timeout=120_000)
                 assert page.locator('[data-testid="stAlert"]', has_text="No run started").count() == 0
                 watch()
