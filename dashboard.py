@@ -5,6 +5,8 @@ pages/ lays out what `archs` computes for it, and declares the settings the URL 
 widgets. To add a page, add one line to PAGES.
 """
 
+import contextlib
+
 import streamlit as st
 
 from ui import identity, settings
@@ -25,7 +27,8 @@ identity.remember()     # this browser's key (in its cookie, never the address; 
 page = st.navigation(PAGES)
 settings.show_notice()
 settings.write_url()    # now, so a slow page keeps the address; and again after Build has changed the network
-page.run()
+with contextlib.suppress(settings.PageEnded):   # a page that ended early: the address and sidebar still follow
+    page.run()
 settings.write_url()
 settings.sidebar_note()
 identity.login_controls()

@@ -68,7 +68,7 @@ for side, choice in choices.items():
     except (SpecError, SourceError) as error:
         st.error(f"Network {side.upper()} cannot be shown: {fmt.plain(error)}", icon=":material/error:")
 if len(chosen) < 2:
-    st.stop()
+    settings.end_page()
 (a, label_a, run_a), (b, label_b, run_b) = chosen["a"], chosen["b"]
 sa, sb = compute.summary(a), compute.summary(b)
 name_a, name_b = f"A: {label_a}", f"B: {label_b}"

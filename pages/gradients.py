@@ -50,7 +50,7 @@ try:
     measured.plan()
 except SpecError as error:
     st.error(f"This network does not work at {size}×{size}: {fmt.plain(error)}. Pick another input size.")
-    st.stop()
+    settings.end_page()
 
 twin = archs.plain_twin(measured)
 has_twin = twin != measured
@@ -62,7 +62,7 @@ ask = None if seconds <= AUTO_SECONDS else (
 found = jobs.measure(compute.inspect_job(measured, batch, seed), ask=ask, button="Measure anyway",
                      button_key="grad_measure", may_ask=jobs.may_start())
 if found is None:
-    st.stop()
+    settings.end_page()
 profile, initial_health = found["network"]
 curves = [(f"{measured.name} (with skips)" if has_twin else measured.name, profile)]
 plain = found["twin"][0] if has_twin and found["twin"] else None

@@ -50,7 +50,7 @@ try:
     total = store.count_runs(**query)
 except RunError as error:
     st.error(fmt.plain(error), icon=":material/error:")
-    st.stop()
+    settings.end_page()
 pages = max(1, -(-total // PAGE_SIZE))
 settings.sticky("runs_page", 1)
 if not 1 <= st.session_state["runs_page"] <= pages:
@@ -62,7 +62,7 @@ if not rows:
     st.info("No runs match these filters." if filtered else
             f"No runs in {fmt.code(store.root)} yet. Start one on the **Train** page.",
             icon=":material/model_training:")
-    st.stop()
+    settings.end_page()
 first = (page - 1) * PAGE_SIZE + 1
 st.caption(f"Runs {first:,}–{first + len(rows) - 1:,} of {total:,}, newest first.")
 

@@ -189,3 +189,19 @@ def test_a_bad_setting_in_a_link_is_ignored_with_a_notice(param, value, says):
     assert says in texts(at.warning, raw=param == "twin")            # and Build's notice is still shown
     assert param not in at.query_params                              # the default is shown, and kept out
     assert "with BatchNorm, batch 16, seed 0, input 32×32" in texts(at.caption)      # the page's defaults
+
+
+# ------------------------------------------------------------------------ a page that ends early
+@pytest.mark.parametrize("page, query, says", [
+    ("pages/runs.py", {"preset": "seed004-resnet"}, "No runs in"),                         # an empty run store
+    ("pages/gradients.py", {"preset": "resnet50", "gbatch": "64"}, "Measure anyway"),       # it asks first
+    ("pages/compare.py", {"preset": "seed004-resnet", "b": "run:0123456789ab"}, "Network B cannot be shown"),
+])
+def test_a_page_that_ends_early_keeps_the_sidebar_note_and_the_address(page, query, says, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_app(**query)
+    run(at.switch_page(page))
+    assert says in texts([*at.info, *at.error, *at.markdown]) + " ".join(b.label for b in at.button)
+    note = texts(at.sidebar.caption, raw=True)
+    assert f"Current network: **{PRESETS[query['preset']].name}**" in note and "[Link to share it](" in note
+    assert network_query(at) == query    # what the page declared is in the address after its early end too

@@ -66,7 +66,7 @@ def test_a_user_without_a_trusted_email_is_their_issuer_and_subject():
 
 
 def test_log_in_is_in_the_sidebar_even_where_a_page_stops_early(tmp_path, monkeypatch):
-    # the Runs page of an empty run store ends its script run (st.stop()) before dashboard.py's last lines
+    # the Runs page of an empty run store ends early (settings.end_page), before the page's last lines
     from ui.apptest import app_test
 
     monkeypatch.setenv("ARCHS_RUNS_DIR", str(tmp_path / "runs"))
@@ -342,7 +342,7 @@ def logged_in_as(page, name: str) -> bool:
 
 def log_in(page, server: str, user: dict, at: str = "/runs") -> None:
     """Press the sidebar's Log in on page ``at``, type the subject into the provider's form, come back
-    logged in. The Runs page of an empty run store stops early (``st.stop()``): Log in is there all the same.
+    logged in. The Runs page of an empty run store ends early (``settings.end_page``): Log in is there all the same.
     The first session of a fresh server must open "/": a page's own address runs that page file alone."""
 
     def attempt(first: bool):

@@ -208,9 +208,9 @@ def current() -> Identity:
 def remember() -> None:
     """On every run, before the page: drop a session key from the address (never adopted: see the module's
     docstring; the page says so); have the browser keep a key this session minted (its cookie); and, where
-    login is configured, draw the sidebar's Log in / Log out now, before the page runs: a page that ends its
-    run early (``st.stop()``: the Runs page of an empty run store, Compare and Gradients on some links) would
-    otherwise never reach ``login_controls()`` at the end of the script, and its sidebar would have neither."""
+    login is configured, draw the sidebar's Log in / Log out now, before the page runs, so that they are there
+    whatever the page does (a page's early end, ``settings.end_page``, is caught before ``login_controls()``;
+    ``st.stop()``, as in this module, is not)."""
     identity = current()
     linked = st.query_params.get(PARAM)
     if linked is not None:

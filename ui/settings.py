@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -201,6 +201,17 @@ def declare(key: str, param: str, default: Any, parse: Callable[[str], Any]) -> 
             st.session_state[draft.NOTICE] = " ".join(filter(None, [st.session_state.get(draft.NOTICE), note]))
     sticky(key, setting.default_for(draft.spec()))
     return st.session_state[key]
+
+
+# ------------------------------------------------------------------------------------------ a page's early end
+class PageEnded(Exception):
+    """Raised by :func:`end_page`; dashboard.py catches it around ``page.run()``."""
+
+
+def end_page() -> NoReturn:
+    """End this page's content here, as ``st.stop()`` would, but not the app's run: ``st.stop()`` would also skip
+    what dashboard.py does after the page (the address bar's update, the sidebar's current network and its link)."""
+    raise PageEnded
 
 
 # ------------------------------------------------------------------------------------------ the address bar
