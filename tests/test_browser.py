@@ -40,8 +40,9 @@ def launch(playwright):
 # Streamlit marks its elements with data-testid attributes
 EXCEPTION = '[data-testid="stException"]'
 METRIC_VALUE = '[data-testid="stMetricValue"]'
-# ms a test waits for what a page's rerun brings (a changed number, the address, a progress bar): the Build page
-# took 35-48 s to rerun on a loaded 2-core machine, and the address changes only when the rerun ends (dashboard.py)
+# ms a test waits for what a page's run brings (its content, a changed number, the address, a progress bar): the
+# Build page took 35-48 s to rerun on a loaded 2-core machine, the address changes only when the run ends
+# (dashboard.py), and `settle` cannot see a run in its first 500 ms (Streamlit draws its status widget only then)
 RERUN = 120_000
 
 
@@ -143,7 +144,7 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
     settle(page)
     ENTERED.add(server)                                         # the entry page has run: see entry_first
     page.get_by_text("11,689,512").first.wait_for()
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=RERUN)
     no_exception(page)
     page.screenshot(path=SHOTS / "build-resnet18.png", full_page=True)
 
@@ -174,7 +175,7 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
     for name, title, shows in (("gradients", "Gradients", "Measure anyway"), ("compare", "Compare", "Network B")):
         page.get_by_role("link", name=title).first.click()
         settle(page, timeout=120_000)
-        page.get_by_text(shows).first.wait_for(timeout=60_000)
+        page.get_by_text(shows).first.wait_for(timeout=RERUN)
         no_exception(page)
         page.wait_for_url(lambda url: f"/{name}?" in url and "spec=" in url, timeout=RERUN)  # noqa: B023 (waited here)
         page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
@@ -184,7 +185,7 @@ def test_every_page_renders_and_a_slider_moves_the_numbers(server, page):
     other.goto(shared)
     settle(other)
     other.wait_for_function(
-        f"() => document.querySelector('{METRIC_VALUE}')?.innerText === {after!r}", timeout=60_000)
+        f"() => document.querySelector('{METRIC_VALUE}')?.innerText === {after!r}", timeout=RERUN)
     no_exception(other)
     other.context.close()
 
@@ -234,7 +235,7 @@ def test_a_broken_link_shows_a_warning_not_a_traceback(server, page):
     page.goto(f"{server}/?spec=not-a-network&x=1")
     settle(page)
     page.get_by_text("could not be read").wait_for()
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)          # the default network is fully drawn
+    page.wait_for_selector(".js-plotly-plot", timeout=RERUN)          # the default network is fully drawn
     no_exception(page)
     assert "preset=cifar-resnet20" in page.url
     page.screenshot(path=SHOTS / "broken-link.png", full_page=True)
@@ -267,8 +268,8 @@ def open_tab(page, name: str) -> None:
 def test_receptive_field_layers_measured_cost_and_export(server, page, tmp_path):
     page.goto(f"{server}/?preset=resnet18&tab=Receptive+field")
     settle(page)
-    page.get_by_text("one unit sees at least the whole 224×224 input").wait_for(timeout=60_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.get_by_text("one unit sees at least the whole 224×224 input").wait_for(timeout=RERUN)
+    page.wait_for_selector(".js-plotly-plot", timeout=RERUN)
     no_exception(page)
     page.locator(TABS).first.screenshot(path=SHOTS / "build-receptive-field.png")
 
@@ -282,14 +283,14 @@ def test_receptive_field_layers_measured_cost_and_export(server, page, tmp_path)
     page.get_by_role("button", name="Measure").click()
     page.wait_for_selector('[data-testid="stProgress"]', timeout=RERUN)
     settle(page, timeout=300_000)
-    page.get_by_text("Peak memory").wait_for(timeout=60_000)
+    page.get_by_text("Peak memory").wait_for(timeout=RERUN)
     no_exception(page)
     page.locator(TABS).first.screenshot(path=SHOTS / "build-measured-cost.png")
     # a new session with the same link finds the measurement kept: no question, the numbers at once
     other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
     other.goto(page.url)
     settle(other)
-    other.get_by_text("Peak memory").wait_for(timeout=60_000)
+    other.get_by_text("Peak memory").wait_for(timeout=RERUN)
     assert other.get_by_role("button", name="Measure").count() == 0
     other.context.close()
 
@@ -309,8 +310,8 @@ def test_activation_health_at_init_and_for_a_stored_run(server, page, stored_run
     page.goto(f"{server}/gradients?preset=cifar-resnet20&gbatch=8")
     settle(page, timeout=120_000)
     section = page.locator(".st-key-health_section")
-    section.get_by_text("ReLU channels dead").first.wait_for(timeout=60_000)
-    section.locator(".js-plotly-plot").wait_for(timeout=60_000)
+    section.get_by_text("ReLU channels dead").first.wait_for(timeout=RERUN)
+    section.locator(".js-plotly-plot").wait_for(timeout=RERUN)
     no_exception(page)
     section.screenshot(path=SHOTS / "gradients-activation-health.png")
     page.goto(f"{server}/gradients?preset=seed002-inception&gbatch=8&hrun={stored_run}")
@@ -322,8 +323,8 @@ def test_activation_health_at_init_and_for_a_stored_run(server, page, stored_run
     settle(page, timeout=120_000)
     ask.click()  # a link's hrun= asks before it measures
     settle(page, timeout=120_000)
-    section.get_by_text("trained").first.wait_for(timeout=60_000)
-    section.locator(".js-plotly-plot").wait_for(timeout=60_000)
+    section.get_by_text("trained").first.wait_for(timeout=RERUN)
+    section.locator(".js-plotly-plot").wait_for(timeout=RERUN)
     no_exception(page)
     section.screenshot(path=SHOTS / "gradients-activation-health-run.png")
 
@@ -332,9 +333,9 @@ def test_compare_overlays_a_runs_curves_and_links_keep_the_choice(server, page, 
     entry_first(page, server)
     page.goto(f"{server}/compare?preset=seed002-inception&b=run:{stored_run}")
     settle(page, timeout=120_000)
-    page.locator(".st-key-curves_section").get_by_text("Training curves").wait_for(timeout=60_000)
-    page.locator(".st-key-curves_section .js-plotly-plot").wait_for(timeout=60_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
+    page.locator(".st-key-curves_section").get_by_text("Training curves").wait_for(timeout=RERUN)
+    page.locator(".st-key-curves_section .js-plotly-plot").wait_for(timeout=RERUN)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=RERUN)
     no_exception(page)
     page.screenshot(path=SHOTS / "compare-run.png", full_page=True)
     page.locator(".st-key-curves_section").screenshot(path=SHOTS / "compare-run-curves.png")
@@ -347,7 +348,7 @@ def test_compare_overlays_a_runs_curves_and_links_keep_the_choice(server, page, 
     other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
     other.goto(page.evaluate("location.href"))
     settle(other)
-    other.get_by_text("B: seed002-inception without skips").wait_for(timeout=60_000)
+    other.get_by_text("B: seed002-inception without skips").wait_for(timeout=RERUN)
     no_exception(other)
     other.context.close()
 
@@ -363,12 +364,12 @@ def test_a_gradients_setting_changed_in_the_page_is_in_the_link(server, page):
     settle(page)
     # the address changes in place (history.replaceState), not by navigating
     page.wait_for_function("() => location.search.includes('gseed=7') && location.search.includes('gbatch=4')",
-                           timeout=60_000)
+                           timeout=RERUN)
     link = page.evaluate("location.href")
     other = page.context.browser.new_context(viewport={"width": 1440, "height": 1800}).new_page()
     other.goto(link)
     settle(other, timeout=120_000)
-    other.get_by_text("batch 4, seed 7").first.wait_for(timeout=60_000)
+    other.get_by_text("batch 4, seed 7").first.wait_for(timeout=RERUN)
     seed_box = other.get_by_label("Seed", exact=True).and_(other.get_by_test_id("stNumberInputField"))
     # the caption can be drawn a frame before the box takes the session's value (seen: "0" for <0.5 s); in about
     # one run in three the box kept the 0 of a first, interrupted script run while the app (and caption) had 7: a
@@ -380,6 +381,6 @@ def test_a_gradients_setting_changed_in_the_page_is_in_the_link(server, page):
         settle(other, timeout=120_000)
         # under load (two test processes on 2 cores) the reloaded page had not drawn the box 10 s on: wait for the
         # page to have rerun, as above, then for the box
-        other.get_by_text("batch 4, seed 7").first.wait_for(timeout=60_000)
+        other.get_by_text("batch 4, seed 7").first.wait_for(timeout=RERUN)
         sync_api.expect(seed_box).to_have_value("7", timeout=30_000)
     other.context.close()

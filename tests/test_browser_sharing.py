@@ -107,8 +107,7 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
         for n, page in enumerate(pages):
             page.get_by_role("link", name="Runs").first.click()
             settle(page, timeout=120_000)
-            page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached",
-                                                                                      timeout=60_000)
+            page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=RERUN)
             assert page.locator(EXCEPTION).count() == 0
             mine = page.locator('td[role="gridcell"]', has_text=re.compile(r"^you$"))
             assert mine.count() == 2, mine.count()

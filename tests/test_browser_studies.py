@@ -78,15 +78,15 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
         settle(page, timeout=120_000)
         assert page.locator(EXCEPTION).count() == 0
         [study] = store.studies.list()
-        page.wait_for_url(re.compile(f"study={study['id']}"), timeout=60_000)
+        page.wait_for_url(re.compile(f"study={study['id']}"), timeout=RERUN)
         deadline = time.monotonic() + 300
         while store.studies.get(study["id"])["status"] == "running":
             assert time.monotonic() < deadline, "the sweep did not finish"
             time.sleep(1)
         assert store.studies.get(study["id"])["status"] == "completed"
-        page.get_by_text("completed · 2 of 2 trials ended").first.wait_for(timeout=60_000)  # the page has seen it end
+        page.get_by_text("completed · 2 of 2 trials ended").first.wait_for(timeout=RERUN)  # the page has seen it end
         chart = page.locator(".js-plotly-plot").first
-        chart.wait_for(timeout=60_000)
+        chart.wait_for(timeout=RERUN)
         page.locator(".st-key-studies_x").get_by_text("Mult-adds", exact=True).click()  # a segmented control
         settle(page)
         page.wait_for_url(re.compile("sx=mult_adds"), timeout=RERUN)
@@ -95,17 +95,17 @@ def test_a_sweep_started_on_the_studies_page_charts_and_opens_its_networks(tmp_p
         select_first_point(page, chart)  # the selection opens its network
         opener = page.get_by_role("button", name="Open on the Build page")
         try:
-            opener.wait_for(timeout=60_000)
+            opener.wait_for(timeout=RERUN)
         except sync_api.TimeoutError as error:
             page.screenshot(path=SHOTS / "studies-selection-lost.png", full_page=True)
             points = chart.evaluate("el => JSON.stringify(el.data.map(t => t.selectedpoints))")
             raise AssertionError(f"plotly selected the point, the page offered nothing to open: {points}") from error
         opener.click()
         settle(page, timeout=120_000)
-        page.get_by_role("heading", name="Build").first.wait_for(timeout=60_000)
+        page.get_by_role("heading", name="Build").first.wait_for(timeout=RERUN)
         first = store.studies.trials(study["id"])[0]  # the first point drawn: branch1x1 = 4
         assert first["params"]["stages[*].branch1x1"] == 4
-        page.get_by_text(f"{first['objectives']['params']:,}").first.wait_for(timeout=60_000)  # its parameters
+        page.get_by_text(f"{first['objectives']['params']:,}").first.wait_for(timeout=RERUN)  # its parameters
         assert page.locator(EXCEPTION).count() == 0
     finally:
         context.close()

@@ -118,7 +118,7 @@ STEPS = 30  # the run's steps (max_steps): the server is killed at step 5
 @pytest.mark.skipif(not (os.environ.get("CHROMIUM") or __import__("shutil").which("chromium")),
                     reason="no chromium on PATH (CI: apt-get install -y chromium)")
 def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path, browser):
-    from test_browser import settle
+    from test_browser import RERUN, settle
 
     runs_dir = tmp_path / "runs"
     store = RunStore(runs_dir)
@@ -152,12 +152,12 @@ def test_a_run_started_in_the_browser_outlives_a_killed_server(tmp_path, browser
         server = Server(runs_dir, tmp_path / "server.log")  # restarted
         page.goto(f"{server.url}/runs")
         settle(page, timeout=120_000)
-        page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=60_000)
-        page.get_by_text("· completed · you ·").first.wait_for(timeout=60_000)  # the "One run" picker
+        page.locator('td[role="gridcell"]', has_text="completed").first.wait_for(state="attached", timeout=RERUN)
+        page.get_by_text("· completed · you ·").first.wait_for(timeout=RERUN)  # the "One run" picker
         page.screenshot(path=SHOTS / "runs-after-server-restart.png", full_page=True)
         page.goto(f"{server.url}/train?preset=cifar-resnet20")
         settle(page, timeout=120_000)
-        page.get_by_text("completed at").first.wait_for(timeout=60_000)
+        page.get_by_text("completed at").first.wait_for(timeout=RERUN)
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         page.context.close()
