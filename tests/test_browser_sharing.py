@@ -10,6 +10,7 @@ import time
 
 import pytest
 from test_browser import CHROMIUM, EXCEPTION, RERUN, SHOTS, settle, sync_api  # (skips without chromium)
+from test_runs import wait_until
 from test_serve import Server
 
 from archs.training import RunStore
@@ -81,9 +82,8 @@ def test_four_browsers_share_one_server_without_touching_each_others_runs(tmp_pa
                 page.get_by_role("button", name="Start").click()
                 # the run is in the store once the page's rerun has got that far: a second click before then could
                 # land in the same rerun and start one run, not two
-                deadline = time.monotonic() + RERUN / 1000
-                while len(store.list_runs()) == started and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                wait_until(lambda: len(store.list_runs()) > started, RERUN / 1000,  # noqa: B023 (waited here)
+                           what=f"run {started + 1} in the store")
                 settle(page, timeout=120_000)
                 assert page.locator('[data-testid="stAlert"]', has_text="No run started").count() == 0
                 watch()
